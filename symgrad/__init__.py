@@ -1,0 +1,66 @@
+"""symgrad: SymPy models -> fast, readable NumPy value-and-gradient code, chains explained.
+
+>>> import sympy as sp, symgrad
+>>> x, k = sp.symbols("x k")
+>>> model = symgrad.compile(symgrad.sum((k*x)**2), wrt=[k])
+>>> model.chain(k)
+'∂f/∂k'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sympy as sp
+
+__version__ = "0.1.0"
+
+from .errors import SymgradError
+from .functions import mean, relu, sigmoid, softplus, sum
+from .model import CompiledModel
+
+
+def compile(
+    model: Any,
+    wrt: Sequence[sp.Symbol | str] | sp.Symbol | str | None = None,
+    *,
+    name: str = "f",
+    output: sp.Symbol | str | None = None,
+) -> CompiledModel:
+    """Compile a SymPy expression, or named equations, to value-and-gradient NumPy code.
+
+    ``model`` is one expression (its output is called ``name``) or equations: a dict
+    ``{symbol: expr}``, a list of ``(symbol, expr)`` pairs or of ``sympy.Eq(symbol, expr)``, in
+    any order; the output is ``output`` or else the last equation's left side. ``wrt`` lists
+    the inputs to differentiate with respect to (default: every input).
+
+    >>> x, y, k, b = sp.symbols("x y k b")
+    >>> m = compile(mean((k*x + b - y)**2), wrt=[k, b])
+    >>> m.inputs, m.wrt
+    (('b', 'k', 'x', 'y'), ('k', 'b'))
+    """
+    from .backward import differentiate
+    from .codegen.emit import emit
+    from .codegen.load import load
+    from .frontend import build
+
+    graph = differentiate(build(model, name=name, output=output, wrt=wrt))
+    source = emit(graph)
+    users = {}
+    for n in graph.inputs:
+        users[n.symbol] = sp.Symbol(n.label)
+    return CompiledModel(graph, source, load(source), users)
+
+
+__all__ = [
+    "CompiledModel",
+    "SymgradError",
+    "__version__",
+    "compile",
+    "mean",
+    "relu",
+    "sigmoid",
+    "softplus",
+    "sum",
+]

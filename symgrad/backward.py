@@ -1,0 +1,138 @@
+"""Reverse-mode chain rule: append adjoint nodes to the graph, in reverse topological order.
+
+The adjoint ``dv`` of a node ``v`` is d output / d v, summed over every path from the output
+down to ``v``. Each node's rule turns its adjoint into one cotangent per operand; a node's
+adjoint is the sum of the cotangents its users send it. Every node and every edge is visited
+once, so the cost grows with the size of the DAG, never with the size of the expanded tree.
+
+Broadcasting is handled here, once, on the edge: a cotangent may be larger than its node (a
+scalar parameter broadcast over the data) and is summed back with ``sum_to`` where the shapes
+are not known to agree: at parameters, before operations that are not elementwise, and where
+cotangents from several users meet.
+
+>>> import sympy as sp
+>>> from symgrad.frontend import build
+>>> from symgrad.functions import mean
+>>> k, x, y = sp.symbols("k x y")
+>>> print(differentiate(build(mean((k*x - y)**2), wrt=[k])))
+k: parameter
+x: input
+y: input
+t1 = k*x
+t2 = -y
+t3 = t1 + t2
+t4 = t3**2
+f = mean(t4)
+dt4 = 1/size(t4)
+dt3 = 2*dt4*t3
+dt1 = dt3
+dk = sum_to(dt1*x, k)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from .graph import ADJOINT, PARAMETER, TEMP, Graph, Node, Shape
+from .names import Namer
+from .ops import size, sum_to, zeros_like
+from .rules import is_elementwise, vjp
+
+
+def differentiate(graph: Graph) -> Graph:
+    """``graph`` with the adjoint nodes of the reverse sweep appended, and ``grads`` set."""
+    needed = _on_paths(graph)
+    namer = Namer({n.name for n in graph})
+    shape_of: dict[sp.Symbol, Shape | None] = {n.symbol: n.shape for n in graph}
+    adjoint: dict[sp.Symbol, sp.Expr] = {graph.output: sp.S.One}
+    cotangents: dict[sp.Symbol, list[sp.Expr]] = {s: [] for s in needed}
+    new_nodes: list[Node] = []
+
+    def add(of: Node, expr: sp.Expr) -> sp.Symbol:
+        symbol = sp.Symbol(namer.fresh("d" + of.name), real=True)
+        shape = _shape(expr, shape_of)
+        new_nodes.append(Node(symbol, expr, ADJOINT, "d" + of.label, of.equation, shape, of.symbol))
+        shape_of[symbol] = shape
+        return symbol
+
+    for node in reversed(graph.nodes):
+        if node.symbol not in needed:
+            continue
+        if node.symbol != graph.output:
+            parts = cotangents[node.symbol]
+            if not parts:
+                continue
+            exact = not is_elementwise(node.expr) if node.expr is not None else True
+            total = _accumulate(node, parts, shape_of, exact)
+            if node.role == TEMP and isinstance(total, sp.Symbol):
+                adjoint[node.symbol] = total  # a temporary that only passes its adjoint on
+            else:
+                adjoint[node.symbol] = add(node, total)
+        if node.expr is None:
+            continue
+        g = adjoint[node.symbol]
+        for arg, c in vjp(node.expr, g, node.symbol).items():
+            if arg in needed:
+                cotangents[arg].append(_simplify_sizes(c, graph))
+    grads = []
+    for p in graph.wrt:
+        if p not in adjoint:  # the output does not depend on p
+            adjoint[p] = add(graph[p], zeros_like(p))
+        grads.append((p, adjoint[p]))
+    return graph.with_nodes(graph.nodes + tuple(new_nodes), grads=tuple(grads))
+
+
+def _on_paths(graph: Graph) -> set[sp.Symbol]:
+    """The nodes on some path from a parameter up to the output."""
+    below = set(graph.wrt)  # depends on a parameter
+    for node in graph.nodes:
+        if any(a in below for a in node.args):
+            below.add(node.symbol)
+    above = {graph.output}  # the output depends on it
+    for node in reversed(graph.nodes):
+        if node.symbol in above:
+            above.update(node.args)
+    return below & above
+
+
+def _accumulate(node: Node, parts: list[sp.Expr], shape_of, exact: bool) -> sp.Expr:
+    """The sum of the cotangents sent to ``node``, each brought to its shape where needed."""
+    exact = exact or len(parts) > 1 or node.role == PARAMETER
+    v = node.symbol
+    fitted = [
+        c if not exact or _fits(_shape(c, shape_of), node.shape) else sum_to(c, v) for c in parts
+    ]
+    return sp.Add(*fitted)
+
+
+def _fits(shape: Shape | None, target: Shape | None) -> bool:
+    return shape is not None and target is not None and shape == target and None not in shape
+
+
+def _shape(expr: sp.Expr, shape_of) -> Shape | None:
+    """The static shape of ``expr`` if every symbol in it has one, else None."""
+    if isinstance(expr, (sum_to, zeros_like)):
+        return shape_of.get(expr.args[1] if isinstance(expr, sum_to) else expr.args[0])
+    expr = expr.xreplace({s: 1 for s in expr.atoms(size)})  # a size is a number
+    shapes = [shape_of.get(s) for s in expr.free_symbols]
+    if any(s is None for s in shapes):
+        return None
+    return tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+
+
+def _simplify_sizes(expr: sp.Expr, graph: Graph) -> sp.Expr:
+    """size(t) -> size(u) when t is elementwise in u alone, so t need not be kept for it."""
+    if not expr.has(size):
+        return expr
+
+    def smaller(e: size) -> size:
+        (x,) = e.args
+        while x in graph and graph[x].expr is not None and is_elementwise(graph[x].expr):
+            (u, *more) = graph[x].args or (None,)
+            if more or u is None:
+                break
+            x = u
+        return size(x)
+
+    return expr.replace(lambda e: isinstance(e, size), smaller)

@@ -1,0 +1,1 @@
+"""Code generation: graph -> NumPy source (``emit``), source -> functions (``load``)."""

@@ -1,0 +1,161 @@
+"""SymPy expression -> NumPy source text, one line at a time.
+
+A subclass of SymPy's ``NumPyPrinter`` that writes ``np.exp`` (not ``numpy.exp``), floats at
+full precision, comparisons as operators, Piecewise as nested ``np.where``, and symgrad's own
+functions in their numerically stable forms. How each function is computed is one entry in
+``CALLS`` (or, for a stable helper, in ``HELPERS``).
+
+>>> import sympy as sp
+>>> from symgrad.functions import sigmoid, softplus
+>>> x = sp.Symbol("x", real=True)
+>>> p = Printer()
+>>> p.doprint(softplus(-x) + sp.exp(x)/2)
+'np.exp(x)/2 + np.logaddexp(0, -x)'
+>>> p.doprint(sp.Piecewise((sp.log(x), x > 0), (0, True)))
+'np.where(x > 0, np.log(x), 0)'
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import precedence
+
+from ..errors import ModelError
+from ..functions import mean, relu, sigmoid, softplus, sum
+from ..ops import size, sum_to, zeros_like
+
+#: Function class -> a template for its NumPy code, with {0}, {1}, ... for its arguments.
+CALLS: dict[type, str] = {
+    sigmoid: "_sigmoid({0})",
+    softplus: "np.logaddexp(0, {0})",
+    relu: "np.maximum({0}, 0)",
+    sum: "np.sum({0})",
+    mean: "np.mean({0})",
+    size: "np.size({0})",
+    sum_to: "_sum_to({0}, {1})",
+    zeros_like: "np.zeros_like({0})",
+    sp.Abs: "np.abs({0})",
+    sp.sign: "np.sign({0})",
+    sp.exp: "np.exp({0})",
+    sp.log: "np.log({0})",
+    sp.sin: "np.sin({0})",
+    sp.cos: "np.cos({0})",
+    sp.tan: "np.tan({0})",
+    sp.sinh: "np.sinh({0})",
+    sp.cosh: "np.cosh({0})",
+    sp.tanh: "np.tanh({0})",
+    sp.asin: "np.arcsin({0})",
+    sp.acos: "np.arccos({0})",
+    sp.atan: "np.arctan({0})",
+}
+
+#: Helper functions the generated module defines when it uses them, keyed by name.
+HELPERS: dict[str, str] = {
+    "_sigmoid": '''\
+def _sigmoid(x):
+    """1/(1 + exp(-x)) without overflow: exp is only ever taken of -|x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1, e) / (1 + e)
+''',
+    "_sum_to": '''\
+def _sum_to(g, like):
+    """Sum the gradient g over the axes along which `like` was broadcast."""
+    shape = np.shape(like)
+    if np.shape(g) == shape:
+        return g
+    g = np.broadcast_to(g, np.broadcast_shapes(np.shape(g), shape))
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    )
+    return np.sum(g, axis=axes).reshape(shape)
+''',
+}
+
+
+class Printer(NumPyPrinter):
+    """Prints one expression as NumPy code with ``np`` as the module name."""
+
+    printmethod = "_symgrad_numpy"
+
+    def __init__(self, settings=None):
+        super().__init__({"fully_qualified_modules": False, **(settings or {})})
+        self.helpers: set[str] = set()  # names of HELPERS the printed code calls
+
+    def _module_format(self, fqn, register=True):
+        return "np." + fqn[len("numpy.") :] if fqn.startswith("numpy.") else fqn
+
+    def _print_Function(self, expr):
+        for cls in type(expr).__mro__:
+            if cls in CALLS:
+                template = CALLS[cls]
+                name = template.split("(", 1)[0]
+                if name in HELPERS:
+                    self.helpers.add(name)
+                return template.format(*(self._print(a) for a in expr.args))
+        raise ModelError(
+            f"cannot generate NumPy code for {type(expr).__name__} (in {sp.sstr(expr)}); "
+            "add it to CALLS in symgrad/codegen/printer.py"
+        )
+
+    _print_Abs = _print_sign = _print_Function
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    def _print_Rational(self, expr):
+        return f"{expr.p}/{expr.q}"
+
+    def _print_Half(self, expr):
+        return "1/2"
+
+    def _print_Pow(self, expr, rational=False):
+        base, exp = expr.args
+        if exp == sp.S.Half:
+            return f"np.sqrt({self._print(base)})"
+        if exp == -sp.S.Half:
+            return f"1/np.sqrt({self._print(base)})"
+        if exp == -1:
+            return "1/" + self.parenthesize(base, precedence(expr), strict=True)
+        if exp.is_Rational and not exp.is_Integer:
+            exp_text = f"({exp.p}/{exp.q})"
+        else:
+            exp_text = self.parenthesize(exp, precedence(expr), strict=True)
+        return f"{self.parenthesize(base, precedence(expr), strict=True)}**{exp_text}"
+
+    def _print_Max(self, expr):
+        return self._fold("np.maximum", expr.args)
+
+    def _print_Min(self, expr):
+        return self._fold("np.minimum", expr.args)
+
+    def _fold(self, name: str, args) -> str:
+        text = self._print(args[0])
+        for a in args[1:]:
+            text = f"{name}({text}, {self._print(a)})"
+        return text
+
+    def _print_Heaviside(self, expr):
+        h0 = expr.args[1] if len(expr.args) > 1 else sp.S.Half
+        return f"np.heaviside({self._print(expr.args[0])}, {self._print(h0)})"
+
+    def _print_Relational(self, expr):
+        ops = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+        return f"{self._print(expr.lhs)} {ops[expr.rel_op]} {self._print(expr.rhs)}"
+
+    def _print_Piecewise(self, expr):
+        """Nested ``np.where``: the caller evaluates it under ``np.errstate(all="ignore")``."""
+        *pairs, last = expr.args
+        text = self._print(last.expr) if last.cond == sp.true else "np.nan"
+        if last.cond != sp.true:
+            pairs.append(last)
+        for pair in reversed(pairs):
+            text = f"np.where({self._print(pair.cond)}, {self._print(pair.expr)}, {text})"
+        return text
+
+    def _print_BooleanTrue(self, expr):
+        return "True"
+
+    def _print_BooleanFalse(self, expr):
+        return "False"

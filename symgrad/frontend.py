@@ -1,0 +1,362 @@
+"""Front end: a SymPy expression or a few named equations -> a hash-consed ``Graph``.
+
+Every distinct sub-expression becomes one node (a sub-expression that occurs many times is
+one node), the left-hand side of each equation a named node, every other free symbol an input.
+Nodes are created in topological order: equations are ordered first (Kahn's algorithm), then
+each right-hand side is decomposed bottom-up.
+
+>>> import sympy as sp
+>>> from symgrad.functions import sigmoid, mean
+>>> x, y, k1, b1, L1, s, Loss = sp.symbols("x y k1 b1 L1 σ Loss")
+>>> g = build([(Loss, mean((s - y)**2)), (s, sigmoid(L1)), (L1, k1*x + b1)], output=Loss)
+>>> print(g)
+b1: parameter
+k1: parameter
+x: parameter
+y: parameter
+t1 = k1*x
+L1 = b1 + t1
+σ = sigmoid(L1)
+t2 = -y
+t3 = t2 + σ
+t4 = t3**2
+Loss = mean(t4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sympy as sp
+
+from .errors import ModelError
+from .functions import sigmoid, softplus
+from .graph import INPUT, NAMED, PARAMETER, TEMP, Graph, Node, Shape
+from .names import Namer
+from .order import toposort
+
+Equations = list[tuple[sp.Symbol, sp.Expr]]
+
+
+def equations_of(model: Any, name: str = "f") -> Equations:
+    """Normalise what the user passed into a list of ``(symbol, expression)`` pairs.
+
+    Accepts one expression (its output is called ``name``), a dict ``{symbol: expr}``, a list
+    of ``(symbol, expr)`` pairs or of ``sympy.Eq(symbol, expr)``.
+
+    >>> x = sp.Symbol("x")
+    >>> equations_of(x**2)
+    [(f, x**2)]
+    >>> equations_of({"y": x + 1})
+    [(y, x + 1)]
+    """
+    if isinstance(model, Mapping):
+        pairs: Iterable = model.items()
+    elif isinstance(model, sp.Eq):
+        pairs = [model]
+    elif isinstance(model, (list, tuple)) and not isinstance(model, sp.Basic):
+        pairs = model
+    else:
+        return [(sp.Symbol(name), _sympify(model, name))]
+    equations = []
+    for item in pairs:
+        if isinstance(item, sp.Eq):
+            lhs, rhs = item.lhs, item.rhs
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            lhs, rhs = item
+        elif item is sp.true or item is sp.false:
+            raise ModelError(f"an equation evaluated to {item}: write it as (symbol, expression)")
+        else:
+            raise ModelError(
+                f"cannot read {item!r} as an equation: give (symbol, expression) pairs, "
+                "sympy.Eq(symbol, expression) or a dict {symbol: expression}"
+            )
+        if isinstance(lhs, str):
+            lhs = sp.Symbol(lhs)
+        if not isinstance(lhs, sp.Symbol):
+            raise ModelError(f"the left side of an equation must be a symbol, not {lhs}")
+        equations.append((lhs, _sympify(rhs, lhs.name)))
+    if not equations:
+        raise ModelError("the model has no equations")
+    return equations
+
+
+def _sympify(expr: Any, name: str) -> sp.Expr:
+    try:
+        expr = sp.sympify(expr, strict=True)
+    except (sp.SympifyError, TypeError) as e:
+        raise ModelError(f"{name}: {expr!r} is not a SymPy expression") from e
+    if not isinstance(expr, sp.Expr):
+        raise ModelError(f"{name}: {expr} is not an arithmetic expression")
+    return expr
+
+
+def build(
+    model: Any,
+    *,
+    name: str = "f",
+    output: sp.Symbol | str | None = None,
+    wrt: Sequence[sp.Symbol | str] | None = None,
+    shapes: Mapping[sp.Symbol | str, Shape] | None = None,
+) -> Graph:
+    """Turn a model into a ``Graph`` (see the module docstring)."""
+    equations = equations_of(model, name)
+    defined: dict[str, sp.Symbol] = {}
+    for lhs, _ in equations:
+        if lhs.name in defined:
+            raise ModelError(f"{lhs.name} is defined twice; give each equation its own symbol")
+        defined[lhs.name] = lhs
+    rhs_of = {lhs: rhs for lhs, rhs in equations}
+    out = _output_symbol(output, equations, defined)
+    free = {lhs: free_symbols(rhs) for lhs, rhs in equations}
+    order = toposort(
+        {
+            lhs: sorted((s for s in free[lhs] if s in rhs_of), key=sp.default_sort_key)
+            for lhs, _ in equations
+        },
+        label=lambda s: s.name,
+    )
+    needed = _reachable(out, free, rhs_of)
+    order = [lhs for lhs in order if lhs in needed]
+    symbols = _user_symbols(order, free)
+    inputs = sorted((s for s in symbols if s not in rhs_of), key=sp.default_sort_key)
+    params = _resolve_wrt(wrt, inputs, symbols, rhs_of)
+    for p in params:
+        if p not in inputs:  # asked for, but the output does not depend on it: zero gradient
+            inputs.append(p)
+    builder = _Builder(shapes or {})
+    for s in inputs:
+        builder.add_input(s, PARAMETER if s in params else INPUT)
+    for lhs in order:
+        builder.add_equation(lhs, rhs_of[lhs])
+    return Graph(
+        tuple(builder.nodes),
+        output=builder.symbol_of[out],
+        wrt=tuple(builder.symbol_of[p] for p in params),
+        equations=tuple((builder.symbol_of[lhs], builder.substitute(rhs_of[lhs])) for lhs in order),
+    )
+
+
+def free_symbols(expr: sp.Basic) -> frozenset[sp.Symbol]:
+    """``expr.free_symbols``, in time linear in the size of the expression's DAG.
+
+    (SymPy's own walks the expanded tree: exponential for a shared sub-expression.)
+
+    >>> x, y = sp.symbols("x y")
+    >>> sorted(free_symbols(sp.sin(x) + y), key=str)
+    [x, y]
+    """
+    return _postorder(
+        expr,
+        lambda e, args: frozenset((e,)) if isinstance(e, sp.Symbol) else frozenset().union(*args),
+    )
+
+
+def tree_size(expr: sp.Basic, memo: dict | None = None) -> int:
+    """How many nodes ``expr`` has as a tree (its DAG may be far smaller).
+
+    >>> x = sp.Symbol("x")
+    >>> e = x
+    >>> for _ in range(40): e = sp.sin(e) + sp.cos(e)
+    >>> tree_size(e) > 2**40
+    True
+    """
+    return _postorder(expr, lambda e, args: 1 + sum(args), memo)
+
+
+def _postorder(expr: sp.Basic, combine, memo: dict | None = None):
+    """Fold ``combine(e, [results of e's args])`` over the DAG of ``expr``, each node once."""
+    memo = {} if memo is None else memo
+    stack = [expr]
+    while stack:
+        e = stack[-1]
+        if e in memo:
+            stack.pop()
+            continue
+        todo = [a for a in e.args if a not in memo]
+        if todo:
+            stack.extend(todo)
+            continue
+        memo[e] = combine(e, [memo[a] for a in e.args])
+        stack.pop()
+    return memo[expr]
+
+
+def _output_symbol(output, equations: Equations, defined: dict[str, sp.Symbol]) -> sp.Symbol:
+    if output is None:
+        return equations[-1][0]
+    key = output.name if isinstance(output, sp.Symbol) else str(output)
+    if key not in defined:
+        raise ModelError(
+            f"output {key} is not defined by any equation; defined: {', '.join(defined)}"
+        )
+    return defined[key]
+
+
+def _reachable(out: sp.Symbol, free, rhs_of) -> set[sp.Symbol]:
+    seen, todo = {out}, [out]
+    while todo:
+        for s in free[todo.pop()]:
+            if s in rhs_of and s not in seen:
+                seen.add(s)
+                todo.append(s)
+    return seen
+
+
+def _user_symbols(order, free) -> list[sp.Symbol]:
+    symbols: dict[sp.Symbol, None] = dict.fromkeys(order)
+    for lhs in order:
+        symbols.update(dict.fromkeys(sorted(free[lhs], key=sp.default_sort_key)))
+    by_name: dict[str, sp.Symbol] = {}
+    for s in symbols:
+        other = by_name.setdefault(s.name, s)
+        if other != s:
+            raise ModelError(
+                f"two different symbols are both named {s.name} (assumptions "
+                f"{other.assumptions0} and {s.assumptions0}); give them different names"
+            )
+    return list(symbols)
+
+
+def _resolve_wrt(wrt, inputs, symbols, rhs_of) -> list[sp.Symbol]:
+    if wrt is None:
+        return list(inputs)
+    if isinstance(wrt, (sp.Symbol, str)):
+        wrt = [wrt]
+    by_name = {s.name: s for s in symbols}
+    params: list[sp.Symbol] = []
+    for item in wrt:
+        key = item.name if isinstance(item, sp.Symbol) else str(item)
+        s = by_name.get(key, item if isinstance(item, sp.Symbol) else sp.Symbol(key))
+        if s in rhs_of:
+            raise ModelError(
+                f"wrt: {key} is defined by an equation; gradients are taken with respect to "
+                f"inputs ({', '.join(i.name for i in inputs)})"
+            )
+        if s in params:
+            raise ModelError(f"wrt: {key} is listed twice")
+        params.append(s)
+    return params
+
+
+#: Rewrites into numerically stable forms, applied to every sub-expression before it
+#: becomes a node: SymPy class -> function returning the replacement or None.
+REWRITES = {
+    # log(sigmoid(u)) = -softplus(-u): exact where log(σ) underflows to log(0)
+    sp.log: lambda e: -softplus(-e.args[0].args[0]) if isinstance(e.args[0], sigmoid) else None,
+}
+
+
+class _Builder:
+    """Decomposes expressions into nodes, one per distinct sub-expression."""
+
+    def __init__(self, shapes: Mapping[sp.Symbol | str, Shape]):
+        self.nodes: list[Node] = []
+        self.memo: dict[sp.Basic, sp.Basic] = {}  # user sub-expression -> node symbol or number
+        self.symbol_of: dict[sp.Symbol, sp.Symbol] = {}  # user symbol -> node symbol
+        self.shape_of: dict[sp.Basic, Shape | None] = {}
+        self.namer = Namer()
+        self.temps = 0
+        self.renamed: dict[sp.Basic, sp.Basic] = {}  # user sub-expression -> over node symbols
+        self.equation: str | None = None
+        self.declared = {(k.name if isinstance(k, sp.Symbol) else k): v for k, v in shapes.items()}
+
+    def _add(self, symbol: sp.Symbol, expr, role: str, label: str) -> sp.Symbol:
+        shape = self._shape(expr) if expr is not None else self.declared.get(label)
+        self.nodes.append(Node(symbol, expr, role, label, self.equation, shape))
+        self.shape_of[symbol] = shape
+        return symbol
+
+    def add_input(self, user: sp.Symbol, role: str) -> None:
+        symbol = sp.Symbol(self.namer.fresh(user.name), real=True)
+        self.symbol_of[user] = symbol
+        self.memo[user] = self._add(symbol, None, role, user.name)
+
+    def add_equation(self, lhs: sp.Symbol, rhs: sp.Expr) -> None:
+        self.equation = lhs.name
+        symbol = sp.Symbol(self.namer.fresh(lhs.name), real=True)
+        self.symbol_of[lhs] = symbol
+        rhs = self._rewrite(rhs)
+        if isinstance(rhs, sp.Piecewise) and rhs not in self.memo:
+            expr = self.substitute(rhs)
+            self.memo[rhs] = symbol
+        elif rhs in self.memo or not rhs.args:
+            expr = self._visit(rhs)  # an alias, a constant, or a shared sub-expression
+        else:
+            expr = rhs.func(*(self._visit(a) for a in rhs.args))
+            self.memo[rhs] = symbol
+        self.memo[lhs] = self._add(symbol, expr, NAMED, lhs.name)
+
+    def _rewrite(self, expr: sp.Basic) -> sp.Basic:
+        rewrite = REWRITES.get(type(expr))
+        return (rewrite(expr) or expr) if rewrite else expr
+
+    def _visit(self, expr: sp.Basic) -> sp.Basic:
+        """The node symbol (or number) standing for ``expr``, creating nodes as needed."""
+        stack = [expr]
+        while stack:  # iterative post-order: deep models must not hit the recursion limit
+            e = stack[-1]
+            if e in self.memo:
+                stack.pop()
+                continue
+            new = self._rewrite(e)
+            if new is not e:
+                if new in self.memo:
+                    self.memo[e] = self.memo[new]
+                    stack.pop()
+                else:
+                    stack.append(new)
+                continue
+            if isinstance(e, sp.Piecewise):
+                self.memo[e] = self._temp(self.substitute(e))
+            elif not e.args:
+                self.memo[e] = self._atom(e)
+            else:
+                todo = [a for a in e.args if a not in self.memo]
+                if todo:
+                    stack.extend(reversed(todo))
+                    continue
+                self.memo[e] = self._temp(e.func(*(self.memo[a] for a in e.args)))
+            stack.pop()
+        return self.memo[expr]
+
+    def _atom(self, e: sp.Basic) -> sp.Basic:
+        if isinstance(e, sp.Symbol):  # only a symbol no equation defines and no input is
+            raise AssertionError(f"unknown symbol {e}")
+        if e.is_Number or e.is_NumberSymbol:
+            if not e.is_real:
+                raise ModelError(f"{self.equation}: symgrad computes with real numbers, not {e}")
+            return e
+        raise ModelError(f"{self.equation}: cannot compute {e} ({type(e).__name__})")
+
+    def substitute(self, e: sp.Basic) -> sp.Basic:
+        """``e`` over node symbols, not decomposed (Piecewise branches are computed as a whole)."""
+        symbol_of = self.symbol_of
+        return _postorder(
+            e,
+            lambda e, args: (
+                symbol_of[e] if isinstance(e, sp.Symbol) else e.func(*args) if args else e
+            ),
+            self.renamed,
+        )
+
+    def _temp(self, expr: sp.Basic) -> sp.Basic:
+        if isinstance(expr, sp.Number):  # the operands folded to a number
+            return expr
+        self.temps += 1
+        symbol = sp.Symbol(self.namer.fresh(f"t{self.temps}"), real=True)
+        return self._add(symbol, expr, TEMP, symbol.name)
+
+    def _shape(self, expr: sp.Basic) -> Shape | None:
+        if not getattr(type(expr), "elementwise", True):
+            return ()  # the reductions of the core reduce over every element
+        shapes = [self.shape_of.get(s, ()) for s in expr.free_symbols]
+        if any(s is None for s in shapes):
+            return None
+        try:
+            import numpy as np
+
+            return tuple(np.broadcast_shapes(*shapes))
+        except ValueError as e:
+            raise ModelError(f"{self.equation}: shapes {shapes} do not broadcast") from e

@@ -1,0 +1,119 @@
+"""The one data structure every stage passes along: a topologically ordered graph of nodes.
+
+A node is ``name = expr`` where ``expr`` is one SymPy operation over the symbols of earlier
+nodes (or numbers). Inputs have no expression. The backward pass appends adjoint nodes to the
+same graph, so code generation and rendering treat forward and backward alike.
+
+>>> import sympy as sp
+>>> x, t = sp.symbols("x t", real=True)
+>>> g = Graph((Node(x, None, INPUT, "x"), Node(t, sp.exp(x), NAMED, "t")), output=t, wrt=(x,))
+>>> print(g)
+x: input
+t = exp(x)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+import sympy as sp
+
+INPUT = "input"  # data the user passes in, not differentiated
+PARAMETER = "parameter"  # an input in ``wrt``
+NAMED = "named"  # the left-hand side of one of the user's equations
+TEMP = "temp"  # an auto-named sub-expression
+ADJOINT = "adjoint"  # d(output)/d(node), built by the backward pass
+
+Shape = tuple[int | None, ...]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One vertex: its symbol (named like the code variable), expression, role and label.
+
+    ``label`` is the name a person sees (the user's own, such as ``σ`` or ``a b``); the symbol's
+    name is the sanitised identifier used in generated code. ``equation`` is the label of the
+    equation the node was built for; ``of`` is, for an adjoint, the node it belongs to.
+    """
+
+    symbol: sp.Symbol
+    expr: sp.Basic | None
+    role: str
+    label: str
+    equation: str | None = None
+    shape: Shape | None = None
+    of: sp.Symbol | None = None
+
+    @property
+    def name(self) -> str:
+        """The identifier of this node in generated code."""
+        return self.symbol.name
+
+    @cached_property
+    def args(self) -> tuple[sp.Symbol, ...]:
+        """The nodes this one reads, in a deterministic order."""
+        if self.expr is None:
+            return ()
+        return tuple(sorted(self.expr.free_symbols, key=sp.default_sort_key))
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Nodes in topological order, with the output and the inputs to differentiate."""
+
+    nodes: tuple[Node, ...]
+    output: sp.Symbol
+    wrt: tuple[sp.Symbol, ...]
+    grads: tuple[tuple[sp.Symbol, sp.Symbol], ...] = ()  # (parameter, its adjoint node)
+    equations: tuple[tuple[sp.Symbol, sp.Basic], ...] = ()  # the user's, over node symbols
+    _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index = self._index
+        for i, node in enumerate(self.nodes):
+            assert node.symbol not in index, f"node {node.name} defined twice"
+            index[node.symbol] = i
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._index
+
+    def __getitem__(self, symbol: sp.Symbol) -> Node:
+        return self.nodes[self._index[symbol]]
+
+    def position(self, symbol: sp.Symbol) -> int:
+        """Where the node of ``symbol`` stands in the topological order."""
+        return self._index[symbol]
+
+    @property
+    def inputs(self) -> tuple[Node, ...]:
+        """The input nodes (data and parameters), in the order of the generated signature."""
+        return tuple(n for n in self.nodes if n.role in (INPUT, PARAMETER))
+
+    def with_nodes(self, nodes: tuple[Node, ...], **changes) -> Graph:
+        """A copy of this graph with other nodes (and any other field changed)."""
+        return replace(self, nodes=nodes, **changes)
+
+    def users(self) -> dict[sp.Symbol, list[sp.Symbol]]:
+        """For every node, the nodes that read it, in topological order."""
+        users: dict[sp.Symbol, list[sp.Symbol]] = {n.symbol: [] for n in self.nodes}
+        for node in self.nodes:
+            for arg in node.args:
+                users[arg].append(node.symbol)
+        return users
+
+    def __str__(self) -> str:
+        lines = []
+        for node in self.nodes:
+            if node.expr is None:
+                lines.append(f"{node.name}: {node.role}")
+            else:
+                lines.append(f"{node.name} = {sp.sstr(node.expr)}")
+        return "\n".join(lines)

@@ -1,0 +1,177 @@
+"""``CompiledModel``: what ``symgrad.compile`` returns.
+
+>>> import numpy as np, sympy as sp
+>>> import symgrad
+>>> x, y, k, b = sp.symbols("x y k b")
+>>> model = symgrad.compile(symgrad.mean((k*x + b - y)**2), wrt=[k, b])
+>>> X, Y = np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0])
+>>> float(model(x=X, y=Y, k=2.0, b=0.0))
+0.0
+>>> value, grads = model.value_and_grad({x: X, y: Y, k: 1.0, b: 0.0})
+>>> float(value), {name: float(g) for name, g in grads.items()}
+(4.666666666666667, {'k': -9.333333333333334, 'b': -4.0})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from . import chains
+from .errors import InputError, NotScalarError, SymgradError
+from .graph import Graph
+from .rules import derivative
+
+
+class CompiledModel:
+    """A model compiled to NumPy: call it for the value, ``value_and_grad`` for both."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        source: str,
+        namespace: dict[str, Any],
+        user_symbols: Mapping[sp.Symbol, sp.Symbol],
+    ):
+        self.graph = graph
+        self.source = source
+        self._forward = namespace["forward"]
+        self._value_and_grad = namespace["value_and_grad"]
+        self._user = dict(user_symbols)  # node symbol -> the user's symbol
+        self.inputs: tuple[str, ...] = tuple(n.label for n in graph.inputs)
+        self.wrt: tuple[str, ...] = tuple(graph[p].label for p in graph.wrt)
+        self.output: str = graph[graph.output].label
+        self._slot = {name: i for i, name in enumerate(self.inputs)}
+
+    def __repr__(self) -> str:
+        return (
+            f"<CompiledModel {self.output}({', '.join(self.inputs)}), "
+            f"gradient with respect to {', '.join(self.wrt) or 'nothing'}>"
+        )
+
+    # -- calling -------------------------------------------------------------------------------
+
+    def _arguments(self, args: tuple, kwargs: dict) -> list:
+        if args:
+            if len(args) > 1 or not isinstance(args[0], Mapping):
+                raise InputError(
+                    "pass the inputs by name (model(x=..., k=...)) or as one mapping "
+                    "keyed by symbol or name (model({x: ..., k: ...}))"
+                )
+            kwargs = {**{_key(k): v for k, v in args[0].items()}, **kwargs}
+        values: list = [None] * len(self.inputs)
+        unknown = []
+        for name, value in kwargs.items():
+            slot = self._slot.get(name)
+            if slot is None:
+                unknown.append(name)
+            else:
+                values[slot] = _as_array(value, name)
+        if unknown:
+            raise InputError(
+                f"unknown input{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
+                f"this model takes {', '.join(map(repr, self.inputs))}"
+            )
+        if len(kwargs) < len(self.inputs):
+            missing = [n for n, v in zip(self.inputs, values, strict=True) if v is None]
+            if missing:
+                raise InputError(
+                    f"missing input{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}"
+                )
+        return values
+
+    def __call__(self, *args: Mapping, **inputs: Any) -> Any:
+        """The value of the output for the given inputs."""
+        values = self._arguments(args, inputs)
+        return self._run(self._forward, values)
+
+    def value_and_grad(self, *args: Mapping, **inputs: Any) -> tuple[Any, dict[str, Any]]:
+        """The output's value and its gradient: a dict name -> array, in ``wrt`` order."""
+        values = self._arguments(args, inputs)
+        return self._run(self._value_and_grad, values)
+
+    def grad(self, *args: Mapping, **inputs: Any) -> dict[str, Any]:
+        """The gradient alone: a dict name -> array shaped like that input."""
+        return self.value_and_grad(*args, **inputs)[1]
+
+    def _run(self, function, values):
+        try:
+            return function(*values)
+        except ValueError as e:
+            if str(e).startswith("value_and_grad needs a scalar output"):
+                raise NotScalarError(
+                    f"{self.output} is not a scalar, so it has no gradient: {e}; reduce it, "
+                    f"for example symgrad.sum(...) or symgrad.mean(...) of it"
+                ) from None
+            raise InputError(f"computing {self.output} failed: {e}") from e
+
+    # -- symbolic views ------------------------------------------------------------------------
+
+    @cached_property
+    def gradients(self) -> dict[sp.Symbol, sp.Expr]:
+        """Symbol -> the gradient as a SymPy expression in the inputs only.
+
+        For a reduction (``sum``, ``mean``) the expression is the derivative with respect to a
+        uniform shift of the symbol: for a scalar, the ordinary derivative.
+        """
+        full: dict[sp.Basic, sp.Basic] = {n.symbol: self._user[n.symbol] for n in self.graph.inputs}
+        for node in self.graph.nodes:
+            if node.expr is not None and node.role != "adjoint":
+                full[node.symbol] = (
+                    node.expr.xreplace({a: full[a] for a in node.args}) if node.args else node.expr
+                )
+        output = full[self.graph.output]
+        result = {}
+        for p in self.graph.wrt:
+            user = self._user[p]
+            result[user] = derivative(output, user)
+        return result
+
+    def chain(self, param: sp.Symbol | str) -> str:
+        """The chain rule for ``param``, e.g. ``∂Loss/∂L2·∂L2/∂σ·∂σ/∂L1·∂L1/∂k1``."""
+        return chains.chain(self.graph, self._param(param))
+
+    def explain(self) -> str:
+        """Every chain with each of its local factors written out."""
+        return chains.explain(self.graph)
+
+    def _param(self, param: sp.Symbol | str):
+        name = _key(param)
+        for p in self.graph.wrt:
+            if self.graph[p].label == name:
+                return p
+        for n in self.graph.inputs:
+            if n.label == name:
+                return n.symbol
+        raise InputError(
+            f"{name!r} is not an input of this model; inputs: {', '.join(self.inputs)}"
+        )
+
+    # -- the generated module ------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write the generated module (NumPy only) to ``path`` and return the path."""
+        path = Path(path)
+        path.write_text(self.source, encoding="utf-8")
+        return path
+
+
+def _key(k) -> str:
+    return k.name if isinstance(k, sp.Symbol) else str(k)
+
+
+def _as_array(value, name: str):
+    if type(value) is float or (isinstance(value, np.ndarray) and value.dtype == np.float64):
+        return value
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"input {name!r} is not a number or an array of numbers: {e}") from None
+
+
+__all__ = ["CompiledModel", "SymgradError"]

@@ -1,0 +1,206 @@
+"""The derivative table: one vector-Jacobian rule per SymPy class.
+
+A rule is ``rule(g, out, *args) -> one cotangent per arg``: ``g`` is the adjoint of the node
+(d output / d node), ``out`` the node's own value, ``args`` its operands. Rules reuse ``out``
+where that is the natural form (exp' = exp, tanh' = 1 - tanh², sigmoid' = σ·(1 - σ)). With
+``g = 1`` an elementwise rule gives the local partial derivatives. Broadcasting is not the
+rules' business: the backward pass sums cotangents back to their operand's shape.
+
+Adding a function SymPy and NumPy already know is one entry here (and one in the printer's
+table); a function without an entry falls back to its ``fdiff`` (SymPy's own derivative).
+
+Conventions at non-smooth points follow PyTorch: relu'(0) = 0, |x|'(0) = 0, sign' = 0,
+Heaviside' = 0. Max and Min split the gradient equally between arguments that tie (as
+``torch.maximum`` does): Max(a, b) passes g·H(a - b) to a with H(0) = 1/2.
+
+>>> import sympy as sp
+>>> x, g = sp.symbols("x g", real=True)
+>>> RULES[sp.tanh](g, sp.tanh(x), x)
+(g*(1 - tanh(x)**2),)
+>>> local_partials(sp.exp(x))
+{x: exp(x)}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sympy as sp
+
+from .errors import NoRuleError
+from .functions import mean, relu, sigmoid, softplus, sum
+from .ops import size
+
+S = sp.S
+Rule = Callable[..., tuple]
+
+
+def _others(xs: tuple, i: int) -> sp.Expr:
+    return sp.Mul(*(x for j, x in enumerate(xs) if j != i))
+
+
+def _mul(g, out, *xs):
+    return tuple(g * _others(xs, i) for i in range(len(xs)))
+
+
+def _pow(g, out, base, exp):
+    if exp == S.Half:
+        d_base = g / (2 * out)  # sqrt' = 1/(2·sqrt)
+    elif exp == -1:
+        d_base = -g * out**2  # (1/x)' = -1/x²
+    else:
+        d_base = g * exp * base ** (exp - 1)
+    d_exp = 0 if exp.is_Number else g * out * sp.log(base)
+    return d_base, d_exp
+
+
+def _max_or_min(sign: int) -> Rule:
+    def rule(g, out, *xs):
+        return tuple(
+            g * sp.Heaviside(sign * (x - out.func(*(y for y in xs if y is not x))), S.Half)
+            for x in xs
+        )
+
+    return rule
+
+
+def _constant(g, out, *xs):
+    return (S.Zero,) * len(xs)
+
+
+def _piecewise(g, out, *pairs):
+    """Branch-safe: each branch's derivative lives under that branch's condition only."""
+    symbols = set().union(*(pair.expr.free_symbols for pair in pairs))
+    cotangents = {}
+    for v in sorted(symbols, key=sp.default_sort_key):
+        pieces = [(derivative(pair.expr, v), pair.cond) for pair in pairs]
+        if any(d != 0 for d, _ in pieces):
+            cotangents[v] = g * sp.Piecewise(*pieces)
+    return cotangents
+
+
+#: SymPy class -> vector-Jacobian rule.
+RULES: dict[type, Rule] = {
+    sp.Add: lambda g, out, *xs: (g,) * len(xs),
+    sp.Mul: _mul,
+    sp.Pow: _pow,
+    sp.exp: lambda g, out, x: (g * out,),
+    sp.log: lambda g, out, x: (g / x,),
+    sp.sin: lambda g, out, x: (g * sp.cos(x),),
+    sp.cos: lambda g, out, x: (-g * sp.sin(x),),
+    sp.tan: lambda g, out, x: (g * (1 + out**2),),
+    sp.sinh: lambda g, out, x: (g * sp.cosh(x),),
+    sp.cosh: lambda g, out, x: (g * sp.sinh(x),),
+    sp.tanh: lambda g, out, x: (g * (1 - out**2),),
+    sp.asin: lambda g, out, x: (g / sp.sqrt(1 - x**2),),
+    sp.acos: lambda g, out, x: (-g / sp.sqrt(1 - x**2),),
+    sp.atan: lambda g, out, x: (g / (1 + x**2),),
+    sp.Abs: lambda g, out, x: (g * sp.sign(x),),
+    sp.sign: _constant,
+    sp.Heaviside: _constant,
+    sp.Max: _max_or_min(+1),
+    sp.Min: _max_or_min(-1),
+    sp.Piecewise: _piecewise,
+    sigmoid: lambda g, out, x: (g * out * (1 - out),),
+    softplus: lambda g, out, x: (g * sigmoid(x),),
+    relu: lambda g, out, x: (g * sp.Heaviside(x, 0),),
+    sum: lambda g, out, x: (g,),  # g spreads over every element
+    mean: lambda g, out, x: (g / size(x),),
+}
+
+
+def rule_for(expr: sp.Basic) -> Rule:
+    """The rule of ``expr``'s class (or of a base class), else one built from its ``fdiff``.
+
+    >>> rule_for(sp.Symbol("x") + 1)(2, None, sp.Symbol("x"), 1)
+    (2, 2)
+    """
+    for cls in type(expr).__mro__:
+        if cls in RULES:
+            return RULES[cls]
+    if isinstance(expr, sp.Function):
+        return _fdiff_rule(expr)
+    raise NoRuleError(f"no derivative rule for {type(expr).__name__} (in {sp.sstr(expr)})")
+
+
+def _fdiff_rule(expr: sp.Function) -> Rule:
+    name = type(expr).__name__
+    try:
+        partials = [expr.fdiff(i + 1) for i in range(len(expr.args))]
+    except (sp.core.function.ArgumentIndexError, NotImplementedError, TypeError):
+        partials = None
+    if partials is None or any(p.has(sp.Derivative, sp.Subs) for p in partials):
+        raise NoRuleError(
+            f"no derivative rule for {name} (in {sp.sstr(expr)}); add an entry to "
+            f"symgrad/rules.py or give {name} an fdiff method"
+        )
+    return lambda g, out, *xs: tuple(g * p for p in partials)
+
+
+def vjp(expr: sp.Basic, g: sp.Expr, out: sp.Expr) -> dict[sp.Symbol, sp.Expr]:
+    """The cotangent of every symbol ``expr`` reads, given the adjoint ``g`` of ``expr``.
+
+    >>> x, y = sp.symbols("x y", real=True)
+    >>> vjp(x*y, sp.Symbol("g"), x*y)
+    {x: g*y, y: g*x}
+    """
+    result = rule_for(expr)(g, out, *expr.args)
+    if isinstance(result, dict):
+        return result
+    cotangents: dict[sp.Symbol, sp.Expr] = {}
+    for arg, c in zip(expr.args, result, strict=True):
+        if isinstance(arg, sp.Symbol) and c != 0:
+            cotangents[arg] = cotangents[arg] + c if arg in cotangents else c
+    return cotangents
+
+
+def local_partials(expr: sp.Basic, out: sp.Expr | None = None) -> dict[sp.Symbol, sp.Expr]:
+    """The local partial derivative of an elementwise operation with respect to each operand."""
+    return vjp(expr, S.One, expr if out is None else out)
+
+
+def is_elementwise(expr: sp.Basic) -> bool:
+    """Whether ``expr`` maps elements to elements (reductions and the like do not)."""
+    return getattr(type(expr), "elementwise", True)
+
+
+def derivative(expr: sp.Basic, v: sp.Symbol, memo: dict | None = None) -> sp.Expr:
+    """d expr / d v by forward mode over the expression's DAG, with the rules of this table.
+
+    A reduction is linear: d sum(e)/dv = sum(de/dv), the derivative with respect to a uniform
+    shift of ``v`` (the ordinary derivative when ``v`` is a scalar).
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> derivative(sigmoid(x**2), x)
+    2*x*(1 - sigmoid(x**2))*sigmoid(x**2)
+    >>> derivative(relu(x), x)
+    Heaviside(x, 0)
+    """
+    memo = {} if memo is None else memo
+    stack = [expr]
+    while stack:  # iterative post-order, so deep models do not hit the recursion limit
+        e = stack[-1]
+        if e in memo:
+            stack.pop()
+            continue
+        if e == v:
+            memo[e] = S.One
+        elif not e.args:
+            memo[e] = S.Zero
+        elif isinstance(e, sp.Piecewise):
+            pieces = [(derivative(p.expr, v, memo), p.cond) for p in e.args]
+            memo[e] = sp.Piecewise(*pieces) if any(d != 0 for d, _ in pieces) else S.Zero
+        else:
+            todo = [a for a in e.args if a not in memo]
+            if todo:
+                stack.extend(todo)
+                continue
+            if all(memo[a] == 0 for a in e.args):
+                memo[e] = S.Zero
+            elif not is_elementwise(e):
+                memo[e] = e.func(memo[e.args[0]], *e.args[1:])
+            else:
+                partials = rule_for(e)(S.One, e, *e.args)
+                memo[e] = sp.Add(*(p * memo[a] for p, a in zip(partials, e.args, strict=True)))
+        stack.pop()
+    return memo[expr]
