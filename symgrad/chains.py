@@ -20,6 +20,7 @@ x·h·(1 − h)
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import sympy as sp
@@ -88,7 +89,7 @@ def chain(graph: Graph, param: sp.Symbol) -> str:
     if not found:
         return "0"
     texts = [
-        "·".join(f"∂{graph[a].label}/∂{graph[b].label}" for a, b in zip(p, p[1:], strict=False))
+        "·".join(f"∂{graph[a].label}/∂{graph[b].label}" for a, b in itertools.pairwise(p))
         for p in found
     ]
     if total > len(found):
@@ -174,7 +175,7 @@ def explain(graph: Graph) -> str:
         found, _ = paths(graph, p)
         seen = set()
         for path in found:
-            for a, b in zip(path, path[1:], strict=False):
+            for a, b in itertools.pairwise(path):
                 if (a, b) in seen:
                     continue
                 seen.add((a, b))

@@ -56,7 +56,7 @@ def emit(graph: Graph) -> str:
     printer = Printer()
     out = graph[graph.output]
     params = ", ".join(n.name for n in graph.inputs)
-    wrt = ", ".join(graph[p].label for p in graph.wrt) or "nothing"
+    wrt = ", ".join(graph[p].name for p in graph.wrt) or "nothing"
     forward_nodes = _needed(graph, [graph.output])
     all_nodes = _needed(graph, [graph.output, *(d for _, d in graph.grads)])
     forward_lines = _lines(graph, forward_nodes, [graph.output], printer)
@@ -69,6 +69,13 @@ def emit(graph: Graph) -> str:
             INDENT + 'raise ValueError(f"value_and_grad needs a scalar output, not one of shape '
             f'{{np.shape({out.name})}}")',
         ]
+    names = [n.name for n in graph.inputs]
+    convert = []
+    if names:
+        targets = ", ".join(names) + ("," if len(names) == 1 else "")
+        convert = [f"{targets} = (np.asarray(v, dtype=float) for v in ({targets}))"]
+        if len(convert[0]) > 90:
+            convert = [f"{n} = np.asarray({n}, dtype=float)" for n in names]
     backward_at = next((i for i, (node, _) in enumerate(body) if node.role == ADJOINT), len(body))
     parts = [
         _header(graph),
@@ -77,12 +84,14 @@ def emit(graph: Graph) -> str:
         "",
         f"def forward({params}):",
         INDENT + f'"""{_doc(out.name)} for the inputs {_doc(params)}."""',
+        *_indent(convert),
         *_indent([text for _, text in forward_lines]),
         INDENT + f"return {out.name}",
         "",
         "",
         f"def value_and_grad({params}):",
         INDENT + f'"""{_doc(out.name)} and its gradient with respect to {_doc(wrt)}."""',
+        *_indent(convert),
         INDENT + "# forward, in topological order",
         *_indent([text for _, text in body[:backward_at]]),
         INDENT + f"# backward: dV = ∂{out.name}/∂V, in reverse topological order",
