@@ -158,7 +158,7 @@ def display(expr: sp.Expr, labels: dict[sp.Symbol, str] | None = None) -> str:
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def explain(graph: Graph) -> str:
+def explain(graph: Graph, format: str = "text") -> str:
     """Every parameter's chain, then each local factor on it written out."""
     labels = {n.symbol: n.label for n in graph}
     out = graph[graph.output].label

@@ -38,7 +38,7 @@ class CompiledModel:
         namespace: dict[str, Any],
         user_symbols: Mapping[sp.Symbol, sp.Symbol],
     ):
-        self.graph = graph
+        self.ir = graph  # the differentiated Graph (symgrad.graph.Graph)
         self.source = source
         self._forward = namespace["forward"]
         self._value_and_grad = namespace["value_and_grad"]
@@ -119,38 +119,72 @@ class CompiledModel:
         For a reduction (``sum``, ``mean``) the expression is the derivative with respect to a
         uniform shift of the symbol: for a scalar, the ordinary derivative.
         """
-        full: dict[sp.Basic, sp.Basic] = {n.symbol: self._user[n.symbol] for n in self.graph.inputs}
-        for node in self.graph.nodes:
+        full: dict[sp.Basic, sp.Basic] = {n.symbol: self._user[n.symbol] for n in self.ir.inputs}
+        for node in self.ir.nodes:
             if node.expr is not None and node.role != "adjoint":
                 full[node.symbol] = (
                     node.expr.xreplace({a: full[a] for a in node.args}) if node.args else node.expr
                 )
-        output = full[self.graph.output]
+        output = full[self.ir.output]
         result = {}
-        for p in self.graph.wrt:
+        for p in self.ir.wrt:
             user = self._user[p]
             result[user] = derivative(output, user)
         return result
 
     def chain(self, param: sp.Symbol | str) -> str:
         """The chain rule for ``param``, e.g. ``∂Loss/∂L2·∂L2/∂σ·∂σ/∂L1·∂L1/∂k1``."""
-        return chains.chain(self.graph, self._param(param))
+        return chains.chain(self.ir, self._param(param))
 
-    def explain(self) -> str:
-        """Every chain with each of its local factors written out."""
-        return chains.explain(self.graph)
+    def explain(self, format: str = "text") -> str:
+        """Every chain with each of its local factors written out.
+
+        ``format`` is ``"text"``, ``"latex"`` or ``"markdown"``.
+        """
+        return chains.explain(self.ir, format)
 
     def _param(self, param: sp.Symbol | str):
         name = _key(param)
-        for p in self.graph.wrt:
-            if self.graph[p].label == name:
+        for p in self.ir.wrt:
+            if self.ir[p].label == name:
                 return p
-        for n in self.graph.inputs:
+        for n in self.ir.inputs:
             if n.label == name:
                 return n.symbol
         raise InputError(
             f"{name!r} is not an input of this model; inputs: {', '.join(self.inputs)}"
         )
+
+    # -- pictures (symgrad/render.py) ---------------------------------------------------------
+
+    def graph(self, kind: str = "forward", highlight: sp.Symbol | str | None = None, **options):
+        """The model as a ``graphviz.Digraph``: ``kind`` is forward, backward or both.
+
+        ``highlight`` marks the chain(s) of one parameter.
+        """
+        from . import render
+
+        return render.digraph(self.ir, kind=kind, highlight=self._highlight(highlight), **options)
+
+    def to_dot(self, kind: str = "forward", highlight: sp.Symbol | str | None = None,
+               **options) -> str:
+        """The DOT text of ``graph(kind, highlight)``; needs no Graphviz program."""
+        return self.graph(kind, highlight, **options).source
+
+    def render(self, path: str | Path, kind: str = "forward",
+               highlight: sp.Symbol | str | None = None, **options) -> Path:
+        """Draw the diagram to ``path`` (SVG, PNG or PDF, by its suffix); return the path."""
+        from . import render
+
+        return render.render(self.graph(kind, highlight, **options), path)
+
+    def _highlight(self, highlight):
+        return None if highlight is None else self._param(highlight)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from . import render
+
+        return render.mimebundle(self)
 
     # -- the generated module ------------------------------------------------------------------
 
