@@ -18,15 +18,14 @@ cotangents from several users meet.
 k: parameter
 x: input
 y: input
-t1 = k*x
-t2 = -y
+t1 = -y
+t2 = k*x
 t3 = t1 + t2
 t4 = t3**2
 f = mean(t4)
-dt4 = 1/size(t4)
+dt4 = 1/size(t3)
 dt3 = 2*dt4*t3
-dt1 = dt3
-dk = sum_to(dt1*x, k)
+dk = sum_to(dt3*x, k)
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ equation's business): ``∂Loss/∂L2·∂L2/∂σ·∂σ/∂L1·∂L1/∂k1``. 
 >>> chain(g, g.wrt[0])
 '∂f/∂h·∂h/∂k'
 >>> print(display(local_factor(g, g.output, g.equations[0][0])))
-2·h + 1
+1 + 2·h
 >>> print(display(local_factor(g, g.equations[0][0], g.wrt[0])))
 x·h·(1 − h)
 """
@@ -141,7 +141,7 @@ def display(expr: sp.Expr, labels: dict[sp.Symbol, str] | None = None) -> str:
 
     >>> x, s = sp.symbols("x s")
     >>> display(s*(1 - s)*x**2, {s: "σ"})
-    'x²·σ·(1 − σ)'
+    'σ·x²·(1 − σ)'
     """
     labels = labels or {}
     symbols = sorted(expr.free_symbols, key=sp.default_sort_key)

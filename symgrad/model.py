@@ -8,8 +8,8 @@
 >>> float(model(x=X, y=Y, k=2.0, b=0.0))
 0.0
 >>> value, grads = model.value_and_grad({x: X, y: Y, k: 1.0, b: 0.0})
->>> float(value), {name: float(g) for name, g in grads.items()}
-(4.666666666666667, {'k': -9.333333333333334, 'b': -4.0})
+>>> round(float(value), 6), {name: round(float(g), 6) for name, g in grads.items()}
+(4.666667, {'k': -9.333333, 'b': -4.0})
 """
 
 from __future__ import annotations

@@ -16,12 +16,14 @@ import numpy as np
 <BLANKLINE>
 def forward(k, x):
     """f for the inputs k, x."""
+    k, x = (np.asarray(v, dtype=float) for v in (k, x))
     f = np.exp(k*x)
     return f
 <BLANKLINE>
 <BLANKLINE>
 def value_and_grad(k, x):
     """f and its gradient with respect to k."""
+    k, x = (np.asarray(v, dtype=float) for v in (k, x))
     # forward, in topological order
     f = np.exp(k*x)
     # backward: dV = ∂f/∂V, in reverse topological order

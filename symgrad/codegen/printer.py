@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
-from sympy.printing.precedence import precedence
+from sympy.printing.precedence import PRECEDENCE, precedence
 
 from ..errors import ModelError
 from ..functions import mean, relu, sigmoid, softplus, sum
@@ -100,6 +100,16 @@ class Printer(NumPyPrinter):
         )
 
     _print_Abs = _print_sign = _print_Function
+
+    def _print_Mul(self, expr):
+        """Rational coefficients as a division: ``x/2``, ``-3*x/4``, not ``(1/2)*x``."""
+        c, rest = expr.as_coeff_Mul()
+        if not (c.is_Rational and not c.is_Integer) or rest == 1:
+            return super()._print_Mul(expr)
+        body = self.parenthesize(rest, PRECEDENCE["Mul"], strict=True)
+        if abs(c.p) != 1:
+            body = f"{abs(c.p)}*{body}"
+        return f"{'-' if c < 0 else ''}{body}/{c.q}"
 
     def _print_Float(self, expr):
         return repr(float(expr))
