@@ -15,7 +15,7 @@ equation's business): ``∂Loss/∂L2·∂L2/∂σ·∂σ/∂L1·∂L1/∂k1``. 
 >>> print(display(local_factor(g, g.output, g.equations[0][0])))
 1 + 2·h
 >>> print(display(local_factor(g, g.equations[0][0], g.wrt[0])))
-x·h·(1 − h)
+h·x·(1 − h)
 """
 
 from __future__ import annotations
