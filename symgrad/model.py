@@ -186,6 +186,18 @@ class CompiledModel:
 
         return render.mimebundle(self)
 
+    # -- optimisation (symgrad/training.py) --------------------------------------------------
+
+    def objective(self, data: Mapping[Any, Any], params: Mapping[Any, Any]):
+        """``(fun, x0, unflatten)`` for ``scipy.optimize.minimize(fun, x0, jac=True)``.
+
+        ``fun(vector) -> (value, flat gradient)`` with the data held fixed; ``x0`` is the
+        flattened ``params``; ``unflatten(vector) -> dict`` of named parameters.
+        """
+        from .training import objective
+
+        return objective(self, data, params)
+
     # -- the generated module ------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
