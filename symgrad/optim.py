@@ -1,0 +1,366 @@
+"""Optimizers with the update rules of ``torch.optim``, for dicts of NumPy parameters.
+
+An optimizer takes the parameters and the gradients that ``model.value_and_grad`` returns,
+both dicts keyed by parameter name, and moves the parameters one step:
+
+>>> import numpy as np
+>>> opt = SGD(lr=0.1, momentum=0.9)
+>>> params = {"w": np.array([1.0, 2.0]), "b": 0.5}
+>>> params = opt.step(params, {"w": np.array([1.0, -1.0]), "b": 2.0})
+>>> params["w"], params["b"]
+(array([0.9, 2.1]), 0.3)
+
+Conventions:
+
+* Arrays are updated **in place** (a writeable floating-point ``numpy.ndarray``, including a
+  0-d one); Python floats and NumPy scalars cannot be, so the dict gets a new ``float``. Any
+  other value (a list, an integer array) is replaced by a new float64 array. The ``params``
+  dict itself is updated and returned, so ``opt.step(params, grads)`` and
+  ``params = opt.step(params, grads)`` are the same thing.
+* The state (momentum buffers, Adam's moments and step count) is kept in ``opt.state``, one
+  entry per parameter **name**; ``opt.reset()`` forgets it. Keys of ``params`` may be names or
+  SymPy symbols, as everywhere in symgrad.
+* A parameter with no entry in ``grads`` (or a gradient of ``None``) is left alone, as
+  ``torch.optim`` skips a parameter whose ``.grad`` is ``None``. A gradient for a parameter not
+  in ``params``, or of another shape than its parameter, is a ``SymgradError``.
+* The given gradients are never modified.
+
+The update formulas, with g the gradient, p the parameter and t the step count (from 1):
+
+``SGD``: with weight decay λ, g ← g + λp. With momentum μ > 0 the buffer is b ← g on the first
+step and b ← μb + (1 − d)g afterwards (d the dampening); then g ← g + μb with Nesterov, else
+g ← b. Finally p ← p − lr·g. This is ``torch.optim.SGD``.
+
+``Adam``: with weight decay λ, g ← g + λp (L2, as ``torch.optim.Adam``, not AdamW);
+m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², then
+p ← p − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε). This is ``torch.optim.Adam``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from .errors import InputError, ShapeError
+
+__all__ = ["SGD", "Adam", "Optimizer"]
+
+
+class Optimizer:
+    """Base class: validates the inputs of ``step`` and applies ``_update`` to each parameter.
+
+    A subclass implements ``_update_scalar(name, p, g, state) -> new p`` for a 0-d parameter
+    (floats in, float out) and ``_update_array(name, p, g, state)`` that updates the float
+    array ``p`` in place. ``state`` is the parameter's own dict in ``self.state``.
+
+    >>> Optimizer().state
+    {}
+    """
+
+    def __init__(self) -> None:
+        self.state: dict[str, dict[str, Any]] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+
+    def reset(self) -> None:
+        """Forget the state (buffers, moments, step counts) of every parameter.
+
+        >>> opt = SGD(lr=0.1, momentum=0.5)
+        >>> _ = opt.step({"k": 1.0}, {"k": 1.0})
+        >>> opt.state
+        {'k': {'momentum_buffer': 1.0}}
+        >>> opt.reset(); opt.state
+        {}
+        """
+        self.state.clear()
+        self._shapes.clear()
+
+    def step(self, params: Mapping[Any, Any], grads: Mapping[Any, Any]) -> dict[Any, Any]:
+        """Move ``params`` one step against ``grads``; return the updated ``params``.
+
+        ``params`` maps names (or symbols) to arrays or numbers, ``grads`` maps names (or
+        symbols) to gradients of the same shapes, as ``model.value_and_grad`` returns them.
+        Arrays are updated in place, numbers are replaced in the dict; the dict is returned
+        (a new dict only if ``params`` cannot be modified).
+
+        >>> opt = SGD(lr=0.5)
+        >>> opt.step({"k": 1.0}, {"k": 0.5})
+        {'k': 0.75}
+        """
+        if not isinstance(params, Mapping):
+            raise InputError(
+                f"params must be a dict of parameters by name, not {type(params).__name__}"
+            )
+        if not isinstance(grads, Mapping):
+            raise InputError(
+                f"grads must be a dict of gradients by name, not {type(grads).__name__}"
+            )
+        keys: dict[str, Any] = {}
+        for key in params:
+            name = _name(key)
+            if name in keys:
+                raise InputError(f"parameter {name!r} appears twice in params")
+            keys[name] = key
+        unknown = [_name(k) for k in grads if _name(k) not in keys]
+        if unknown:
+            raise InputError(
+                f"gradient{'s' * (len(unknown) > 1)} for unknown parameter"
+                f"{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; the parameters "
+                f"are {', '.join(map(repr, keys)) or 'none'}"
+            )
+        out = params if isinstance(params, MutableMapping) else dict(params)
+        for gkey, g in grads.items():
+            if g is None:
+                continue
+            name = _name(gkey)
+            key = keys[name]
+            new = self._update(name, params[key], g)
+            if new is not params[key]:
+                out[key] = new
+        return out  # type: ignore[return-value]
+
+    # -- one parameter -------------------------------------------------------------------------
+
+    def _update(self, name: str, p: Any, g: Any) -> Any:
+        if isinstance(p, np.ndarray) and p.ndim > 0:
+            g = _as_float_array(g, name, "gradient")
+            if g.shape != p.shape:
+                raise ShapeError(
+                    f"the gradient of {name!r} has shape {g.shape} but the parameter has "
+                    f"shape {p.shape}"
+                )
+            if not (np.issubdtype(p.dtype, np.floating) and p.flags.writeable):
+                p = p.astype(np.float64)  # a new array: integer or read-only input
+            state = self._state(name, p.shape)
+            self._update_array(name, p, g, state)
+            return p
+        if isinstance(p, np.ndarray) or isinstance(p, numbers.Real):
+            value = float(p)
+        else:
+            arr = _as_float_array(p, name, "parameter")
+            if arr.ndim > 0:
+                return self._update(name, arr, g)
+            value = float(arr)
+        if isinstance(g, numbers.Real):
+            gv = float(g)
+        else:
+            garr = _as_float_array(g, name, "gradient")
+            if garr.shape != ():
+                raise ShapeError(
+                    f"the gradient of {name!r} has shape {garr.shape} but the parameter is a "
+                    f"scalar (shape ())"
+                )
+            gv = float(garr)
+        state = self._state(name, ())
+        new = self._update_scalar(name, value, gv, state)
+        if (
+            isinstance(p, np.ndarray)
+            and np.issubdtype(p.dtype, np.floating)
+            and p.flags.writeable
+        ):
+            p[()] = new  # a 0-d array: in place, like any array
+            return p
+        return new
+
+    def _state(self, name: str, shape: tuple[int, ...]) -> dict[str, Any]:
+        state = self.state.get(name)
+        if state is None:
+            state = self.state[name] = {}
+            self._shapes[name] = shape
+        elif self._shapes.get(name, shape) != shape:
+            raise ShapeError(
+                f"parameter {name!r} has shape {shape} but had shape {self._shapes[name]} at "
+                f"the last step; call reset() or use a new optimizer for new parameters"
+            )
+        return state
+
+    def _update_scalar(self, name: str, p: float, g: float, state: dict) -> float:
+        raise NotImplementedError
+
+    def _update_array(self, name: str, p: np.ndarray, g: np.ndarray, state: dict) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``.
+
+    With μ = ``momentum``, d = ``dampening`` and λ = ``weight_decay``: g ← g + λp; the momentum
+    buffer is b ← g on the first step, b ← μb + (1 − d)g after; g ← g + μb (Nesterov) or
+    g ← b; p ← p − lr·g. Without momentum this is plain gradient descent, p ← p − lr·g.
+
+    >>> opt = SGD(lr=0.1, momentum=0.9, nesterov=True)
+    >>> p = {"k": 1.0}
+    >>> for _ in range(2):
+    ...     p = opt.step(p, {"k": 1.0})
+    >>> round(p["k"], 6)   # 1 − 0.1·(1 + 0.9·1) − 0.1·(1 + 0.9·1.9)
+    0.539
+    """
+
+    def __init__(
+        self,
+        lr: float,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        *,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.lr = _positive("lr", lr)
+        self.momentum = _nonnegative("momentum", momentum)
+        self.dampening = _nonnegative("dampening", dampening)
+        self.weight_decay = _nonnegative("weight_decay", weight_decay)
+        if nesterov and (self.momentum == 0 or self.dampening != 0):
+            raise InputError(
+                f"nesterov=True needs momentum > 0 and dampening = 0 (got momentum="
+                f"{momentum}, dampening={dampening})"
+            )
+        self.nesterov = bool(nesterov)
+
+    def __repr__(self) -> str:
+        extra = "".join(
+            f", {k}={v}"
+            for k, v in (("dampening", self.dampening), ("weight_decay", self.weight_decay))
+            if v
+        )
+        return (
+            f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov}{extra})"
+        )
+
+    def _update_scalar(self, name: str, p: float, g: float, state: dict) -> float:
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        mu = self.momentum
+        if mu:
+            buf = state.get("momentum_buffer")
+            buf = g if buf is None else mu * buf + (1.0 - self.dampening) * g
+            state["momentum_buffer"] = buf
+            g = g + mu * buf if self.nesterov else buf
+        return p - self.lr * g
+
+    def _update_array(self, name: str, p: np.ndarray, g: np.ndarray, state: dict) -> None:
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        mu = self.momentum
+        if mu:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = np.array(g, dtype=np.float64)
+            else:
+                buf *= mu
+                buf += g if self.dampening == 0 else (1.0 - self.dampening) * g
+            g = g + mu * buf if self.nesterov else buf
+        p -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam with bias correction, as ``torch.optim.Adam`` (``amsgrad=False``).
+
+    With β₁, β₂ = ``betas`` and t the parameter's step count (from 1): g ← g + λp
+    (λ = ``weight_decay``, an L2 penalty as in ``torch.optim.Adam``), m ← β₁m + (1 − β₁)g,
+    v ← β₂v + (1 − β₂)g², p ← p − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε).
+
+    >>> opt = Adam(lr=0.1)
+    >>> p = opt.step({"k": 1.0}, {"k": 3.0})   # the first step moves by lr·g/(|g| + ε)
+    >>> round(p["k"], 9)
+    0.9
+    """
+
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        *,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.lr = _positive("lr", lr)
+        try:
+            beta1, beta2 = (float(b) for b in betas)
+        except (TypeError, ValueError):
+            raise InputError(f"betas must be two numbers in [0, 1), got {betas!r}") from None
+        for i, beta in enumerate((beta1, beta2)):
+            if not 0.0 <= beta < 1.0:
+                raise InputError(f"betas[{i}] must be in [0, 1), got {beta}")
+        self.betas = (beta1, beta2)
+        self.eps = _nonnegative("eps", eps)
+        self.weight_decay = _nonnegative("weight_decay", weight_decay)
+
+    def __repr__(self) -> str:
+        extra = f", weight_decay={self.weight_decay}" if self.weight_decay else ""
+        return f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}{extra})"
+
+    def _update_scalar(self, name: str, p: float, g: float, state: dict) -> float:
+        beta1, beta2 = self.betas
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        t = state["step"] = state.get("step", 0) + 1
+        m = state["exp_avg"] = beta1 * state.get("exp_avg", 0.0) + (1.0 - beta1) * g
+        v = state["exp_avg_sq"] = beta2 * state.get("exp_avg_sq", 0.0) + (1.0 - beta2) * g * g
+        step_size = self.lr / (1.0 - beta1**t)
+        denom = math.sqrt(v) / math.sqrt(1.0 - beta2**t) + self.eps
+        return p - step_size * m / denom
+
+    def _update_array(self, name: str, p: np.ndarray, g: np.ndarray, state: dict) -> None:
+        beta1, beta2 = self.betas
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if "step" not in state:
+            state["step"] = 0
+            state["exp_avg"] = np.zeros(p.shape)
+            state["exp_avg_sq"] = np.zeros(p.shape)
+        t = state["step"] = state["step"] + 1
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= beta1
+        m += (1.0 - beta1) * g
+        v *= beta2
+        v += (1.0 - beta2) * (g * g)
+        denom = np.sqrt(v)
+        denom /= math.sqrt(1.0 - beta2**t)
+        denom += self.eps
+        step_size = self.lr / (1.0 - beta1**t)
+        p -= step_size * (m / denom)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _name(key: Any) -> str:
+    return key.name if isinstance(key, sp.Symbol) else str(key)
+
+
+def _as_float_array(value: Any, name: str, what: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InputError(
+            f"the {what} {name!r} is not a number or an array of numbers: {e}"
+        ) from None
+
+
+def _real(what: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"{what} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise InputError(f"{what} must be finite, got {value}")
+    return value
+
+
+def _positive(what: str, value: Any) -> float:
+    value = _real(what, value)
+    if value <= 0:
+        raise InputError(f"{what} must be > 0, got {value}")
+    return value
+
+
+def _nonnegative(what: str, value: Any) -> float:
+    value = _real(what, value)
+    if value < 0:
+        raise InputError(f"{what} must be >= 0, got {value}")
+    return value
