@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sympy as sp
@@ -27,13 +27,16 @@ def compile(
     *,
     name: str = "f",
     output: sp.Symbol | str | None = None,
+    shapes: Mapping[sp.Symbol | str, tuple[int | None, ...]] | None = None,
 ) -> CompiledModel:
     """Compile a SymPy expression, or named equations, to value-and-gradient NumPy code.
 
     ``model`` is one expression (its output is called ``name``) or equations: a dict
     ``{symbol: expr}``, a list of ``(symbol, expr)`` pairs or of ``sympy.Eq(symbol, expr)``, in
     any order; the output is ``output`` or else the last equation's left side. ``wrt`` lists
-    the inputs to differentiate with respect to (default: every input).
+    the inputs to differentiate with respect to (default: every input). ``shapes`` declares
+    input shapes (``{X: (None, 13), W1: (13, 64)}``, None for any size), checked at compile time;
+    undeclared shapes are taken from each call.
 
     >>> x, y, k, b = sp.symbols("x y k b")
     >>> m = compile(mean((k*x + b - y)**2), wrt=[k, b])
@@ -41,16 +44,10 @@ def compile(
     (('b', 'k', 'x', 'y'), ('k', 'b'))
     """
     from .backward import differentiate
-    from .codegen.emit import emit
-    from .codegen.load import load
     from .frontend import build
 
-    graph = differentiate(build(model, name=name, output=output, wrt=wrt))
-    source = emit(graph)
-    users = {}
-    for n in graph.inputs:
-        users[n.symbol] = sp.Symbol(n.label)
-    return CompiledModel(graph, source, load(source), users)
+    graph = differentiate(build(model, name=name, output=output, wrt=wrt, shapes=shapes))
+    return CompiledModel(graph, {n.symbol: sp.Symbol(n.label) for n in graph.inputs})
 
 
 __all__ = [

@@ -30,13 +30,13 @@ dk = sum_to(dt3*x, k)
 
 from __future__ import annotations
 
-import numpy as np
 import sympy as sp
 
 from .graph import ADJOINT, PARAMETER, TEMP, Graph, Node, Shape
 from .names import Namer
-from .ops import size, sum_to, zeros_like
+from .ops import matmul_vjp, max_vjp, size, sum_to, zeros_like
 from .rules import is_elementwise, vjp
+from .shapes import infer
 
 
 def differentiate(graph: Graph) -> Graph:
@@ -100,9 +100,16 @@ def _accumulate(node: Node, parts: list[sp.Expr], shape_of, exact: bool) -> sp.E
     exact = exact or len(parts) > 1 or node.role == PARAMETER
     v = node.symbol
     fitted = [
-        c if not exact or _fits(_shape(c, shape_of), node.shape) else sum_to(c, v) for c in parts
+        c
+        if not exact or isinstance(c, EXACT) or _fits(_shape(c, shape_of), node.shape)
+        else sum_to(c, v)
+        for c in parts
     ]
     return sp.Add(*fitted)
+
+
+#: Cotangents that always have their operand's exact shape.
+EXACT = (matmul_vjp, max_vjp, zeros_like)
 
 
 def _fits(shape: Shape | None, target: Shape | None) -> bool:
@@ -111,13 +118,7 @@ def _fits(shape: Shape | None, target: Shape | None) -> bool:
 
 def _shape(expr: sp.Expr, shape_of) -> Shape | None:
     """The static shape of ``expr`` if every symbol in it has one, else None."""
-    if isinstance(expr, (sum_to, zeros_like)):
-        return shape_of.get(expr.args[1] if isinstance(expr, sum_to) else expr.args[0])
-    expr = expr.xreplace({s: 1 for s in expr.atoms(size)})  # a size is a number
-    shapes = [shape_of.get(s) for s in expr.free_symbols]
-    if any(s is None for s in shapes):
-        return None
-    return tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+    return infer(expr, shape_of.get)
 
 
 def _simplify_sizes(expr: sp.Expr, graph: Graph) -> sp.Expr:

@@ -26,15 +26,18 @@ Loss = mean(t4)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from .errors import ModelError
-from .functions import sigmoid, softplus
+from .functions import matmul, sigmoid, softplus, transpose
 from .graph import INPUT, NAMED, PARAMETER, TEMP, Graph, Node, Shape
 from .names import Namer
 from .order import toposort
+from .shapes import infer_graph
 
 Equations = list[tuple[sp.Symbol, sp.Expr]]
 
@@ -74,7 +77,7 @@ def equations_of(model: Any, name: str = "f") -> Equations:
             )
         if isinstance(lhs, str):
             lhs = sp.Symbol(lhs)
-        if not isinstance(lhs, sp.Symbol):
+        if not _is_symbol(lhs):
             raise ModelError(f"the left side of an equation must be a symbol, not {lhs}")
         equations.append((lhs, _sympify(rhs, lhs.name)))
     if not equations:
@@ -125,17 +128,52 @@ def build(
     for p in params:
         if p not in inputs:  # asked for, but the output does not depend on it: zero gradient
             inputs.append(p)
-    builder = _Builder(shapes or {})
+    builder = _Builder(_declared_shapes(shapes or {}, inputs, rhs_of))
     for s in inputs:
         builder.add_input(s, PARAMETER if s in params else INPUT)
     for lhs in order:
         builder.add_equation(lhs, rhs_of[lhs])
+    equations = tuple((builder.symbol_of[lhs], builder.substitute(rhs_of[lhs])) for lhs in order)
+    graph = Graph(tuple(builder.nodes), output=builder.symbol_of[out], wrt=(), equations=equations)
+    known = infer_graph(graph, {}, describe=lambda node: describe(graph, node))
+    nodes = tuple(replace(n, shape=known[n.symbol]) for n in builder.nodes)
     return Graph(
-        tuple(builder.nodes),
+        nodes,
         output=builder.symbol_of[out],
         wrt=tuple(builder.symbol_of[p] for p in params),
-        equations=tuple((builder.symbol_of[lhs], builder.substitute(rhs_of[lhs])) for lhs in order),
+        equations=equations,
     )
+
+
+def _declared_shapes(shapes, inputs, rhs_of) -> dict[str, Shape]:
+    """Declared shapes by name: ``shapes=`` first, else a MatrixSymbol's own (n, m)."""
+    declared: dict[str, Shape] = {}
+    for s in [*inputs, *rhs_of]:
+        if isinstance(s, sp.MatrixSymbol):
+            declared[s.name] = tuple(int(n) if n.is_Integer else None for n in s.shape)
+    names = {s.name for s in [*inputs, *rhs_of]}
+    for key, shape in shapes.items():
+        name = key.name if isinstance(key, (sp.Symbol, sp.MatrixSymbol)) else str(key)
+        if name not in names:
+            raise ModelError(f"shapes: {name} is not a symbol of the model")
+        try:
+            declared[name] = tuple(None if n is None else int(n) for n in shape)
+        except TypeError:
+            raise ModelError(
+                f"shapes: {name}: {shape!r} is not a shape (a tuple of sizes, None for any)"
+            ) from None
+    return declared
+
+
+def describe(graph: Graph, node: Node) -> str:
+    """``L1 = matmul(X, W1)``: the user's equation a node belongs to, for messages."""
+    for lhs, rhs in graph.equations:
+        if graph[lhs].label == node.equation:
+            if tree_size(rhs) > 60:
+                return node.equation or node.label
+            labels = {s: sp.Symbol(graph[s].label) for s in free_symbols(rhs) if s in graph}
+            return f"{node.equation} = {sp.sstr(rhs.xreplace(labels))}"
+    return node.label
 
 
 def free_symbols(expr: sp.Basic) -> frozenset[sp.Symbol]:
@@ -149,8 +187,41 @@ def free_symbols(expr: sp.Basic) -> frozenset[sp.Symbol]:
     """
     return _postorder(
         expr,
-        lambda e, args: frozenset((e,)) if isinstance(e, sp.Symbol) else frozenset().union(*args),
+        lambda e, args: frozenset((e,)) if _is_symbol(e) else frozenset().union(*args),
     )
+
+
+def _is_symbol(e: sp.Basic) -> bool:
+    return isinstance(e, (sp.Symbol, sp.MatrixSymbol))
+
+
+def _operands(e: sp.Basic) -> tuple:
+    """The sub-expressions of ``e`` that are computed (a MatrixSymbol's sizes and a Lambda's
+    body are not)."""
+    if isinstance(e, (sp.MatrixSymbol, sp.Lambda)):
+        return ()
+    if isinstance(e, ElementwiseApplyFunction):
+        return (e.expr,)
+    return e.args
+
+
+def _matmul(e: sp.MatMul, *args):
+    matrices = [a for a, orig in zip(args, e.args, strict=True) if orig.is_Matrix]
+    scalars = [a for a, orig in zip(args, e.args, strict=True) if not orig.is_Matrix]
+    product = matrices[0]
+    for m in matrices[1:]:
+        product = matmul(product, m)
+    return sp.Mul(*scalars) * product
+
+
+#: SymPy's matrix expressions -> the same operations on arrays, over the operands' nodes.
+TRANSLATE = {
+    sp.MatMul: _matmul,
+    sp.MatAdd: lambda e, *args: sp.Add(*args),
+    sp.HadamardProduct: lambda e, *args: sp.Mul(*args),
+    sp.Transpose: lambda e, x: transpose(x),
+    ElementwiseApplyFunction: lambda e, x: e.function(x),
+}
 
 
 def tree_size(expr: sp.Basic, memo: dict | None = None) -> int:
@@ -174,11 +245,11 @@ def _postorder(expr: sp.Basic, combine, memo: dict | None = None):
         if e in memo:
             stack.pop()
             continue
-        todo = [a for a in e.args if a not in memo]
+        todo = [a for a in _operands(e) if a not in memo]
         if todo:
             stack.extend(todo)
             continue
-        memo[e] = combine(e, [memo[a] for a in e.args])
+        memo[e] = combine(e, [memo[a] for a in _operands(e)])
         stack.pop()
     return memo[expr]
 
@@ -251,21 +322,20 @@ REWRITES = {
 class _Builder:
     """Decomposes expressions into nodes, one per distinct sub-expression."""
 
-    def __init__(self, shapes: Mapping[sp.Symbol | str, Shape]):
+    def __init__(self, declared: Mapping[str, Shape]):
         self.nodes: list[Node] = []
         self.memo: dict[sp.Basic, sp.Basic] = {}  # user sub-expression -> node symbol or number
         self.symbol_of: dict[sp.Symbol, sp.Symbol] = {}  # user symbol -> node symbol
-        self.shape_of: dict[sp.Basic, Shape | None] = {}
         self.namer = Namer()
         self.temps = 0
         self.renamed: dict[sp.Basic, sp.Basic] = {}  # user sub-expression -> over node symbols
         self.equation: str | None = None
-        self.declared = {(k.name if isinstance(k, sp.Symbol) else k): v for k, v in shapes.items()}
+        self.declared = declared
 
     def _add(self, symbol: sp.Symbol, expr, role: str, label: str) -> sp.Symbol:
-        shape = self._shape(expr) if expr is not None else self.declared.get(label)
+        shape = self.declared.get(label) if expr is None else None  # inferred once built
         self.nodes.append(Node(symbol, expr, role, label, self.equation, shape))
-        self.shape_of[symbol] = shape
+        self.memo[symbol] = symbol  # translated operations are built over node symbols
         return symbol
 
     def add_input(self, user: sp.Symbol, role: str) -> None:
@@ -281,10 +351,11 @@ class _Builder:
         if isinstance(rhs, sp.Piecewise) and rhs not in self.memo:
             expr = self.substitute(rhs)
             self.memo[rhs] = symbol
-        elif rhs in self.memo or not rhs.args:
+        elif rhs in self.memo or not _operands(rhs):
             expr = self._visit(rhs)  # an alias, a constant, or a shared sub-expression
         else:
-            expr = rhs.func(*(self._visit(a) for a in rhs.args))
+            top = self._translate(rhs, [self._visit(a) for a in _operands(rhs)])
+            expr = top.func(*(self._visit(a) for a in top.args)) if top.args else top
             self.memo[rhs] = symbol
         self.memo[lhs] = self._add(symbol, expr, NAMED, lhs.name)
 
@@ -310,16 +381,30 @@ class _Builder:
                 continue
             if isinstance(e, sp.Piecewise):
                 self.memo[e] = self._temp(self.substitute(e))
-            elif not e.args:
+            elif not _operands(e):
                 self.memo[e] = self._atom(e)
             else:
-                todo = [a for a in e.args if a not in self.memo]
+                todo = [a for a in _operands(e) if a not in self.memo]
                 if todo:
                     stack.extend(reversed(todo))
                     continue
-                self.memo[e] = self._temp(e.func(*(self.memo[a] for a in e.args)))
+                operands = [self.memo[a] for a in _operands(e)]
+                if isinstance(e, sp.MatrixExpr):  # over node symbols now: decompose it in turn
+                    self.memo[e] = self._visit(self._translate(e, operands))
+                else:
+                    self.memo[e] = self._temp(e.func(*operands))
             stack.pop()
         return self.memo[expr]
+
+    def _translate(self, e: sp.Basic, operands: list) -> sp.Basic:
+        if type(e) in TRANSLATE:
+            return TRANSLATE[type(e)](e, *operands)
+        if isinstance(e, sp.MatrixExpr):
+            raise ModelError(
+                f"{self.equation}: symgrad cannot compute {type(e).__name__} (in {e}); "
+                "write it with matmul, transpose, sum and elementwise operations"
+            )
+        return e.func(*operands) if operands else e
 
     def _atom(self, e: sp.Basic) -> sp.Basic:
         if isinstance(e, sp.Symbol):  # only a symbol no equation defines and no input is
@@ -336,7 +421,7 @@ class _Builder:
         return _postorder(
             e,
             lambda e, args: (
-                symbol_of[e] if isinstance(e, sp.Symbol) else e.func(*args) if args else e
+                symbol_of[e] if _is_symbol(e) else self._translate(e, args) if args else e
             ),
             self.renamed,
         )
@@ -347,16 +432,3 @@ class _Builder:
         self.temps += 1
         symbol = sp.Symbol(self.namer.fresh(f"t{self.temps}"), real=True)
         return self._add(symbol, expr, TEMP, symbol.name)
-
-    def _shape(self, expr: sp.Basic) -> Shape | None:
-        if not getattr(type(expr), "elementwise", True):
-            return ()  # the reductions of the core reduce over every element
-        shapes = [self.shape_of.get(s, ()) for s in expr.free_symbols]
-        if any(s is None for s in shapes):
-            return None
-        try:
-            import numpy as np
-
-            return tuple(np.broadcast_shapes(*shapes))
-        except ValueError as e:
-            raise ModelError(f"{self.equation}: shapes {shapes} do not broadcast") from e

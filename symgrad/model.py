@@ -31,22 +31,18 @@ from .rules import derivative
 class CompiledModel:
     """A model compiled to NumPy: call it for the value, ``value_and_grad`` for both."""
 
-    def __init__(
-        self,
-        graph: Graph,
-        source: str,
-        namespace: dict[str, Any],
-        user_symbols: Mapping[sp.Symbol, sp.Symbol],
-    ):
-        self.ir = graph  # the differentiated Graph (symgrad.graph.Graph)
-        self.source = source
-        self._forward = namespace["forward"]
-        self._value_and_grad = namespace["value_and_grad"]
+    def __init__(self, graph: Graph, user_symbols: Mapping[sp.Symbol, sp.Symbol]):
+        self.ir = graph  # the differentiated Graph (symgrad.graph.Graph), shape-generic
         self._user = dict(user_symbols)  # node symbol -> the user's symbol
         self.inputs: tuple[str, ...] = tuple(n.label for n in graph.inputs)
         self.wrt: tuple[str, ...] = tuple(graph[p].label for p in graph.wrt)
         self.output: str = graph[graph.output].label
         self._slot = {name: i for i, name in enumerate(self.inputs)}
+        self._variants: dict[tuple, tuple] = {}  # shape pattern -> (source, functions, graph)
+        self._by_shapes: dict[tuple, dict[str, Any]] = {}  # input shapes -> functions
+        declared = {n.label: n.shape for n in graph.inputs if n.shape is not None}
+        #: The generated module: shape-generic, or specialised to the declared ``shapes=``.
+        self.source: str = self._variant(declared)[0]
 
     def __repr__(self) -> str:
         return (
@@ -88,18 +84,56 @@ class CompiledModel:
     def __call__(self, *args: Mapping, **inputs: Any) -> Any:
         """The value of the output for the given inputs."""
         values = self._arguments(args, inputs)
-        return self._run(self._forward, values)
+        return self._run("forward", values)
 
     def value_and_grad(self, *args: Mapping, **inputs: Any) -> tuple[Any, dict[str, Any]]:
         """The output's value and its gradient: a dict name -> array, in ``wrt`` order."""
         values = self._arguments(args, inputs)
-        return self._run(self._value_and_grad, values)
+        return self._run("value_and_grad", values)
+
+    def source_for(self, *args: Mapping, **inputs: Any) -> str:
+        """The generated module specialised to the shapes of these inputs (what calls run).
+
+        Axes that are broadcast become explicit ``np.sum(..., axis=...)``; the code depends only
+        on each input's number of dimensions and on which of its sizes are 1.
+        """
+        values = self._arguments(args, inputs)
+        shapes = {name: np.shape(v) for name, v in zip(self.inputs, values, strict=True)}
+        return self._variant(shapes)[0]
+
+    def _variant(self, shapes: Mapping[str, tuple]) -> tuple[str, dict[str, Any]]:
+        """Source and functions for inputs of these shapes (by name), built once per pattern."""
+        from .codegen.emit import emit
+        from .codegen.load import load
+        from .passes import specialize
+
+        key = tuple(
+            None if s is None else tuple(n == 1 for n in s)
+            for s in (shapes.get(name) for name in self.inputs)
+        )
+        cache = self._variants
+        if key not in cache:
+            graph = specialize(self.ir, shapes)
+            source = emit(graph)
+            cache[key] = (source, load(source), graph)
+        return cache[key][:2]
+
+    def _functions(self, values: list) -> dict[str, Any]:
+        shapes = tuple(getattr(v, "shape", ()) for v in values)
+        functions = self._by_shapes.get(shapes)
+        if functions is None:
+            if len(self._by_shapes) > 64:
+                self._by_shapes.clear()
+            functions = self._variant(dict(zip(self.inputs, shapes, strict=True)))[1]
+            self._by_shapes[shapes] = functions
+        return functions
 
     def grad(self, *args: Mapping, **inputs: Any) -> dict[str, Any]:
         """The gradient alone: a dict name -> array shaped like that input."""
         return self.value_and_grad(*args, **inputs)[1]
 
-    def _run(self, function, values):
+    def _run(self, name: str, values: list):
+        function = self._functions(values)[name]
         try:
             return function(*values)
         except ValueError as e:
@@ -166,13 +200,19 @@ class CompiledModel:
 
         return render.digraph(self.ir, kind=kind, highlight=self._highlight(highlight), **options)
 
-    def to_dot(self, kind: str = "forward", highlight: sp.Symbol | str | None = None,
-               **options) -> str:
+    def to_dot(
+        self, kind: str = "forward", highlight: sp.Symbol | str | None = None, **options
+    ) -> str:
         """The DOT text of ``graph(kind, highlight)``; needs no Graphviz program."""
         return self.graph(kind, highlight, **options).source
 
-    def render(self, path: str | Path, kind: str = "forward",
-               highlight: sp.Symbol | str | None = None, **options) -> Path:
+    def render(
+        self,
+        path: str | Path,
+        kind: str = "forward",
+        highlight: sp.Symbol | str | None = None,
+        **options,
+    ) -> Path:
         """Draw the diagram to ``path`` (SVG, PNG or PDF, by its suffix); return the path."""
         from . import render
 
@@ -212,8 +252,10 @@ def _key(k) -> str:
 
 
 def _as_array(value, name: str):
-    if type(value) is float or (isinstance(value, np.ndarray) and value.dtype == np.float64):
+    if isinstance(value, np.ndarray) and value.dtype == np.float64:
         return value
+    if type(value) is float:
+        return np.float64(value)
     try:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as e:

@@ -32,3 +32,36 @@ class zeros_like(sp.Function):
     """An array of zeros shaped like ``x``: the gradient of an input the output ignores."""
 
     nargs = 1
+
+
+class expand_dims(sp.Function):
+    """``g`` with length-one axes inserted at ``axes``: a reduction's gradient, spread back."""
+
+    nargs = 2
+
+
+class matmul_vjp(sp.Function):
+    """The cotangent of operand ``which`` (0: A, 1: B) of ``A @ B`` given the adjoint ``g``.
+
+    Ḡ·Bᵀ for A and Aᵀ·Ḡ for B, with NumPy's rules for 1-D and stacked operands.
+
+    >>> g, a, b = sp.symbols("g a b")
+    >>> matmul_vjp(g, a, b, 0), matmul_vjp(g, a, b, 1)
+    (g @ bᵀ, aᵀ @ g)
+    """
+
+    nargs = 4
+
+    @property
+    def which(self) -> int:
+        return int(self.args[3])
+
+    def _sympystr(self, printer):
+        g, a, b = (printer.parenthesize(x, 50) for x in self.args[:3])
+        return f"{g} @ {b}ᵀ" if self.which == 0 else f"{a}ᵀ @ {g}"
+
+
+class max_vjp(sp.Function):
+    """The cotangent of ``x`` in ``out = max(x, axis)``: ``g`` shared by the maxima that tie."""
+
+    nargs = 5

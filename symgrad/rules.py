@@ -9,6 +9,10 @@ rules' business: the backward pass sums cotangents back to their operand's shape
 Adding a function SymPy and NumPy already know is one entry here (and one in the printer's
 table); a function without an entry falls back to its ``fdiff`` (SymPy's own derivative).
 
+Rules for operations that are not elementwise (reductions, matmul, softmax) are true
+vector-Jacobian products: matmul sends Ḡ·Bᵀ to A and Aᵀ·Ḡ to B, a reduction spreads its adjoint
+back over the reduced axes, softmax sends out·(Ḡ − sum(Ḡ·out, axis)) without a dense Jacobian.
+
 Conventions at non-smooth points follow PyTorch: relu'(0) = 0, |x|'(0) = 0, sign' = 0,
 Heaviside' = 0. Max and Min split the gradient equally between arguments that tie (as
 ``torch.maximum`` does): Max(a, b) passes g·H(a - b) to a with H(0) = 1/2.
@@ -28,8 +32,20 @@ from collections.abc import Callable
 import sympy as sp
 
 from .errors import NoRuleError
-from .functions import mean, relu, sigmoid, softplus, sum
-from .ops import size
+from .functions import (
+    log_softmax,
+    logsumexp,
+    matmul,
+    max,
+    mean,
+    relu,
+    sigmoid,
+    softmax,
+    softplus,
+    sum,
+    transpose,
+)
+from .ops import expand_dims, matmul_vjp, max_vjp, size
 
 S = sp.S
 Rule = Callable[..., tuple]
@@ -62,6 +78,57 @@ def _max_or_min(sign: int) -> Rule:
         )
 
     return rule
+
+
+def _options(options: tuple) -> tuple[tuple[int, ...] | None, bool]:
+    """A reduction's stored ``(axes, keepdims)`` arguments as (axis or None, keepdims)."""
+    if not options:
+        return None, False
+    axes, keepdims = options
+    return (tuple(int(a) for a in axes) or None), bool(keepdims)
+
+
+def _spread(g, options: tuple):
+    """A reduction's adjoint with the reduced axes put back (as length one) to broadcast."""
+    axis, keepdims = _options(options)
+    if axis is None or keepdims:
+        return g
+    return expand_dims(g, sp.Tuple(*axis))
+
+
+def _sum(g, out, x, *options):
+    return (_spread(g, options),)
+
+
+def _mean(g, out, x, *options):
+    if not options:
+        return (g / size(x),)
+    return (_spread(g, options) * size(out) / size(x),)
+
+
+def _max(g, out, x, *options):
+    axis, keepdims = _options(options)
+    axes = sp.Tuple(*axis) if axis is not None else sp.Tuple()
+    return (max_vjp(g, x, out, axes, sp.true if keepdims else sp.false),)
+
+
+def _logsumexp(g, out, x, *options):
+    return (_spread(g, options) * sp.exp(x - _spread(out, options)),)
+
+
+def _softmax(g, out, x, axis):
+    return (out * (g - sum(g * out, axis=axis, keepdims=True)),)
+
+
+def _log_softmax(g, out, x, axis):
+    return (g - sp.exp(out) * sum(g, axis=axis, keepdims=True),)
+
+
+def _transpose(g, out, x, *axes):
+    if not axes:
+        return (transpose(g),)
+    inverse = sorted(range(len(axes[0])), key=lambda i: int(axes[0][i]))
+    return (transpose(g, axes=inverse),)
 
 
 def _constant(g, out, *xs):
@@ -104,8 +171,14 @@ RULES: dict[type, Rule] = {
     sigmoid: lambda g, out, x: (g * out * (1 - out),),
     softplus: lambda g, out, x: (g * sigmoid(x),),
     relu: lambda g, out, x: (g * sp.Heaviside(x, 0),),
-    sum: lambda g, out, x: (g,),  # g spreads over every element
-    mean: lambda g, out, x: (g / size(x),),
+    sum: _sum,
+    mean: _mean,
+    max: _max,
+    logsumexp: _logsumexp,
+    softmax: _softmax,
+    log_softmax: _log_softmax,
+    matmul: lambda g, out, a, b: (matmul_vjp(g, a, b, 0), matmul_vjp(g, a, b, 1)),
+    transpose: _transpose,
 }
 
 
@@ -148,7 +221,7 @@ def vjp(expr: sp.Basic, g: sp.Expr, out: sp.Expr) -> dict[sp.Symbol, sp.Expr]:
     if isinstance(result, dict):
         return result
     cotangents: dict[sp.Symbol, sp.Expr] = {}
-    for arg, c in zip(expr.args, result, strict=True):
+    for arg, c in zip(expr.args, result, strict=False):  # option arguments (axes) come last
         if isinstance(arg, sp.Symbol) and c != 0:
             cotangents[arg] = cotangents[arg] + c if arg in cotangents else c
     return cotangents
@@ -197,8 +270,16 @@ def derivative(expr: sp.Basic, v: sp.Symbol, memo: dict | None = None) -> sp.Exp
                 continue
             if all(memo[a] == 0 for a in e.args):
                 memo[e] = S.Zero
-            elif not is_elementwise(e):
+            elif getattr(type(e), "linear", False):
                 memo[e] = e.func(memo[e.args[0]], *e.args[1:])
+            elif isinstance(e, matmul):
+                a, b = e.args
+                memo[e] = matmul(memo[a], b) + matmul(a, memo[b])
+            elif not is_elementwise(e):
+                raise NoRuleError(
+                    f"no symbolic derivative for {type(e).__name__} (the compiled gradient "
+                    "works; only the SymPy expression of the gradient is not available)"
+                )
             else:
                 partials = rule_for(e)(S.One, e, *e.args)
                 memo[e] = sp.Add(*(p * memo[a] for p, a in zip(partials, e.args, strict=True)))

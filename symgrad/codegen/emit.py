@@ -29,7 +29,7 @@ def value_and_grad(k, x):
     # backward: dV = ∂f/∂V, in reverse topological order
     if np.ndim(f) != 0:
         raise ValueError(f"value_and_grad needs a scalar output, not one of shape {np.shape(f)}")
-    dk = _sum_to(f*x, k)  # ∂f/∂k = f*x
+    dk = _sum_to(f*x, k)  # ∂f/∂k = f*x, summed over the broadcast axes
     return f, {'k': dk}
 <BLANKLINE>
 <BLANKLINE>
@@ -42,9 +42,12 @@ from __future__ import annotations
 from collections import Counter
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
 
 from .. import __version__
 from ..frontend import tree_size
+from ..functions import sum
 from ..graph import ADJOINT, TEMP, Graph, Node
 from ..ops import sum_to
 from .printer import HELPERS, Printer
@@ -182,22 +185,62 @@ def _occurrences(expr: sp.Basic) -> Counter:
 
 
 def _factor_comment(graph: Graph, node: Node, expr: sp.Expr) -> str:
-    """``∂U/∂V = factor`` for each materialised node U whose adjoint flows into this line."""
-    v = graph[node.of].name
-    if isinstance(expr, sum_to):
-        expr = expr.args[0]
+    """What the line applies: ``∂U/∂V = factor`` for each node U whose adjoint flows in.
+
+    An elementwise factor is written out (``∂σ/∂L1 = σ*(1 - σ)``); otherwise the product as it
+    really is, with U's adjoint in it (``∂L2/∂H: dL2 @ W2ᵀ``). At an input, the sum over the
+    axes it was broadcast along is said in words.
+    """
+    v = graph[node.of]
+    summed = False
+    if v.expr is None:  # an input: an outer sum is the broadcast's
+        while isinstance(expr, (sum_to, sum)) and len(expr.args) and expr.args[0].free_symbols:
+            expr, summed = expr.args[0], True
     sources = sorted(
         (s for s in expr.free_symbols if s in graph and graph[s].role == ADJOINT),
         key=graph.position,
     )
+    tail = ", summed over the broadcast axes" if summed else ""
     if not sources:
-        return f"∂{graph.output.name}/∂{v} = {sp.sstr(_strip_sum_to(expr))}"
+        return f"∂{graph.output.name}/∂{v.name} = {_show(expr)}{tail}"
     parts = []
     for s in sources:
-        factor = expr.xreplace({t: sp.S.One if t == s else sp.S.Zero for t in sources})
-        parts.append(f"∂{graph[graph[s].of].name}/∂{v} = {sp.sstr(_strip_sum_to(factor))}")
+        alone = expr.xreplace({t: sp.S.Zero for t in sources if t != s})
+        u = graph[graph[s].of].name
+        factor = alone.xreplace({s: sp.S.One})
+        if alone == s or (alone.is_Mul and s in alone.args):
+            parts.append(f"∂{u}/∂{v.name} = {_show(factor)}{tail}")
+        else:
+            parts.append(f"∂{u}/∂{v.name}: {_show(alone)}{tail}")
     return "; ".join(parts)
 
 
-def _strip_sum_to(expr: sp.Expr) -> sp.Expr:
-    return expr.replace(lambda e: isinstance(e, sum_to), lambda e: e.args[0])
+class _CommentPrinter(StrPrinter):
+    """Comments read like the math: ``A @ B``, ``Wᵀ``, ``size(t)``, ``sum(g)``."""
+
+    printmethod = "_symgrad_comment"
+
+    def _print__Reduction(self, expr):
+        return expr._sympystr(self)
+
+    _print__AlongAxis = _print__Reduction
+
+    def _print_matmul_vjp(self, expr):
+        g, a, b = (self.parenthesize(x, PRECEDENCE["Mul"], strict=True) for x in expr.args[:3])
+        return f"{g} @ {b}ᵀ" if expr.which == 0 else f"{a}ᵀ @ {g}"
+
+    def _print_matmul(self, expr):
+        a, b = (self.parenthesize(x, PRECEDENCE["Mul"], strict=True) for x in expr.args)
+        return f"{a} @ {b}"
+
+    def _print_transpose(self, expr):
+        if expr.axes is not None:
+            return sp.sstr(expr)
+        return self.parenthesize(expr.args[0], PRECEDENCE["Atom"], strict=True) + "ᵀ"
+
+    def _print_sum_to(self, expr):
+        return self._print(expr.args[0])
+
+
+def _show(expr: sp.Expr) -> str:
+    return _CommentPrinter().doprint(expr)

@@ -22,17 +22,29 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
 from ..errors import ModelError
-from ..functions import mean, relu, sigmoid, softplus, sum
-from ..ops import size, sum_to, zeros_like
+from ..functions import (
+    log_softmax,
+    logsumexp,
+    max,
+    mean,
+    relu,
+    sigmoid,
+    softmax,
+    softplus,
+    sum,
+)
+from ..ops import matmul_vjp, max_vjp, size, sum_to, zeros_like
 
 #: Function class -> a template for its NumPy code, with {0}, {1}, ... for its arguments.
 CALLS: dict[type, str] = {
     sigmoid: "_sigmoid({0})",
     softplus: "np.logaddexp(0, {0})",
     relu: "np.maximum({0}, 0)",
-    sum: "np.sum({0})",
-    mean: "np.mean({0})",
     size: "np.size({0})",
+    matmul_vjp: "_matmul_grad({0}, {1}, {2}, {3})",
+    max_vjp: "_max_grad({0}, {1}, {2}, {3}, {4})",
+    softmax: "_softmax({0}, {1})",
+    log_softmax: "_log_softmax({0}, {1})",
     sum_to: "_sum_to({0}, {1})",
     zeros_like: "np.zeros_like({0})",
     sp.Abs: "np.abs({0})",
@@ -50,13 +62,66 @@ CALLS: dict[type, str] = {
     sp.atan: "np.arctan({0})",
 }
 
+#: Reductions: class -> NumPy function, printed with ``axis=`` and ``keepdims=`` as needed.
+REDUCTIONS: dict[type, str] = {
+    sum: "np.sum",
+    mean: "np.mean",
+    max: "np.max",
+    logsumexp: "_logsumexp",
+}
+
 #: Helper functions the generated module defines when it uses them, keyed by name.
 HELPERS: dict[str, str] = {
     "_sigmoid": '''\
 def _sigmoid(x):
-    """1/(1 + exp(-x)) without overflow: exp is only ever taken of -|x|."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1, e) / (1 + e)
+    """1/(1 + exp(-x)): where exp(-x) overflows to inf (x < -709) the result is the right 0."""
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x))
+''',
+    "_logsumexp": '''\
+def _logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) over axis, shifted by the maximum so that exp never overflows."""
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+''',
+    "_softmax": '''\
+def _softmax(x, axis):
+    """exp(x)/sum(exp(x)) along axis, shifted by the maximum so that exp never overflows."""
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+''',
+    "_log_softmax": '''\
+def _log_softmax(x, axis):
+    """x - logsumexp(x) along axis, without ever taking log(0)."""
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+''',
+    "_matmul_grad": '''\
+def _matmul_grad(g, a, b, which):
+    """The gradient of a (which=0: g @ b.T) or b (which=1: a.T @ g) in a @ b.
+
+    NumPy's rules for 1-D operands (promoted to matrices, then squeezed) and stacks of them.
+    """
+    a2 = a[np.newaxis, :] if a.ndim == 1 else a
+    b2 = b[:, np.newaxis] if b.ndim == 1 else b
+    g2 = np.expand_dims(g, -2) if a.ndim == 1 else g
+    g2 = np.expand_dims(g2, -1) if b.ndim == 1 else g2
+    if which == 0:
+        d = g2 @ np.swapaxes(b2, -1, -2)
+        return _sum_to(d[..., 0, :] if a.ndim == 1 else d, a)
+    d = np.swapaxes(a2, -1, -2) @ g2
+    return _sum_to(d[..., :, 0] if b.ndim == 1 else d, b)
+''',
+    "_max_grad": '''\
+def _max_grad(g, x, out, axis, keepdims):
+    """The gradient of x in out = max(x, axis): shared equally by the elements that tie."""
+    axis = axis or None
+    if not keepdims and axis is not None:
+        g, out = np.expand_dims(g, axis), np.expand_dims(out, axis)
+    hit = x == out
+    return hit * (g / np.sum(hit, axis=axis, keepdims=True))
 ''',
     "_sum_to": '''\
 def _sum_to(g, like):
@@ -86,20 +151,22 @@ class Printer(NumPyPrinter):
     def _module_format(self, fqn, register=True):
         return "np." + fqn[len("numpy.") :] if fqn.startswith("numpy.") else fqn
 
-    def _print_Function(self, expr):
+    def _print_call(self, expr):
         for cls in type(expr).__mro__:
             if cls in CALLS:
                 template = CALLS[cls]
                 name = template.split("(", 1)[0]
                 if name in HELPERS:
                     self.helpers.add(name)
+                    if name == "_matmul_grad":
+                        self.helpers.add("_sum_to")
                 return template.format(*(self._print(a) for a in expr.args))
         raise ModelError(
             f"cannot generate NumPy code for {type(expr).__name__} (in {sp.sstr(expr)}); "
             "add it to CALLS in symgrad/codegen/printer.py"
         )
 
-    _print_Abs = _print_sign = _print_Function
+    _print_Abs = _print_sign = _print_call
 
     def _print_Mul(self, expr):
         """Rational coefficients as a division: ``x/2``, ``-3*x/4``, not ``(1/2)*x``."""
@@ -110,6 +177,43 @@ class Printer(NumPyPrinter):
         if abs(c.p) != 1:
             body = f"{abs(c.p)}*{body}"
         return f"{'-' if c < 0 else ''}{body}/{c.q}"
+
+    def _print_matmul(self, expr):
+        a, b = expr.args
+        mul = PRECEDENCE["Mul"]
+        return f"{self.parenthesize(a, mul, strict=True)} @ {self.parenthesize(b, mul)}"
+
+    def _print_transpose(self, expr):
+        x = expr.args[0]
+        if expr.axes is not None:
+            return f"np.transpose({self._print(x)}, {expr.axes})"
+        if isinstance(x, sp.Symbol):
+            return f"{self._print(x)}.T"
+        return f"np.transpose({self._print(x)})"
+
+    def _print_expand_dims(self, expr):
+        g, axes = expr.args
+        axes_text = str(int(axes[0])) if len(axes) == 1 else str(tuple(int(a) for a in axes))
+        return f"np.expand_dims({self._print(g)}, {axes_text})"
+
+    def _print_Function(self, expr):
+        for cls in type(expr).__mro__:
+            if cls in REDUCTIONS:
+                return self._reduction(REDUCTIONS[cls], expr)
+        return self._print_call(expr)
+
+    def _reduction(self, name: str, expr) -> str:
+        if name in HELPERS:
+            self.helpers.add(name)
+        text = f"{name}({self._print(expr.args[0])}"
+        if expr.axis is not None:
+            text += f", axis={expr.axis[0] if len(expr.axis) == 1 else expr.axis}"
+        if expr.keepdims:
+            text += ", keepdims=True"
+        return text + ")"
+
+    def _print_Tuple(self, expr):
+        return str(tuple(int(a) for a in expr)) if expr else "None"
 
     def _print_Float(self, expr):
         return repr(float(expr))

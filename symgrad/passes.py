@@ -1,0 +1,113 @@
+"""Graph -> Graph passes that use what is known of the shapes.
+
+``specialize`` gives every node its shape (from the inputs' shapes) and lowers the generic
+operations the backward pass inserts where shapes were unknown: ``sum_to(g, b)`` becomes
+``np.sum(g, axis=0)`` (or nothing, when the shapes agree) and the matmul gradient helper
+becomes ``g @ B.T`` / ``A.T @ g`` for matrices. Adjoints that end up as plain copies of another
+are propagated away.
+
+>>> import sympy as sp
+>>> from symgrad.frontend import build
+>>> from symgrad.backward import differentiate
+>>> from symgrad.functions import mean
+>>> k, x, y = sp.symbols("k x y")
+>>> g = differentiate(build(mean((k*x - y)**2), wrt=[k]))
+>>> print(specialize(g, {"k": (), "x": (506,), "y": (506,)}).nodes[-1].expr)
+sum(dt3*x)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+import sympy as sp
+
+from .errors import ShapeError
+from .frontend import describe
+from .functions import matmul, sum, transpose
+from .graph import ADJOINT, TEMP, Graph, Node, Shape
+from .ops import matmul_vjp, sum_to
+from .shapes import infer, infer_graph
+
+
+def specialize(graph: Graph, shapes: Mapping[str, Shape]) -> Graph:
+    """``graph`` for inputs of the given shapes (by label); raises ShapeError on a mismatch."""
+    given = {}
+    for n in graph.inputs:
+        if n.label in shapes:
+            given[n.symbol] = shape = tuple(shapes[n.label])
+            if n.shape is not None and not _matches(shape, n.shape):
+                raise ShapeError(f"input {n.label} has shape {shape}, not the declared {n.shape}")
+    known = infer_graph(graph, given, describe=lambda node: describe(graph, node))
+    alias: dict[sp.Symbol, sp.Symbol] = {}
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        expr = node.expr
+        if expr is not None:
+            if alias:
+                expr = expr.xreplace(alias)
+            expr = _lower(expr, known)
+            if isinstance(expr, sp.Symbol) and _propagable(graph, node):
+                alias[node.symbol] = expr
+                continue
+        nodes.append(replace(node, expr=expr, shape=known[node.symbol]))
+    grads = tuple((p, alias.get(d, d)) for p, d in graph.grads)
+    return graph.with_nodes(tuple(nodes), grads=grads)
+
+
+def _matches(shape: Shape, declared: Shape) -> bool:
+    return len(shape) == len(declared) and all(
+        d is None or s is None or s == d for s, d in zip(shape, declared, strict=True)
+    )
+
+
+def _propagable(graph: Graph, node: Node) -> bool:
+    """A temporary, or a temporary's adjoint, that is only a copy need not be kept."""
+    if node.role == TEMP:
+        return True
+    return node.role == ADJOINT and graph[node.of].role == TEMP
+
+
+def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
+    if not expr.has(sum_to, matmul_vjp):
+        return expr
+
+    def lower(e):
+        if isinstance(e, sum_to):
+            return _sum_to(e, known)
+        if isinstance(e, matmul_vjp):
+            return _matmul_vjp(e, known)
+        return e
+
+    return expr.replace(lambda e: isinstance(e, (sum_to, matmul_vjp)), lower)
+
+
+def _certain(shape: Shape | None) -> bool:
+    return shape is not None and None not in shape
+
+
+def _sum_to(e: sum_to, known) -> sp.Basic:
+    g, like = e.args
+    source, target = infer(g, known.get), known.get(like)
+    if not (_certain(source) and _certain(target)) or len(source) < len(target):
+        return e
+    lead = len(source) - len(target)
+    if any(t != 1 and s != t for s, t in zip(source[lead:], target, strict=True)):
+        return e  # g must be spread up to the target, not summed: keep the general helper
+    ones = tuple(
+        i for i, (s, t) in enumerate(zip(source[lead:], target, strict=True)) if t == 1 and s != 1
+    )
+    if lead:
+        g = sum(g, axis=tuple(range(lead))) if target or ones else sum(g)
+    if ones:
+        g = sum(g, axis=ones, keepdims=True)
+    return g
+
+
+def _matmul_vjp(e: matmul_vjp, known) -> sp.Basic:
+    g, a, b, _ = e.args
+    sa, sb = known.get(a), known.get(b)
+    if sa is None or sb is None or len(sa) != 2 or len(sb) != 2:
+        return e
+    return matmul(g, transpose(b)) if e.which == 0 else matmul(transpose(a), g)
