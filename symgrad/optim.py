@@ -50,9 +50,11 @@ from .errors import InputError, ShapeError
 
 __all__ = ["SGD", "Adam", "Optimizer"]
 
+_MISSING = object()
+
 
 class Optimizer:
-    """Base class: validates the inputs of ``step`` and applies ``_update`` to each parameter.
+    """Base class: ``step`` checks its inputs, then applies the update rule to each parameter.
 
     A subclass implements ``_update_scalar(name, p, g, state) -> new p`` for a 0-d parameter
     (floats in, float out) and ``_update_array(name, p, g, state)`` that updates the float
@@ -101,52 +103,81 @@ class Optimizer:
             )
         keys: dict[str, Any] = {}
         for key in params:
-            name = _name(key)
+            name = key if type(key) is str else _name(key)
             if name in keys:
                 raise InputError(f"parameter {name!r} appears twice in params")
             keys[name] = key
-        unknown = [_name(k) for k in grads if _name(k) not in keys]
-        if unknown:
-            raise InputError(
-                f"gradient{'s' * (len(unknown) > 1)} for unknown parameter"
-                f"{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; the parameters "
-                f"are {', '.join(map(repr, keys)) or 'none'}"
-            )
-        out = params if isinstance(params, MutableMapping) else dict(params)
+        # check everything first, so that a bad input leaves params and state untouched
+        work = []
+        seen: set[str] = set()
         for gkey, g in grads.items():
-            if g is None:
-                continue
-            name = _name(gkey)
-            key = keys[name]
-            new = self._update(name, params[key], g)
-            if new is not params[key]:
-                out[key] = new
+            name = gkey if type(gkey) is str else _name(gkey)
+            if name in seen:
+                raise InputError(f"parameter {name!r} has two gradients in grads")
+            seen.add(name)
+            key = keys.get(name, _MISSING)
+            if key is _MISSING:
+                unknown = [_name(k) for k in grads if _name(k) not in keys]
+                raise InputError(
+                    f"gradient{'s' * (len(unknown) > 1)} for unknown parameter"
+                    f"{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; the "
+                    f"parameters are {', '.join(map(repr, keys)) or 'none'}"
+                )
+            if g is not None:
+                work.append((key, name, *self._check(name, params[key], g)))
+        out = params if isinstance(params, MutableMapping) else dict(params)
+        for key, name, p, g, value in work:
+            state = self.state.get(name)
+            if state is None:
+                state = self.state[name] = {}
+                self._shapes[name] = p.shape if value is None else ()
+            if value is None:  # an array, updated in place
+                self._update_array(name, p, g, state)
+                if p is not params[key]:
+                    out[key] = p
+            else:
+                new = self._update_scalar(name, value, g, state)
+                if isinstance(p, np.ndarray):
+                    p[()] = new  # a writeable float 0-d array: in place, like any array
+                    if p is not params[key]:
+                        out[key] = p
+                else:
+                    out[key] = new
         return out  # type: ignore[return-value]
 
     # -- one parameter -------------------------------------------------------------------------
 
-    def _update(self, name: str, p: Any, g: Any) -> Any:
-        if isinstance(p, np.ndarray) and p.ndim > 0:
-            g = _as_float_array(g, name, "gradient")
-            if g.shape != p.shape:
-                raise ShapeError(
-                    f"the gradient of {name!r} has shape {g.shape} but the parameter has "
-                    f"shape {p.shape}"
-                )
-            if not (np.issubdtype(p.dtype, np.floating) and p.flags.writeable):
-                p = p.astype(np.float64)  # a new array: integer or read-only input
-            state = self._state(name, p.shape)
-            self._update_array(name, p, g, state)
-            return p
-        if isinstance(p, np.ndarray) or isinstance(p, numbers.Real):
+    def _check(self, name: str, p: Any, g: Any) -> tuple[Any, Any, float | None]:
+        """``(p, g, None)`` for an array (p a writeable float array, g a float array of its
+        shape) or ``(p, g, value)`` for a scalar (g and value floats; p the original, or a
+        writeable float 0-d array to update in place)."""
+        if isinstance(p, np.ndarray):
+            if p.ndim > 0:
+                if type(g) is not np.ndarray or g.dtype.kind != "f":
+                    g = _as_float_array(g, name, "gradient")
+                if g.shape != p.shape:
+                    raise ShapeError(
+                        f"the gradient of {name!r} has shape {g.shape} but the parameter has "
+                        f"shape {p.shape}"
+                    )
+                self._check_state(name, p.shape)
+                if p.dtype.kind != "f" or not p.flags.writeable:
+                    p = p.astype(np.float64)  # a new array: integer or read-only input
+                return p, g, None
             value = float(p)
+            if p.dtype.kind != "f" or not p.flags.writeable:
+                p = None  # cannot be updated in place: replaced by a float
+        elif isinstance(p, float) or (isinstance(p, numbers.Real) and not isinstance(p, bool)):
+            value = float(p)
+            p = None
         else:
             arr = _as_float_array(p, name, "parameter")
             if arr.ndim > 0:
-                return self._update(name, arr, g)
+                return self._check(name, arr, g)
             value = float(arr)
-        if isinstance(g, numbers.Real):
-            gv = float(g)
+            p = None
+        if isinstance(g, float) or (isinstance(g, numbers.Real) and not isinstance(g, bool)):
+            g = float(g)
         else:
             garr = _as_float_array(g, name, "gradient")
             if garr.shape != ():
@@ -154,29 +185,17 @@ class Optimizer:
                     f"the gradient of {name!r} has shape {garr.shape} but the parameter is a "
                     f"scalar (shape ())"
                 )
-            gv = float(garr)
-        state = self._state(name, ())
-        new = self._update_scalar(name, value, gv, state)
-        if (
-            isinstance(p, np.ndarray)
-            and np.issubdtype(p.dtype, np.floating)
-            and p.flags.writeable
-        ):
-            p[()] = new  # a 0-d array: in place, like any array
-            return p
-        return new
+            g = float(garr)
+        self._check_state(name, ())
+        return p, g, value
 
-    def _state(self, name: str, shape: tuple[int, ...]) -> dict[str, Any]:
-        state = self.state.get(name)
-        if state is None:
-            state = self.state[name] = {}
-            self._shapes[name] = shape
-        elif self._shapes.get(name, shape) != shape:
+    def _check_state(self, name: str, shape: tuple[int, ...]) -> None:
+        old = self._shapes.get(name, shape)
+        if old != shape:
             raise ShapeError(
-                f"parameter {name!r} has shape {shape} but had shape {self._shapes[name]} at "
-                f"the last step; call reset() or use a new optimizer for new parameters"
+                f"parameter {name!r} has shape {shape} but had shape {old} at the last step; "
+                f"call reset() or use a new optimizer for new parameters"
             )
-        return state
 
     def _update_scalar(self, name: str, p: float, g: float, state: dict) -> float:
         raise NotImplementedError
