@@ -17,7 +17,19 @@ import sympy as sp
 __version__ = "0.1.0"
 
 from .errors import SymgradError
-from .functions import mean, relu, sigmoid, softplus, sum
+from .functions import (
+    log_softmax,
+    logsumexp,
+    matmul,
+    max,
+    mean,
+    relu,
+    sigmoid,
+    softmax,
+    softplus,
+    sum,
+    transpose,
+)
 from .model import CompiledModel
 
 
@@ -55,9 +67,15 @@ __all__ = [
     "SymgradError",
     "__version__",
     "compile",
+    "log_softmax",
+    "logsumexp",
+    "matmul",
+    "max",
     "mean",
     "relu",
     "sigmoid",
+    "softmax",
     "softplus",
     "sum",
+    "transpose",
 ]

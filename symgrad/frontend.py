@@ -202,7 +202,18 @@ def _operands(e: sp.Basic) -> tuple:
         return ()
     if isinstance(e, ElementwiseApplyFunction):
         return (e.expr,)
-    return e.args
+    return tuple(a for a in e.args if not _is_option(a))
+
+
+def _is_option(a: sp.Basic) -> bool:
+    """An argument that configures an operation (an axis, keepdims), not one it computes on."""
+    return isinstance(a, (sp.Tuple, sp.logic.boolalg.BooleanAtom))
+
+
+def _rebuild(e: sp.Basic, operands) -> sp.Basic:
+    """``e`` with its operands replaced (in order), its option arguments kept."""
+    it = iter(operands)
+    return e.func(*(a if _is_option(a) else next(it) for a in e.args))
 
 
 def _matmul(e: sp.MatMul, *args):
@@ -355,7 +366,7 @@ class _Builder:
             expr = self._visit(rhs)  # an alias, a constant, or a shared sub-expression
         else:
             top = self._translate(rhs, [self._visit(a) for a in _operands(rhs)])
-            expr = top.func(*(self._visit(a) for a in top.args)) if top.args else top
+            expr = _rebuild(top, [self._visit(a) for a in _operands(top)]) if top.args else top
             self.memo[rhs] = symbol
         self.memo[lhs] = self._add(symbol, expr, NAMED, lhs.name)
 
@@ -392,7 +403,7 @@ class _Builder:
                 if isinstance(e, sp.MatrixExpr):  # over node symbols now: decompose it in turn
                     self.memo[e] = self._visit(self._translate(e, operands))
                 else:
-                    self.memo[e] = self._temp(e.func(*operands))
+                    self.memo[e] = self._temp(_rebuild(e, operands))
             stack.pop()
         return self.memo[expr]
 
@@ -404,7 +415,7 @@ class _Builder:
                 f"{self.equation}: symgrad cannot compute {type(e).__name__} (in {e}); "
                 "write it with matmul, transpose, sum and elementwise operations"
             )
-        return e.func(*operands) if operands else e
+        return _rebuild(e, operands) if operands else e
 
     def _atom(self, e: sp.Basic) -> sp.Basic:
         if isinstance(e, sp.Symbol):  # only a symbol no equation defines and no input is

@@ -38,11 +38,11 @@ class CompiledModel:
         self.wrt: tuple[str, ...] = tuple(graph[p].label for p in graph.wrt)
         self.output: str = graph[graph.output].label
         self._slot = {name: i for i, name in enumerate(self.inputs)}
-        self._variants: dict[tuple, tuple] = {}  # shape pattern -> (source, functions, graph)
+        self._variants: dict[tuple, tuple] = {}  # shape pattern -> (source, functions)
         self._by_shapes: dict[tuple, dict[str, Any]] = {}  # input shapes -> functions
         declared = {n.label: n.shape for n in graph.inputs if n.shape is not None}
         #: The generated module: shape-generic, or specialised to the declared ``shapes=``.
-        self.source: str = self._variant(declared)[0]
+        self.source: str = self._variant(declared, cache=False)[0]
 
     def __repr__(self) -> str:
         return (
@@ -91,6 +91,10 @@ class CompiledModel:
         values = self._arguments(args, inputs)
         return self._run("value_and_grad", values)
 
+    def grad(self, *args: Mapping, **inputs: Any) -> dict[str, Any]:
+        """The gradient alone: a dict name -> array shaped like that input."""
+        return self.value_and_grad(*args, **inputs)[1]
+
     def source_for(self, *args: Mapping, **inputs: Any) -> str:
         """The generated module specialised to the shapes of these inputs (what calls run).
 
@@ -101,8 +105,12 @@ class CompiledModel:
         shapes = {name: np.shape(v) for name, v in zip(self.inputs, values, strict=True)}
         return self._variant(shapes)[0]
 
-    def _variant(self, shapes: Mapping[str, tuple]) -> tuple[str, dict[str, Any]]:
-        """Source and functions for inputs of these shapes (by name), built once per pattern."""
+    def _variant(self, shapes: Mapping[str, tuple], cache: bool = True):
+        """Source and functions for inputs of these shapes (by name), built once per pattern.
+
+        The generated code depends only on each input's number of dimensions and on which of
+        its sizes are 1, so that is the key of the cache.
+        """
         from .codegen.emit import emit
         from .codegen.load import load
         from .passes import specialize
@@ -111,26 +119,25 @@ class CompiledModel:
             None if s is None else tuple(n == 1 for n in s)
             for s in (shapes.get(name) for name in self.inputs)
         )
-        cache = self._variants
-        if key not in cache:
-            graph = specialize(self.ir, shapes)
-            source = emit(graph)
-            cache[key] = (source, load(source), graph)
-        return cache[key][:2]
+        if key not in self._variants:
+            source = emit(specialize(self.ir, shapes))
+            if not cache:
+                return source, load(source)
+            self._variants[key] = (source, load(source))
+        return self._variants[key]
 
     def _functions(self, values: list) -> dict[str, Any]:
         shapes = tuple(getattr(v, "shape", ()) for v in values)
         functions = self._by_shapes.get(shapes)
         if functions is None:
+            from .passes import check_shapes
+
+            by_name = dict(zip(self.inputs, shapes, strict=True))
+            check_shapes(self.ir, by_name)  # a mismatch names its equation, before NumPy would
             if len(self._by_shapes) > 64:
                 self._by_shapes.clear()
-            functions = self._variant(dict(zip(self.inputs, shapes, strict=True)))[1]
-            self._by_shapes[shapes] = functions
+            functions = self._by_shapes[shapes] = self._variant(by_name)[1]
         return functions
-
-    def grad(self, *args: Mapping, **inputs: Any) -> dict[str, Any]:
-        """The gradient alone: a dict name -> array shaped like that input."""
-        return self.value_and_grad(*args, **inputs)[1]
 
     def _run(self, name: str, values: list):
         function = self._functions(values)[name]

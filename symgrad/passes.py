@@ -31,15 +31,21 @@ from .ops import matmul_vjp, sum_to
 from .shapes import infer, infer_graph
 
 
-def specialize(graph: Graph, shapes: Mapping[str, Shape]) -> Graph:
-    """``graph`` for inputs of the given shapes (by label); raises ShapeError on a mismatch."""
+def check_shapes(graph: Graph, shapes: Mapping[str, Shape]) -> dict[sp.Symbol, Shape | None]:
+    """Every node's shape for inputs of the given shapes (by label), or a ShapeError naming
+    the equation where they do not fit (or the input that contradicts its declared shape)."""
     given = {}
     for n in graph.inputs:
         if n.label in shapes:
             given[n.symbol] = shape = tuple(shapes[n.label])
             if n.shape is not None and not _matches(shape, n.shape):
                 raise ShapeError(f"input {n.label} has shape {shape}, not the declared {n.shape}")
-    known = infer_graph(graph, given, describe=lambda node: describe(graph, node))
+    return infer_graph(graph, given, describe=lambda node: describe(graph, node))
+
+
+def specialize(graph: Graph, shapes: Mapping[str, Shape]) -> Graph:
+    """``graph`` for inputs of the given shapes (by label); raises ShapeError on a mismatch."""
+    known = check_shapes(graph, shapes)
     alias: dict[sp.Symbol, sp.Symbol] = {}
     nodes: list[Node] = []
     for node in graph.nodes:

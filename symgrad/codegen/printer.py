@@ -104,6 +104,8 @@ def _matmul_grad(g, a, b, which):
 
     NumPy's rules for 1-D operands (promoted to matrices, then squeezed) and stacks of them.
     """
+    if a.ndim == 1 and b.ndim == 1:  # an inner product
+        return g * (b if which == 0 else a)
     a2 = a[np.newaxis, :] if a.ndim == 1 else a
     b2 = b[:, np.newaxis] if b.ndim == 1 else b
     g2 = np.expand_dims(g, -2) if a.ndim == 1 else g
