@@ -22,9 +22,15 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
+from dataclasses import dataclass
 
 import sympy as sp
+from sympy.printing.conventions import split_super_sub
+from sympy.printing.latex import greek_letters_set as _GREEK
+from sympy.printing.latex import translate as _translate
 
+from .errors import SymgradError
 from .frontend import free_symbols, tree_size
 from .functions import mean, sum
 from .graph import TEMP, Graph
@@ -158,30 +164,249 @@ def display(expr: sp.Expr, labels: dict[sp.Symbol, str] | None = None) -> str:
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
+FORMATS = ("text", "latex", "markdown")
+
+
+@dataclass
+class _Term:
+    """One parameter's part of an explanation."""
+
+    param: sp.Symbol
+    paths: list[list[sp.Symbol]]
+    total: int  # paths in all (``paths`` holds at most MAX_PATHS of them)
+    factors: dict[tuple[sp.Symbol, sp.Symbol], sp.Expr]  # (a, b) -> ∂a/∂b, first seen first
+
+    @property
+    def assembled(self) -> sp.Expr | None:
+        """The sum over paths of the product of their factors; None if not every path is known."""
+        if self.total > len(self.paths):
+            return None
+        return sp.Add(
+            *(sp.Mul(*(self.factors[e] for e in itertools.pairwise(p))) for p in self.paths)
+        )
+
+
+def _terms(graph: Graph) -> list[_Term]:
+    terms = []
+    for p in graph.wrt:
+        found, total = paths(graph, p)
+        factors: dict = {}
+        for path in found:
+            for edge in itertools.pairwise(path):
+                if edge not in factors:
+                    factors[edge] = local_factor(graph, *edge)
+        terms.append(_Term(p, found, total, factors))
+    return terms
+
+
 def explain(graph: Graph, format: str = "text") -> str:
-    """Every parameter's chain, then each local factor on it written out."""
-    labels = {n.symbol: n.label for n in graph}
-    out = graph[graph.output].label
-    lines = []
+    r"""Every parameter's chain, each local factor on it, then the gradient they assemble into.
+
+    ``format`` is ``"text"`` (Unicode, for a terminal), ``"latex"`` (one ``aligned``
+    environment, for ``IPython.display.Math`` or a paper) or ``"markdown"`` (headings and
+    ``$$…$$`` blocks, for a notebook cell or a README).
+
+    >>> from symgrad.frontend import build
+    >>> from symgrad.functions import sigmoid
+    >>> x, k, h, f = sp.symbols("x k h f")
+    >>> g = build([(h, sigmoid(k*x)), (f, 3*h)], wrt=[k])
+    >>> print(explain(g))
+    h = sigmoid(k·x)
+    f = 3·h
+    <BLANKLINE>
+    ∂f/∂k = ∂f/∂h·∂h/∂k
+        ∂f/∂h = 3
+        ∂h/∂k = h·x·(1 − h)
+      = 3·h·x·(1 − h)
+    >>> print(explain(g, "latex").splitlines()[3])
+    \frac{\partial f}{\partial k} &= \frac{\partial f}{\partial h}
+        \cdot \frac{\partial h}{\partial k} \\
+    """
+    writers = {"text": _text, "latex": _latex, "markdown": _markdown}
+    if format not in writers:
+        raise SymgradError(
+            f"unknown explanation format {format!r}; choose one of {', '.join(FORMATS)}"
+        )
+    return writers[format](graph, _terms(graph))
+
+
+def _equations(graph: Graph):
+    """(lhs, rhs or None when it is too large to spell out, its size as a tree)."""
     sizes: dict = {}
     for lhs, rhs in graph.equations:
-        big = tree_size(rhs, sizes) > MAX_DISPLAY_SIZE
-        text = f"<an expression of {tree_size(rhs, sizes)} terms>" if big else display(rhs, labels)
+        size = tree_size(rhs, sizes)
+        yield lhs, (None if size > MAX_DISPLAY_SIZE else rhs), size
+
+
+def _uses_n(terms: list[_Term]) -> bool:
+    return any(N in f.free_symbols for t in terms for f in t.factors.values())
+
+
+_N_NOTE = (
+    "N: the number of elements a mean averages over. Factors are per element; a parameter "
+    "broadcast over the data gets the sum of its product over the elements."
+)
+
+
+def _text(graph: Graph, terms: list[_Term]) -> str:
+    labels = {n.symbol: n.label for n in graph}
+    out = labels[graph.output]
+    lines = []
+    for lhs, rhs, size in _equations(graph):
+        text = f"<an expression of {size} terms>" if rhs is None else display(rhs, labels)
         lines.append(f"{labels[lhs]} = {text}")
-    uses_n = False
-    for p in graph.wrt:
-        lines.append("")
-        lines.append(f"∂{out}/∂{labels[p]} = {chain(graph, p)}")
-        found, _ = paths(graph, p)
-        seen = set()
-        for path in found:
-            for a, b in itertools.pairwise(path):
-                if (a, b) in seen:
-                    continue
-                seen.add((a, b))
-                factor = local_factor(graph, a, b)
-                uses_n |= N in factor.free_symbols
-                lines.append(f"    ∂{labels[a]}/∂{labels[b]} = {display(factor, labels)}")
-    if uses_n:
-        lines += ["", "N: the number of elements a mean averages over"]
+    for t in terms:
+        lines += ["", f"∂{out}/∂{labels[t.param]} = {chain(graph, t.param)}"]
+        for (a, b), factor in t.factors.items():
+            lines.append(f"    ∂{labels[a]}/∂{labels[b]} = {display(factor, labels)}")
+        if _worth_assembling(t):
+            total = t.assembled
+            text = "(every path summed)" if total is None else display(total, labels)
+            lines.append(f"  = {text}")
+    if _uses_n(terms):
+        lines += ["", _N_NOTE]
     return "\n".join(lines)
+
+
+def _worth_assembling(t: _Term) -> bool:
+    """Whether the assembled gradient says more than the chain's only factor."""
+    return len(t.factors) > 1 or t.total > 1
+
+
+# -- LaTeX -----------------------------------------------------------------------------------
+
+_LATEX_SPECIAL = {
+    "\\": r"\backslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "_": r"\_",
+    "^": r"\hat{}",
+    "#": r"\#",
+    "$": r"\$",
+    "%": r"\%",
+    "&": r"\&",
+    "~": r"\sim{}",
+    " ": r"\ ",
+}
+
+
+def latex_name(name: str) -> str:
+    r"""A user's name in LaTeX: ``L2`` is ``L_{2}``, ``σ`` ``\sigma``, ``Loss`` ``\mathrm{Loss}``.
+
+    Any other character is escaped, so a name can never unbalance braces or start a command.
+
+    >>> print(latex_name("L2"), latex_name("σ"), latex_name("Loss"), latex_name("w_10"))
+    L_{2} \sigma \mathrm{Loss} w_{10}
+    >>> print(latex_name("a}{b"))
+    \mathrm{a\}\{b}
+    """
+    base, sups, subs = split_super_sub(name) if name.isidentifier() else (name, [], [])
+    text = _latex_base(base)
+    if sups:
+        text += "^{" + " ".join(latex_name(s) for s in sups) + "}"
+    if subs:
+        text += "_{" + " ".join(latex_name(s) for s in subs) + "}"
+    return text
+
+
+def _latex_base(base: str) -> str:
+    if len(base) == 1 and unicodedata.name(base, "").startswith("GREEK"):
+        *kind, word = unicodedata.name(base).split()
+        word = word.capitalize() if "CAPITAL" in kind else word.lower()
+        if word.lower() in _GREEK:
+            return _translate(word)
+    if base.lower() in _GREEK:
+        return _translate(base)
+    if ((len(base) == 1 and base.isalpha()) or base.isdigit()) and base.isascii():
+        return base
+    if not base:
+        return r"\mathrm{}"
+    escaped = "".join(_LATEX_SPECIAL.get(c, c) if c.isprintable() else _visible(c) for c in base)
+    return r"\mathrm{" + escaped + "}"
+
+
+def _visible(c: str) -> str:
+    return r"\backslash{}" + c.encode("unicode_escape").decode("ascii").lstrip("\\")
+
+
+_QUAD = "\\quad "  # indents a local factor under its chain
+
+
+def _latex_frac(top: str, bottom: str) -> str:
+    return rf"\frac{{\partial {top}}}{{\partial {bottom}}}"
+
+
+def _latex_writer(graph: Graph):
+    names = {n.symbol: latex_name(n.label) for n in graph}
+
+    def latex(expr: sp.Expr) -> str:
+        return sp.latex(expr, symbol_names={s: names[s] for s in expr.free_symbols if s in names})
+
+    return names, latex
+
+
+def _latex_blocks(graph: Graph, terms: list[_Term]):
+    r"""The equations, then per parameter: its chain, its factors, the assembled gradient.
+
+    Each is a list of ``(lhs, rhs)`` pairs of LaTeX; a factor's ``lhs`` starts with ``\quad``.
+    """
+    names, latex = _latex_writer(graph)
+    out = names[graph.output]
+    equations = [
+        (names[lhs], rf"\text{{an expression of {size} terms}}" if rhs is None else latex(rhs))
+        for lhs, rhs, size in _equations(graph)
+    ]
+    blocks = []
+    for t in terms:
+        frac = _latex_frac(out, names[t.param])
+        products = [
+            r" \cdot ".join(_latex_frac(names[a], names[b]) for a, b in itertools.pairwise(p))
+            for p in t.paths
+        ]
+        if t.total > len(t.paths):
+            products.append(rf"\dots\ \text{{({t.total} paths in all)}}")
+        block = [(frac, " + ".join(products) or "0")]
+        for (a, b), factor in t.factors.items():
+            block.append((_QUAD + _latex_frac(names[a], names[b]), latex(factor)))
+        if _worth_assembling(t):
+            total = t.assembled
+            block.append((frac, r"\text{every path summed}" if total is None else latex(total)))
+        blocks.append(block)
+    return equations, blocks
+
+
+def _latex(graph: Graph, terms: list[_Term]) -> str:
+    equations, blocks = _latex_blocks(graph, terms)
+    rows = []
+    for group in [equations, *blocks]:
+        if rows:
+            rows[-1] += r"[1ex]"  # a little air between parameters
+        rows += [f"{lhs} &= {rhs} \\\\" for lhs, rhs in group]
+    if _uses_n(terms):
+        rows.append(r"& \text{" + _N_NOTE.replace("N:", "$N$:", 1) + "}")
+    else:
+        rows[-1] = rows[-1].removesuffix("[1ex]").removesuffix(r" \\")
+    return "\n".join([r"\begin{aligned}", *rows, r"\end{aligned}"])
+
+
+def _markdown(graph: Graph, terms: list[_Term]) -> str:
+    equations, blocks = _latex_blocks(graph, terms)
+    names, _ = _latex_writer(graph)
+    parts = ["**Equations**", _display_math(equations)]
+    for t, (chain_row, *rows) in zip(terms, blocks, strict=True):
+        assembled = rows.pop() if _worth_assembling(t) else None
+        parts += [f"**Gradient with respect to ${names[t.param]}$**", _display_math([chain_row])]
+        if rows:
+            parts.append("\n".join(f"- ${lhs.removeprefix(_QUAD)} = {rhs}$" for lhs, rhs in rows))
+        if assembled:
+            parts.append(_display_math([assembled]))
+    if _uses_n(terms):
+        parts.append(_N_NOTE.replace("N:", "$N$:", 1))
+    return "\n\n".join(parts)
+
+
+def _display_math(rows: list[tuple[str, str]]) -> str:
+    if len(rows) == 1:
+        return f"$${rows[0][0]} = {rows[0][1]}$$"
+    body = " \\\\\n".join(f"{lhs} &= {rhs}" for lhs, rhs in rows)
+    return f"$$\\begin{{aligned}}\n{body}\n\\end{{aligned}}$$"
