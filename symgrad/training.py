@@ -1,0 +1,516 @@
+"""Training a compiled model: ``fit`` (an optimizer over full or mini-batches) and ``objective``
+(a flat-vector function for ``scipy.optimize.minimize``).
+
+>>> import numpy as np, sympy as sp, symgrad
+>>> from symgrad.optim import Adam
+>>> x, y, k, b = sp.symbols("x y k b")
+>>> model = symgrad.compile(symgrad.mean((k*x + b - y)**2), wrt=[k, b])
+>>> X = np.linspace(0.0, 1.0, 50); Y = 3*X + 1
+>>> history = fit(model, {k: 0.0, b: 0.0}, {x: X, y: Y}, Adam(lr=0.1), steps=500,
+...               progress=False)
+>>> history.losses[0] > history.losses[-1], round(history.params["k"], 2)
+(True, 3.0)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import sympy as sp
+
+from .errors import InputError, ShapeError, SymgradError
+
+if TYPE_CHECKING:
+    from .model import CompiledModel
+
+__all__ = ["History", "Objective", "TrainingDiverged", "fit", "objective"]
+
+
+class TrainingDiverged(SymgradError):
+    """The loss became NaN or infinite during ``fit``; nothing is lost.
+
+    ``step`` is the step (counted from 0) whose loss was not finite and ``loss`` that value;
+    ``params`` holds copies of the last parameters whose loss was finite (the parameters
+    ``fit`` started from when the very first loss was not finite), ready to restart from;
+    ``losses`` holds the finite losses of the steps before.
+
+    >>> issubclass(TrainingDiverged, SymgradError)
+    True
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: int = -1,
+        loss: float = math.nan,
+        params: dict[str, Any] | None = None,
+        losses: list[float] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.step = step
+        self.loss = loss
+        self.params: dict[str, Any] = {} if params is None else params
+        self.losses: list[float] = [] if losses is None else losses
+
+
+@dataclass(repr=False)
+class History:
+    """What ``fit`` returns.
+
+    ``losses[i]`` is the loss of step i, measured on that step's batch *before* its update;
+    ``seconds`` the wall time of the training loop; ``params`` the parameters after the last
+    update (new arrays, by name); ``epochs`` the number of passes over the data (fractional
+    when ``steps`` ends inside an epoch); ``stopped_early`` whether the callback stopped it.
+
+    >>> History([3.0, 2.0], 0.5, {"k": 1.0}, 2.0)
+    <History: 2 steps (2 epochs) in 0.5 s, loss 3 → 2>
+    """
+
+    losses: list[float]
+    seconds: float
+    params: dict[str, Any]
+    epochs: float
+    stopped_early: bool = False
+
+    @property
+    def steps(self) -> int:
+        """The number of steps taken, ``len(losses)``.
+
+        >>> History([3.0, 2.0], 0.5, {}, 2.0).steps
+        2
+        """
+        return len(self.losses)
+
+    def __repr__(self) -> str:
+        loss = f", loss {self.losses[0]:.4g} → {self.losses[-1]:.4g}" if self.losses else ""
+        early = ", stopped early" if self.stopped_early else ""
+        return (
+            f"<History: {self.steps} steps ({self.epochs:.4g} epochs) in {self.seconds:.3g} s"
+            f"{loss}{early}>"
+        )
+
+
+def fit(
+    model: CompiledModel,
+    params: Mapping[Any, Any],
+    data: Mapping[Any, Any],
+    optimizer: Any,
+    *,
+    steps: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    shuffle: bool = True,
+    seed: int | np.random.Generator | None = 0,
+    callback: Callable[[int, float, dict[str, Any]], Any] | None = None,
+    progress: bool = True,
+) -> History:
+    """Train ``params`` of ``model`` on ``data`` with ``optimizer``; return a :class:`History`.
+
+    ``params`` maps the parameters to train (names or symbols of ``model.wrt``) to their
+    starting values; ``data`` maps every other input of the model to its value. A parameter
+    of ``model.wrt`` given in ``data`` instead is held fixed. ``params`` is **copied** (to
+    float64) first: the caller's arrays are never modified; the trained values are in
+    ``history.params``. ``optimizer`` is anything with ``step(params, grads) -> params``, such
+    as ``symgrad.optim.SGD`` or ``Adam``; it keeps its state, so a second ``fit`` with the same
+    optimizer continues where the first stopped.
+
+    Give exactly one of ``steps`` (optimizer steps) or ``epochs`` (passes over the data).
+
+    With ``batch_size=None`` every step sees all the data (an epoch is one step). With an int,
+    each epoch splits the data arrays along their first axis (they must share its length)
+    into consecutive batches of ``batch_size`` rows, the last one smaller when the length is
+    not a multiple, so an epoch is ceil(n / batch_size) steps; ``shuffle`` draws a new order
+    of the rows for every epoch from ``seed`` (an int or a ``numpy.random.Generator``; the same
+    int gives the same run, ``None`` a different one each time). 0-d values in ``data`` are
+    constants, the same in every batch. ``steps`` may end inside an epoch.
+
+    ``callback(step, loss, params)``, if given, is called after each step's update with the
+    step (from 0), its loss (``history.losses[step]``) and the updated parameters (the live
+    dict: copy what you keep, change nothing); if it returns a true value (e.g. ``True``),
+    training stops there and ``history.stopped_early`` is true.
+
+    ``progress`` shows a tqdm progress bar with the loss on standard error, only when that is
+    a terminal (never in a pipe, a log file or a test run) and tqdm is installed.
+
+    If a loss is NaN or infinite, training stops with :class:`TrainingDiverged` (a
+    ``SymgradError``) naming the step and suggesting a smaller learning rate; its ``params``
+    are copies of the last parameters with a finite loss.
+
+    >>> import numpy as np, sympy as sp, symgrad
+    >>> from symgrad.optim import SGD
+    >>> x, y, k = sp.symbols("x y k")
+    >>> model = symgrad.compile(symgrad.mean((k*x - y)**2), wrt=[k])
+    >>> X = np.arange(10.0); Y = 2*X
+    >>> h = fit(model, {"k": 0.0}, {"x": X, "y": Y}, SGD(lr=0.01), epochs=3, batch_size=4)
+    >>> h.steps, h.epochs, round(h.params["k"], 2)    # 3 epochs of ceil(10/4) = 3 batches
+    (9, 3.0, 2.0)
+    """
+    names, values, data_arrays = _split(model, params, data)
+    if not callable(getattr(optimizer, "step", None)):
+        raise InputError(
+            f"optimizer must have a step(params, grads) method, such as "
+            f"symgrad.optim.SGD(lr=0.01); got {optimizer!r}"
+        )
+    if (steps is None) == (epochs is None):
+        raise InputError("give exactly one of steps= or epochs=")
+    if callback is not None and not callable(callback):
+        raise InputError(f"callback must be callable, got {callback!r}")
+    if batch_size is not None:
+        batch_size = _count("batch_size", batch_size)
+
+    batches = _Batches(data_arrays, batch_size, shuffle, seed)
+    total = (
+        _count("steps", steps) if steps is not None
+        else _count("epochs", epochs) * batches.per_epoch
+    )
+    trained = dict.fromkeys(names)
+    select = tuple(model.wrt) != tuple(names)  # some of wrt are held fixed: drop their grads
+
+    params_now: dict[str, Any] = values
+    saved = _copy(params_now)  # the last parameters with a finite loss
+    losses: list[float] = []
+    stopped = False
+    bar = _progress_bar(total, progress)
+    next_postfix = 0.0
+    batch_iter = iter(batches)
+    start = time.perf_counter()
+    try:
+        for step in range(total):
+            batch = next(batch_iter)
+            value, grads = model.value_and_grad(**batch, **params_now)
+            loss = float(value)
+            if not math.isfinite(loss):
+                raise _diverged(step, loss, total, saved, losses, optimizer)
+            losses.append(loss)
+            _save(saved, params_now)
+            if select:
+                grads = {n: g for n, g in grads.items() if n in trained}
+            params_now = optimizer.step(params_now, grads)
+            if bar is not None:
+                now = time.perf_counter()
+                if now >= next_postfix or step == total - 1:
+                    bar.set_postfix_str(_postfix(loss, step, batches, epochs), refresh=False)
+                    next_postfix = now + 0.1
+                bar.update(1)
+            if callback is not None and callback(step, loss, params_now):
+                stopped = True
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - start
+    return History(
+        losses=losses,
+        seconds=seconds,
+        params=dict(params_now),
+        epochs=len(losses) / batches.per_epoch,
+        stopped_early=stopped,
+    )
+
+
+class Objective(NamedTuple):
+    """``(fun, x0, unflatten)``, what ``objective`` returns; unpacks as a tuple of three."""
+
+    fun: Callable[[np.ndarray], tuple[float, np.ndarray]]
+    x0: np.ndarray
+    unflatten: Callable[[np.ndarray], dict[str, Any]]
+
+
+def objective(
+    model: CompiledModel, data: Mapping[Any, Any], params: Mapping[Any, Any]
+) -> Objective:
+    """``(fun, x0, unflatten)`` for ``scipy.optimize.minimize(fun, x0, jac=True)``.
+
+    The parameters (names or symbols of ``model.wrt``) are laid end to end in one flat vector
+    in ``model.wrt`` order, each raveled in C order; ``data`` holds every other input fixed.
+    ``fun(vector) -> (value, flat gradient)`` evaluates the model, ``x0`` is the flattened
+    ``params`` (a new array), and ``unflatten(vector)`` gives back a dict of named
+    parameters with their original shapes (a float for a scalar given as a number).
+
+    >>> import numpy as np, sympy as sp, symgrad
+    >>> x, y, k, b = sp.symbols("x y k b")
+    >>> model = symgrad.compile(symgrad.mean((k*x + b - y)**2), wrt=[k, b])
+    >>> fun, x0, unflatten = objective(model, {"x": [1.0, 2.0], "y": [3.0, 5.0]},
+    ...                                {"b": 0.0, "k": np.array([1.0])})
+    >>> x0, unflatten(x0)
+    (array([1., 0.]), {'k': array([1.]), 'b': 0.0})
+    >>> value, grad = fun(np.array([2.0, 1.0]))    # k = 2, b = 1 fits exactly
+    >>> float(value), grad
+    (0.0, array([0., 0.]))
+
+    With SciPy: ``result = scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B")``,
+    then ``unflatten(result.x)``.
+    """
+    names, values, data_arrays = _split(model, params, data)
+    shapes = {n: np.shape(values[n]) for n in names}
+    scalar = {n: not isinstance(values[n], np.ndarray) for n in names}
+    slices: dict[str, slice] = {}
+    offset = 0
+    for n in names:
+        size = math.prod(shapes[n])
+        slices[n] = slice(offset, offset + size)
+        offset += size
+    total = offset
+    x0 = np.empty(total)
+    for n in names:
+        x0[slices[n]] = np.ravel(values[n])
+
+    def vector_of(vector: Any) -> np.ndarray:
+        v = np.asarray(vector, dtype=np.float64)
+        if v.shape != (total,):
+            raise ShapeError(
+                f"the parameter vector must have shape ({total},) for "
+                f"{', '.join(names)}, got shape {v.shape}"
+            )
+        return v
+
+    def split(v: np.ndarray) -> dict[str, Any]:
+        return {
+            n: float(v[slices[n].start]) if shapes[n] == () else v[slices[n]].reshape(shapes[n])
+            for n in names
+        }
+
+    def fun(vector: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grads = model.value_and_grad(**data_arrays, **split(vector_of(vector)))
+        flat = np.empty(total)
+        for n in names:
+            flat[slices[n]] = np.ravel(grads[n])
+        return float(value), flat
+
+    def unflatten(vector: np.ndarray) -> dict[str, Any]:
+        parts = split(vector_of(vector).copy())
+        return {
+            n: parts[n] if scalar[n] else np.array(parts[n], dtype=np.float64) for n in names
+        }
+
+    fun.__doc__ = f"(value, flat gradient) of {model.output} at a vector of {', '.join(names)}."
+    unflatten.__doc__ = f"A flat vector -> {{name: value}} for {', '.join(names)}."
+    return Objective(fun, x0, unflatten)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _name(key: Any) -> str:
+    return key.name if isinstance(key, sp.Symbol) else str(key)
+
+
+def _by_name(mapping: Any, what: str) -> dict[str, Any]:
+    if not isinstance(mapping, Mapping):
+        raise InputError(
+            f"{what} must be a dict keyed by name or symbol, not {type(mapping).__name__}"
+        )
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = _name(key)
+        if name in out:
+            raise InputError(f"{name!r} appears twice in {what}")
+        out[name] = value
+    return out
+
+
+def _plural(names: list[str]) -> str:
+    return "s" * (len(names) > 1)
+
+
+def _split(
+    model: CompiledModel, params: Any, data: Any
+) -> tuple[list[str], dict[str, Any], dict[str, np.ndarray]]:
+    """Check params and data against the model; return the trained names in wrt order,
+    float64 copies of their values, and the data as float64 arrays."""
+    p = _by_name(params, "params")
+    d = _by_name(data, "data")
+    inputs = list(model.inputs)
+    known = set(inputs)
+    for what, given in (("parameter", p), ("data input", d)):
+        unknown = [n for n in given if n not in known]
+        if unknown:
+            raise InputError(
+                f"unknown {what}{_plural(unknown)} {', '.join(map(repr, unknown))}; this "
+                f"model's inputs are {', '.join(map(repr, inputs))}"
+            )
+    fixed = [n for n in p if n not in model.wrt]
+    if fixed:
+        raise InputError(
+            f"{', '.join(map(repr, fixed))} {'are' if len(fixed) > 1 else 'is'} not differentiated "
+            f"by this model (wrt: {', '.join(map(repr, model.wrt)) or 'nothing'}), so cannot "
+            f"be trained; pass {'them' if len(fixed) > 1 else 'it'} in data"
+        )
+    both = [n for n in p if n in d]
+    if both:
+        raise InputError(
+            f"{', '.join(map(repr, both))} given both in params and in data; a parameter "
+            f"goes in params to be trained, or in data to be held fixed"
+        )
+    missing = [n for n in inputs if n not in p and n not in d]
+    if missing:
+        raise InputError(
+            f"missing input{_plural(missing)} {', '.join(map(repr, missing))}: put "
+            f"parameters to train in params and everything else in data"
+        )
+    if not p:
+        raise InputError(
+            f"no parameters to train: params is empty (this model differentiates with "
+            f"respect to {', '.join(map(repr, model.wrt)) or 'nothing'})"
+        )
+    names = [n for n in model.wrt if n in p]
+    values = {n: _param_copy(n, p[n]) for n in names}
+    arrays = {n: _data_array(n, d[n]) for n in inputs if n in d}
+    return names, values, arrays
+
+
+def _param_copy(name: str, value: Any) -> Any:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return np.array(value, dtype=np.float64)  # a copy
+    except (TypeError, ValueError) as e:
+        raise InputError(
+            f"parameter {name!r} is not a number or an array of numbers: {e}"
+        ) from None
+
+
+def _data_array(name: str, value: Any) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"data {name!r} is not a number or an array of numbers: {e}") from None
+
+
+def _count(what: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InputError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _copy(params: dict[str, Any]) -> dict[str, Any]:
+    return {n: np.array(v) if isinstance(v, np.ndarray) else v for n, v in params.items()}
+
+
+def _save(saved: dict[str, Any], params: Mapping[str, Any]) -> None:
+    """Copy params into saved, reusing saved's arrays."""
+    for n, v in params.items():
+        old = saved.get(n)
+        if isinstance(v, np.ndarray):
+            if isinstance(old, np.ndarray) and old.shape == v.shape and old.dtype == v.dtype:
+                np.copyto(old, v)
+            else:
+                saved[n] = np.array(v)
+        else:
+            saved[n] = v
+
+
+class _Batches:
+    """Endless iterator of input dicts: the full data, or mini-batches epoch after epoch."""
+
+    def __init__(
+        self,
+        data: dict[str, np.ndarray],
+        batch_size: int | None,
+        shuffle: bool,
+        seed: int | np.random.Generator | None,
+    ) -> None:
+        self.data = data
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.per_epoch = 1
+        if batch_size is None:
+            return
+        self.arrays = {n: a for n, a in data.items() if a.ndim > 0}
+        self.constants = {n: a for n, a in data.items() if a.ndim == 0}
+        if not self.arrays:
+            raise InputError(
+                "batch_size needs data arrays to split into batches; the data has none "
+                "(leave batch_size=None to train on all of it)"
+            )
+        lengths = {n: a.shape[0] for n, a in self.arrays.items()}
+        if len(set(lengths.values())) > 1:
+            raise ShapeError(
+                "mini-batches split the data arrays along their first axis, so it must have "
+                "the same length in all of them; got "
+                + ", ".join(f"{n}: {length}" for n, length in lengths.items())
+            )
+        self.n = next(iter(lengths.values()))
+        if self.n == 0:
+            raise InputError("the data arrays are empty: there is nothing to train on")
+        self.size = min(batch_size, self.n)
+        self.per_epoch = -(-self.n // self.size)
+        try:
+            self.rng = np.random.default_rng(seed) if shuffle else None
+        except (TypeError, ValueError) as e:
+            raise InputError(
+                f"seed must be an int, a numpy Generator or None, got {seed!r}: {e}"
+            ) from None
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        if self.batch_size is None:
+            while True:
+                yield self.data
+        while True:
+            if self.rng is not None:
+                order = self.rng.permutation(self.n)
+                source = {n: a[order] for n, a in self.arrays.items()}
+            else:
+                source = self.arrays
+            for start in range(0, self.n, self.size):
+                batch = {n: a[start : start + self.size] for n, a in source.items()}
+                batch.update(self.constants)
+                yield batch
+
+
+def _progress_bar(total: int, progress: bool) -> Any:
+    if not progress:
+        return None
+    stream = sys.stderr
+    try:
+        if stream is None or not stream.isatty():
+            return None
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm missing: train quietly
+        return None
+    return tqdm(total=total, file=stream, unit="step", dynamic_ncols=True)
+
+
+def _postfix(loss: float, step: int, batches: _Batches, epochs: int | None) -> str:
+    if epochs is None:
+        return f"loss={loss:.4g}"
+    return f"epoch={step // batches.per_epoch + 1}/{epochs}, loss={loss:.4g}"
+
+
+def _diverged(
+    step: int,
+    loss: float,
+    total: int,
+    saved: dict[str, Any],
+    losses: list[float],
+    optimizer: Any,
+) -> TrainingDiverged:
+    lr = getattr(optimizer, "lr", None)
+    lr_text = f" (this optimizer's lr is {lr:g})" if isinstance(lr, numbers.Real) else ""
+    if step == 0:
+        message = (
+            f"the loss is {loss} at the starting parameters (step 0 of {total}); training "
+            f"stopped. This is not the learning rate: check the initial parameters and the "
+            f"data. error.params holds copies of the starting parameters"
+        )
+    else:
+        message = (
+            f"the loss became {loss} at step {step} of {total} (counted from 0); training "
+            f"stopped. The learning rate is probably too large: try a smaller one{lr_text}. "
+            f"error.params holds copies of the last parameters with a finite loss (step "
+            f"{step - 1}, loss {losses[-1]:.6g}), error.losses the losses so far"
+        )
+    return TrainingDiverged(
+        message, step=step, loss=loss, params=saved, losses=list(losses)
+    )

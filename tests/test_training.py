@@ -1,0 +1,427 @@
+"""symgrad.training: fit (full and mini-batch, divergence, progress) and the SciPy bridge."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad
+from symgrad.errors import SymgradError
+from symgrad.optim import SGD, Adam
+from symgrad.training import History, TrainingDiverged, fit, objective
+
+BOSTON = Path(__file__).parents[1] / "examples" / "data" / "boston.csv"
+
+# np.polyfit(rm, medv, 1) and the mean squared error of that line
+K_OPT, B_OPT, MSE_OPT = 9.10211, -34.67062, 43.60055
+
+x, y, k, b = sp.symbols("x y k b")
+
+
+@pytest.fixture(scope="module")
+def boston() -> dict[str, np.ndarray]:
+    with open(BOSTON, encoding="utf-8") as f:
+        header = [h.strip('"') for h in f.readline().strip().split(",")]
+    table = np.loadtxt(BOSTON, delimiter=",", skiprows=1,
+                       converters={0: lambda s: float(s.strip('"'))})
+    columns = {name: table[:, i] for i, name in enumerate(header)}
+    return {"x": columns["rm"], "y": columns["medv"]}
+
+
+@pytest.fixture(scope="module")
+def linear() -> symgrad.CompiledModel:
+    return symgrad.compile(symgrad.mean((k * x + b - y) ** 2), wrt=[k, b])
+
+
+def test_the_data_and_the_reference_optimum(boston):
+    assert boston["x"].shape == (506,)
+    slope, intercept = np.polyfit(boston["x"], boston["y"], 1)
+    mse = np.mean((slope * boston["x"] + intercept - boston["y"]) ** 2)
+    assert (slope, intercept, mse) == pytest.approx((K_OPT, B_OPT, MSE_OPT), abs=1e-5)
+
+
+# -- fit: full batch ------------------------------------------------------------------------------
+
+
+def test_fit_reduces_the_boston_loss_to_the_optimum(linear, boston):
+    h = fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01, momentum=0.9), steps=8000)
+    assert isinstance(h, History)
+    assert len(h.losses) == h.steps == 8000
+    assert all(type(v) is float for v in h.losses)
+    assert h.losses[0] == pytest.approx(np.mean(boston["y"] ** 2))
+    assert h.losses[-1] < h.losses[0] / 10
+    assert h.losses[-1] == pytest.approx(MSE_OPT, rel=1e-6)
+    assert h.params["k"] == pytest.approx(K_OPT, abs=1e-3)
+    assert h.params["b"] == pytest.approx(B_OPT, abs=1e-2)
+    assert 0 < h.seconds < 120  # a generous sanity limit, not a benchmark
+    assert h.epochs == 8000 and not h.stopped_early
+    assert "8000 steps" in repr(h)
+
+
+def test_fit_with_adam_reduces_the_loss(linear, boston):
+    h = fit(linear, {k: 1.0, b: 0.0}, {x: boston["x"], y: boston["y"]}, Adam(lr=0.5),
+            steps=500)
+    assert h.losses[-1] < 0.25 * h.losses[0]
+    assert set(h.params) == {"k", "b"}
+
+
+def test_fit_matches_a_torch_training_loop(linear, boston):
+    torch = pytest.importorskip("torch")
+    steps = 300
+    h = fit(linear, {"k": 0.5, "b": -1.0}, boston, SGD(lr=0.01, momentum=0.9, nesterov=True),
+            steps=steps)
+    X, Y = (torch.tensor(boston[n], dtype=torch.float64) for n in ("x", "y"))
+    kt = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    bt = torch.tensor(-1.0, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([kt, bt], lr=0.01, momentum=0.9, nesterov=True)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.mean((kt * X + bt - Y) ** 2)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    np.testing.assert_allclose(h.losses, losses, rtol=1e-10)
+    assert h.params["k"] == pytest.approx(kt.item(), rel=1e-10)
+    assert h.params["b"] == pytest.approx(bt.item(), rel=1e-10)
+
+
+def test_the_callers_parameters_are_copied_not_modified(linear, boston):
+    k0, b0 = np.array([0.0]), np.array(0.0)
+    params = {"k": k0, "b": b0}
+    h = fit(linear, params, boston, SGD(lr=0.01), steps=20)
+    assert params["k"] is k0 and float(k0[0]) == 0.0 and float(b0) == 0.0
+    assert h.params["k"] is not k0 and h.params["k"].shape == (1,)
+    assert h.params["k"][0] != 0.0
+
+
+def test_a_wrt_parameter_given_in_data_is_held_fixed(linear, boston):
+    h = fit(linear, {"k": 0.0}, {**boston, "b": -30.0}, SGD(lr=0.01), steps=200)
+    assert set(h.params) == {"k"}
+    # the best slope with b fixed at −30 is sum(x(y + 30)) / sum(x²)
+    best = np.sum(boston["x"] * (boston["y"] + 30)) / np.sum(boston["x"] ** 2)
+    assert h.params["k"] == pytest.approx(best, rel=1e-6)
+
+
+def test_the_optimizer_keeps_its_state_across_fits(linear, boston):
+    opt = Adam(lr=0.1)
+    h = fit(linear, {"k": 0.0, "b": 0.0}, boston, opt, steps=30)
+    fit(linear, h.params, boston, opt, steps=20)
+    assert opt.state["k"]["step"] == 50
+
+
+def test_any_object_with_a_step_method_is_an_optimizer(linear, boston):
+    class HalfStep:
+        def step(self, params, grads):  # returns a new dict, modifies nothing
+            return {n: p - 0.005 * grads[n] for n, p in params.items()}
+
+    h = fit(linear, {"k": 0.0, "b": 0.0}, boston, HalfStep(), steps=50)
+    assert h.losses[-1] < h.losses[0]
+
+
+# -- epochs, steps and mini-batches ---------------------------------------------------------------
+
+w, v = sp.symbols("w v")
+
+
+@pytest.fixture(scope="module")
+def probe() -> symgrad.CompiledModel:
+    """loss = w·sum(v): with SGD(lr=1) each step subtracts its batch's sum of v from w."""
+    return symgrad.compile(w * symgrad.sum(v), wrt=[w])
+
+
+def batch_sums(history: History, w0: float = 0.0) -> list[float]:
+    """Recover each step's sum(v) from the losses: loss_i = w_i·s_i and w_(i+1) = w_i − s_i."""
+    sums, wi = [], w0
+    for loss in history.losses:
+        s = loss / wi if wi else None
+        sums.append(s)
+        if s is None:
+            return sums
+        wi -= s
+    return sums
+
+
+def test_epochs_and_steps(probe):
+    data = {"v": np.arange(20.0)}
+    h = fit(probe, {"w": 1.0}, data, SGD(lr=1.0), epochs=3)  # full batch: one step an epoch
+    assert h.steps == 3 and h.epochs == 3
+    h = fit(probe, {"w": 1.0}, data, SGD(lr=1.0), epochs=2, batch_size=7)  # 7 + 7 + 6
+    assert h.steps == 6 and h.epochs == 2
+    assert h.params["w"] == pytest.approx(1.0 - 2 * 190.0)  # every row once per epoch
+    h = fit(probe, {"w": 1.0}, data, SGD(lr=1.0), steps=4, batch_size=7)
+    assert h.steps == 4 and h.epochs == pytest.approx(4 / 3)
+    h = fit(probe, {"w": 1.0}, data, SGD(lr=1.0), epochs=2, batch_size=1000)  # one batch
+    assert h.steps == 2 and h.params["w"] == pytest.approx(1.0 - 2 * 190.0)
+
+
+def test_unshuffled_batches_are_consecutive_rows(probe):
+    h = fit(probe, {"w": 1.0}, {"v": np.arange(20.0)}, SGD(lr=1.0), epochs=2, batch_size=7,
+            shuffle=False)
+    expected = [sum(range(0, 7)), sum(range(7, 14)), sum(range(14, 20))] * 2
+    assert batch_sums(h, 1.0) == pytest.approx(expected)
+
+
+def test_shuffled_batches_follow_the_seed(probe):
+    """Each epoch takes a permutation from default_rng(seed), then consecutive batches."""
+    data = {"v": np.arange(20.0)}
+    h = fit(probe, {"w": 1.0}, data, SGD(lr=1.0), epochs=2, batch_size=7, seed=5)
+    rng, expected = np.random.default_rng(5), []
+    for _ in range(2):
+        order = rng.permutation(20)
+        expected += [float(order[i : i + 7].sum()) for i in range(0, 20, 7)]
+    assert batch_sums(h, 1.0) == pytest.approx(expected)
+
+
+def test_mini_batch_runs_are_deterministic_for_a_seed(linear, boston):
+    def run(seed):
+        return fit(linear, {"k": 0.0, "b": 0.0}, boston, Adam(lr=0.1), epochs=3,
+                   batch_size=32, seed=seed)
+
+    first, again, other = run(0), run(0), run(1)
+    assert first.steps == 3 * 16
+    assert first.losses == again.losses and first.params == again.params
+    assert first.losses != other.losses and first.params != other.params
+    from_generator = fit(linear, {"k": 0.0, "b": 0.0}, boston, Adam(lr=0.1), epochs=3,
+                         batch_size=32, seed=np.random.default_rng(0))
+    assert from_generator.losses == first.losses
+
+
+def test_without_shuffle_the_seed_does_not_matter(linear, boston):
+    runs = [fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01), epochs=2, batch_size=50,
+                shuffle=False, seed=s) for s in (0, 1)]
+    assert runs[0].losses == runs[1].losses
+
+
+def test_zero_d_data_are_constants_in_every_batch(linear, boston):
+    h = fit(linear, {"k": 0.0}, {**boston, "b": np.float64(-30.0)}, SGD(lr=0.01), epochs=2,
+            batch_size=100)
+    assert h.steps == 12
+
+
+def test_mini_batches_need_arrays_of_one_length(linear, boston):
+    with pytest.raises(SymgradError, match=r"first axis.*x: 506, y: 505"):
+        fit(linear, {"k": 0.0, "b": 0.0}, {"x": boston["x"], "y": boston["y"][:-1]},
+            SGD(lr=0.01), steps=3, batch_size=10)
+    with pytest.raises(SymgradError, match="batch_size needs data arrays"):
+        fit(symgrad.compile(k**2, wrt=[k]), {"k": 1.0}, {}, SGD(lr=0.1), steps=3,
+            batch_size=10)
+
+
+# -- callback -------------------------------------------------------------------------------------
+
+
+def test_callback_sees_every_step_and_can_stop(linear, boston):
+    seen = []
+
+    def callback(step, loss, params):
+        seen.append((step, loss, dict(params)))
+        return step == 4 or None
+
+    h = fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01), steps=100, callback=callback)
+    assert h.stopped_early and h.steps == 5
+    assert [s for s, _, _ in seen] == [0, 1, 2, 3, 4]
+    assert [loss for _, loss, _ in seen] == h.losses
+    assert seen[-1][2] == h.params  # the parameters after the step's update
+    assert "stopped early" in repr(h)
+
+
+def test_callback_early_stopping_on_a_threshold(linear, boston):
+    h = fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01, momentum=0.9), steps=10_000,
+            callback=lambda step, loss, params: loss < 50)
+    assert h.stopped_early and h.losses[-1] < 50 and all(v >= 50 for v in h.losses[:-1])
+
+
+# -- divergence -----------------------------------------------------------------------------------
+
+
+def test_divergence_names_the_step_and_keeps_the_last_finite_parameters(linear, boston):
+    k0, b0 = np.array([0.0]), np.array([0.0])
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
+        fit(linear, {"k": k0, "b": b0}, boston, SGD(lr=1.0), steps=1000)
+    e = caught.value
+    assert isinstance(e, SymgradError)
+    assert 0 < e.step < 1000 and not np.isfinite(e.loss)
+    message = str(e)
+    assert f"step {e.step}" in message and "smaller" in message and "lr is 1" in message
+    assert len(e.losses) == e.step and all(np.isfinite(e.losses))
+    # e.params: copies of the parameters of the last finite loss, usable as they are
+    assert set(e.params) == {"k", "b"}
+    assert all(np.all(np.isfinite(p)) for p in e.params.values())
+    assert e.params["k"] is not k0 and float(k0[0]) == 0.0
+    assert float(linear(**boston, **e.params)) == pytest.approx(e.losses[-1], rel=1e-12)
+    # the loss of step e.step - 1 (e.losses[-1]) was measured after e.step - 1 updates
+    again = fit(linear, {"k": np.array([0.0]), "b": np.array([0.0])}, boston, SGD(lr=1.0),
+                steps=e.step - 1)
+    np.testing.assert_array_equal(again.params["k"], e.params["k"])
+    np.testing.assert_array_equal(again.params["b"], e.params["b"])
+
+
+def test_divergence_keeps_scalar_parameters_too(linear, boston):
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
+        fit(linear, {"k": 0.0, "b": 0.0}, boston, Adam(lr=1e300), steps=100)
+    e = caught.value
+    assert all(np.isfinite(list(e.params.values())))
+    assert "smaller" in str(e)
+
+
+def test_a_non_finite_first_loss_blames_the_start_not_the_learning_rate(linear, boston):
+    with pytest.raises(TrainingDiverged, match=r"step 0.*starting parameters") as caught:
+        fit(linear, {"k": np.nan, "b": 0.0}, boston, SGD(lr=0.01), steps=10)
+    assert caught.value.step == 0 and caught.value.losses == []
+    assert np.isnan(caught.value.params["k"]) and caught.value.params["b"] == 0.0
+
+
+# -- progress bar ---------------------------------------------------------------------------------
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_quiet_when_stderr_is_not_a_terminal(linear, boston, capfd):
+    fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01), steps=50, progress=True)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_a_progress_bar_with_the_loss_on_a_terminal(linear, boston, monkeypatch):
+    pytest.importorskip("tqdm")
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01), steps=50)
+    shown = terminal.getvalue()
+    assert "50/50" in shown and "loss=" in shown
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01), epochs=2, batch_size=300)
+    assert "epoch=2/2" in terminal.getvalue()
+
+
+def test_progress_false_and_missing_tqdm_are_quiet(linear, boston, monkeypatch):
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01), steps=50, progress=False)
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01), steps=50)
+    assert terminal.getvalue() == ""
+
+
+# -- validation -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "data", "match"),
+    [
+        ({"k": 0.0}, {"x": 1.0, "y": 1.0}, r"missing input 'b'"),
+        ({"k": 0.0, "b": 0.0}, {"x": 1.0}, r"missing input 'y'"),
+        ({"k": 0.0, "b": 0.0, "c": 1.0}, {"x": 1.0, "y": 1.0}, r"unknown parameter 'c'"),
+        ({"k": 0.0, "b": 0.0}, {"x": 1.0, "y": 1.0, "z": 1.0}, r"unknown data input 'z'"),
+        ({"k": 0.0, "b": 0.0}, {"x": 1.0, "y": 1.0, "b": 1.0}, r"'b' given both"),
+        ({}, {"x": 1.0, "y": 1.0, "k": 1.0, "b": 1.0}, r"no parameters to train"),
+        ({"k": 0.0, "b": "zero"}, {"x": 1.0, "y": 1.0}, r"parameter 'b' is not a number"),
+        ({"k": 0.0, "b": 0.0}, {"x": "one", "y": 1.0}, r"data 'x' is not a number"),
+        ([0.0, 0.0], {"x": 1.0, "y": 1.0}, r"params must be a dict"),
+    ],
+)
+def test_bad_params_or_data_are_named(linear, params, data, match):
+    with pytest.raises(SymgradError, match=match):
+        fit(linear, params, data, SGD(lr=0.1), steps=1)
+    with pytest.raises(SymgradError, match=match):
+        objective(linear, data, params)
+
+
+def test_a_parameter_the_model_does_not_differentiate(boston):
+    model = symgrad.compile(symgrad.mean((k * x + b - y) ** 2), wrt=[k])
+    with pytest.raises(SymgradError, match=r"'b' is not differentiated.*pass it in data"):
+        fit(model, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.1), steps=1)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({}, "exactly one of steps= or epochs="),
+        ({"steps": 3, "epochs": 3}, "exactly one of steps= or epochs="),
+        ({"steps": 0}, "steps must be a positive int"),
+        ({"steps": 2.5}, "steps must be a positive int"),
+        ({"epochs": True}, "epochs must be a positive int"),
+        ({"steps": 3, "batch_size": 0}, "batch_size must be a positive int"),
+        ({"steps": 3, "callback": "print"}, "callback must be callable"),
+        ({"steps": 3, "batch_size": 8, "seed": "s"}, "seed"),
+    ],
+)
+def test_bad_options(linear, boston, options, match):
+    with pytest.raises(SymgradError, match=match):
+        fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.1), **options)
+
+
+def test_not_an_optimizer(linear, boston):
+    with pytest.raises(SymgradError, match=r"step\(params, grads\)"):
+        fit(linear, {"k": 0.0, "b": 0.0}, boston, 0.01, steps=3)
+
+
+# -- the SciPy bridge -----------------------------------------------------------------------------
+
+
+def test_lbfgs_reaches_the_least_squares_optimum(linear, boston):
+    optimize = pytest.importorskip("scipy.optimize")
+    fun, x0, unflatten = linear.objective(boston, {"k": 0.0, "b": 0.0})
+    result = optimize.minimize(fun, x0, jac=True, method="L-BFGS-B",
+                               options={"gtol": 1e-10, "ftol": 1e-15})
+    assert result.success
+    found = unflatten(result.x)
+    assert found["k"] == pytest.approx(K_OPT, abs=1e-5)
+    assert found["b"] == pytest.approx(B_OPT, abs=1e-5)
+    slope, intercept = np.polyfit(boston["x"], boston["y"], 1)
+    assert found["k"] == pytest.approx(slope, rel=1e-8)
+    assert found["b"] == pytest.approx(intercept, rel=1e-8)
+    assert result.fun == pytest.approx(MSE_OPT, abs=1e-5)
+    assert float(linear(**boston, **found)) == pytest.approx(result.fun, rel=1e-12)
+
+
+def test_the_default_minimize_also_gets_there(linear, boston):
+    optimize = pytest.importorskip("scipy.optimize")
+    fun, x0, unflatten = objective(linear, {x: boston["x"], y: boston["y"]}, {b: 0.0, k: 0.0})
+    result = optimize.minimize(fun, x0, jac=True)
+    assert unflatten(result.x)["k"] == pytest.approx(K_OPT, abs=1e-4)
+
+
+def test_the_flat_layout_follows_wrt_and_shapes_come_back(boston):
+    W = sp.Symbol("W")
+    model = symgrad.compile(symgrad.mean((W * x + k + b - y) ** 2), wrt=[b, W, k])
+    params = {"k": np.array([[1.0, 2.0], [3.0, 4.0]]), "W": np.array(5.0), "b": 6.0}
+    data = {"x": np.ones((3, 2, 2)), "y": np.zeros((3, 2, 2))}
+    fun, x0, unflatten = objective(model, data, params)
+    np.testing.assert_array_equal(x0, [6.0, 5.0, 1.0, 2.0, 3.0, 4.0])  # b, W, k (raveled)
+    back = unflatten(x0)
+    assert list(back) == ["b", "W", "k"]
+    assert type(back["b"]) is float
+    assert isinstance(back["W"], np.ndarray) and back["W"].shape == ()
+    np.testing.assert_array_equal(back["k"], params["k"])
+    x0[:] = 0.0  # unflatten copied: its arrays do not follow the vector
+    assert back["k"][1, 1] == 4.0
+    value, grad = fun(np.arange(6.0))
+    assert type(value) is float and grad.shape == (6,)
+    _, grads = model.value_and_grad(**data, b=0.0, W=1.0, k=np.array([[2.0, 3.0], [4.0, 5.0]]))
+    np.testing.assert_allclose(grad, np.concatenate([np.ravel(grads[n]) for n in
+                                                     ("b", "W", "k")]))
+
+
+def test_the_gradient_is_the_gradient_of_the_value(linear, boston):
+    optimize = pytest.importorskip("scipy.optimize")
+    fun, x0, _ = objective(linear, boston, {"k": 3.0, "b": -2.0})
+    error = optimize.check_grad(lambda v: fun(v)[0], lambda v: fun(v)[1], x0)
+    assert error < 1e-4 * np.linalg.norm(fun(x0)[1])
+
+
+def test_objective_with_a_fixed_parameter_and_a_wrong_vector(linear, boston):
+    fun, x0, unflatten = linear.objective({**boston, "k": 9.0}, {"b": 0.0})
+    assert x0.shape == (1,) and unflatten(np.array([2.0])) == {"b": 2.0}
+    with pytest.raises(SymgradError, match=r"shape \(1,\).*b.*\(2,\)"):
+        fun(np.zeros(2))
