@@ -11,6 +11,7 @@ import pytest
 import sympy as sp
 
 import symgrad
+from symgrad import init
 from symgrad.errors import SymgradError
 from symgrad.optim import SGD, Adam
 from symgrad.training import History, TrainingDiverged, fit, objective
@@ -24,7 +25,7 @@ x, y, k, b = sp.symbols("x y k b")
 
 
 @pytest.fixture(scope="module")
-def boston() -> dict[str, np.ndarray]:
+def boston_xy() -> dict[str, np.ndarray]:
     with open(BOSTON, encoding="utf-8") as f:
         header = [h.strip('"') for h in f.readline().strip().split(",")]
     table = np.loadtxt(BOSTON, delimiter=",", skiprows=1,
@@ -38,22 +39,22 @@ def linear() -> symgrad.CompiledModel:
     return symgrad.compile(symgrad.mean((k * x + b - y) ** 2), wrt=[k, b])
 
 
-def test_the_data_and_the_reference_optimum(boston):
-    assert boston["x"].shape == (506,)
-    slope, intercept = np.polyfit(boston["x"], boston["y"], 1)
-    mse = np.mean((slope * boston["x"] + intercept - boston["y"]) ** 2)
+def test_the_data_and_the_reference_optimum(boston_xy):
+    assert boston_xy["x"].shape == (506,)
+    slope, intercept = np.polyfit(boston_xy["x"], boston_xy["y"], 1)
+    mse = np.mean((slope * boston_xy["x"] + intercept - boston_xy["y"]) ** 2)
     assert (slope, intercept, mse) == pytest.approx((K_OPT, B_OPT, MSE_OPT), abs=1e-5)
 
 
 # -- fit: full batch ------------------------------------------------------------------------------
 
 
-def test_fit_reduces_the_boston_loss_to_the_optimum(linear, boston):
-    h = fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01, momentum=0.9), steps=8000)
+def test_fit_reduces_the_boston_loss_to_the_optimum(linear, boston_xy):
+    h = fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.01, momentum=0.9), steps=8000)
     assert isinstance(h, History)
     assert len(h.losses) == h.steps == 8000
     assert all(type(v) is float for v in h.losses)
-    assert h.losses[0] == pytest.approx(np.mean(boston["y"] ** 2))
+    assert h.losses[0] == pytest.approx(np.mean(boston_xy["y"] ** 2))
     assert h.losses[-1] < h.losses[0] / 10
     assert h.losses[-1] == pytest.approx(MSE_OPT, rel=1e-6)
     assert h.params["k"] == pytest.approx(K_OPT, abs=1e-3)
@@ -63,19 +64,19 @@ def test_fit_reduces_the_boston_loss_to_the_optimum(linear, boston):
     assert "8000 steps" in repr(h)
 
 
-def test_fit_with_adam_reduces_the_loss(linear, boston):
-    h = fit(linear, {k: 1.0, b: 0.0}, {x: boston["x"], y: boston["y"]}, Adam(lr=0.5),
+def test_fit_with_adam_reduces_the_loss(linear, boston_xy):
+    h = fit(linear, {k: 1.0, b: 0.0}, {x: boston_xy["x"], y: boston_xy["y"]}, Adam(lr=0.5),
             steps=500)
     assert h.losses[-1] < 0.25 * h.losses[0]
     assert set(h.params) == {"k", "b"}
 
 
-def test_fit_matches_a_torch_training_loop(linear, boston):
+def test_fit_matches_a_torch_training_loop(linear, boston_xy):
     torch = pytest.importorskip("torch")
     steps = 300
-    h = fit(linear, {"k": 0.5, "b": -1.0}, boston, SGD(lr=0.01, momentum=0.9, nesterov=True),
+    h = fit(linear, {"k": 0.5, "b": -1.0}, boston_xy, SGD(lr=0.01, momentum=0.9, nesterov=True),
             steps=steps)
-    X, Y = (torch.tensor(boston[n], dtype=torch.float64) for n in ("x", "y"))
+    X, Y = (torch.tensor(boston_xy[n], dtype=torch.float64) for n in ("x", "y"))
     kt = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
     bt = torch.tensor(-1.0, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.SGD([kt, bt], lr=0.01, momentum=0.9, nesterov=True)
@@ -91,36 +92,36 @@ def test_fit_matches_a_torch_training_loop(linear, boston):
     assert h.params["b"] == pytest.approx(bt.item(), rel=1e-10)
 
 
-def test_the_callers_parameters_are_copied_not_modified(linear, boston):
+def test_the_callers_parameters_are_copied_not_modified(linear, boston_xy):
     k0, b0 = np.array([0.0]), np.array(0.0)
     params = {"k": k0, "b": b0}
-    h = fit(linear, params, boston, SGD(lr=0.01), steps=20)
+    h = fit(linear, params, boston_xy, SGD(lr=0.01), steps=20)
     assert params["k"] is k0 and float(k0[0]) == 0.0 and float(b0) == 0.0
     assert h.params["k"] is not k0 and h.params["k"].shape == (1,)
     assert h.params["k"][0] != 0.0
 
 
-def test_a_wrt_parameter_given_in_data_is_held_fixed(linear, boston):
-    h = fit(linear, {"k": 0.0}, {**boston, "b": -30.0}, SGD(lr=0.01), steps=200)
+def test_a_wrt_parameter_given_in_data_is_held_fixed(linear, boston_xy):
+    h = fit(linear, {"k": 0.0}, {**boston_xy, "b": -30.0}, SGD(lr=0.01), steps=200)
     assert set(h.params) == {"k"}
     # the best slope with b fixed at −30 is sum(x(y + 30)) / sum(x²)
-    best = np.sum(boston["x"] * (boston["y"] + 30)) / np.sum(boston["x"] ** 2)
+    best = np.sum(boston_xy["x"] * (boston_xy["y"] + 30)) / np.sum(boston_xy["x"] ** 2)
     assert h.params["k"] == pytest.approx(best, rel=1e-6)
 
 
-def test_the_optimizer_keeps_its_state_across_fits(linear, boston):
+def test_the_optimizer_keeps_its_state_across_fits(linear, boston_xy):
     opt = Adam(lr=0.1)
-    h = fit(linear, {"k": 0.0, "b": 0.0}, boston, opt, steps=30)
-    fit(linear, h.params, boston, opt, steps=20)
+    h = fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, opt, steps=30)
+    fit(linear, h.params, boston_xy, opt, steps=20)
     assert opt.state["k"]["step"] == 50
 
 
-def test_any_object_with_a_step_method_is_an_optimizer(linear, boston):
+def test_any_object_with_a_step_method_is_an_optimizer(linear, boston_xy):
     class HalfStep:
         def step(self, params, grads):  # returns a new dict, modifies nothing
             return {n: p - 0.005 * grads[n] for n, p in params.items()}
 
-    h = fit(linear, {"k": 0.0, "b": 0.0}, boston, HalfStep(), steps=50)
+    h = fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, HalfStep(), steps=50)
     assert h.losses[-1] < h.losses[0]
 
 
@@ -178,35 +179,35 @@ def test_shuffled_batches_follow_the_seed(probe):
     assert batch_sums(h, 1.0) == pytest.approx(expected)
 
 
-def test_mini_batch_runs_are_deterministic_for_a_seed(linear, boston):
+def test_mini_batch_runs_are_deterministic_for_a_seed(linear, boston_xy):
     def run(seed):
-        return fit(linear, {"k": 0.0, "b": 0.0}, boston, Adam(lr=0.1), epochs=3,
+        return fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, Adam(lr=0.1), epochs=3,
                    batch_size=32, seed=seed)
 
     first, again, other = run(0), run(0), run(1)
     assert first.steps == 3 * 16
     assert first.losses == again.losses and first.params == again.params
     assert first.losses != other.losses and first.params != other.params
-    from_generator = fit(linear, {"k": 0.0, "b": 0.0}, boston, Adam(lr=0.1), epochs=3,
+    from_generator = fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, Adam(lr=0.1), epochs=3,
                          batch_size=32, seed=np.random.default_rng(0))
     assert from_generator.losses == first.losses
 
 
-def test_without_shuffle_the_seed_does_not_matter(linear, boston):
-    runs = [fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01), epochs=2, batch_size=50,
+def test_without_shuffle_the_seed_does_not_matter(linear, boston_xy):
+    runs = [fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.01), epochs=2, batch_size=50,
                 shuffle=False, seed=s) for s in (0, 1)]
     assert runs[0].losses == runs[1].losses
 
 
-def test_zero_d_data_are_constants_in_every_batch(linear, boston):
-    h = fit(linear, {"k": 0.0}, {**boston, "b": np.float64(-30.0)}, SGD(lr=0.01), epochs=2,
+def test_zero_d_data_are_constants_in_every_batch(linear, boston_xy):
+    h = fit(linear, {"k": 0.0}, {**boston_xy, "b": np.float64(-30.0)}, SGD(lr=0.01), epochs=2,
             batch_size=100)
     assert h.steps == 12
 
 
-def test_mini_batches_need_arrays_of_one_length(linear, boston):
+def test_mini_batches_need_arrays_of_one_length(linear, boston_xy):
     with pytest.raises(SymgradError, match=r"first axis.*x: 506, y: 505"):
-        fit(linear, {"k": 0.0, "b": 0.0}, {"x": boston["x"], "y": boston["y"][:-1]},
+        fit(linear, {"k": 0.0, "b": 0.0}, {"x": boston_xy["x"], "y": boston_xy["y"][:-1]},
             SGD(lr=0.01), steps=3, batch_size=10)
     with pytest.raises(SymgradError, match="batch_size needs data arrays"):
         fit(symgrad.compile(k**2, wrt=[k]), {"k": 1.0}, {}, SGD(lr=0.1), steps=3,
@@ -216,14 +217,14 @@ def test_mini_batches_need_arrays_of_one_length(linear, boston):
 # -- callback -------------------------------------------------------------------------------------
 
 
-def test_callback_sees_every_step_and_can_stop(linear, boston):
+def test_callback_sees_every_step_and_can_stop(linear, boston_xy):
     seen = []
 
     def callback(step, loss, params):
         seen.append((step, loss, dict(params)))
         return step == 4 or None
 
-    h = fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01), steps=100, callback=callback)
+    h = fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.01), steps=100, callback=callback)
     assert h.stopped_early and h.steps == 5
     assert [s for s, _, _ in seen] == [0, 1, 2, 3, 4]
     assert [loss for _, loss, _ in seen] == h.losses
@@ -231,8 +232,8 @@ def test_callback_sees_every_step_and_can_stop(linear, boston):
     assert "stopped early" in repr(h)
 
 
-def test_callback_early_stopping_on_a_threshold(linear, boston):
-    h = fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01, momentum=0.9), steps=10_000,
+def test_callback_early_stopping_on_a_threshold(linear, boston_xy):
+    h = fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.01, momentum=0.9), steps=10_000,
             callback=lambda step, loss, params: loss < 50)
     assert h.stopped_early and h.losses[-1] < 50 and all(v >= 50 for v in h.losses[:-1])
 
@@ -240,10 +241,10 @@ def test_callback_early_stopping_on_a_threshold(linear, boston):
 # -- divergence -----------------------------------------------------------------------------------
 
 
-def test_divergence_names_the_step_and_keeps_the_last_finite_parameters(linear, boston):
+def test_divergence_names_the_step_and_keeps_the_last_finite_parameters(linear, boston_xy):
     k0, b0 = np.array([0.0]), np.array([0.0])
     with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
-        fit(linear, {"k": k0, "b": b0}, boston, SGD(lr=1.0), steps=1000)
+        fit(linear, {"k": k0, "b": b0}, boston_xy, SGD(lr=1.0), steps=1000)
     e = caught.value
     assert isinstance(e, SymgradError)
     assert 0 < e.step < 1000 and not np.isfinite(e.loss)
@@ -254,25 +255,25 @@ def test_divergence_names_the_step_and_keeps_the_last_finite_parameters(linear, 
     assert set(e.params) == {"k", "b"}
     assert all(np.all(np.isfinite(p)) for p in e.params.values())
     assert e.params["k"] is not k0 and float(k0[0]) == 0.0
-    assert float(linear(**boston, **e.params)) == pytest.approx(e.losses[-1], rel=1e-12)
+    assert float(linear(**boston_xy, **e.params)) == pytest.approx(e.losses[-1], rel=1e-12)
     # the loss of step e.step - 1 (e.losses[-1]) was measured after e.step - 1 updates
-    again = fit(linear, {"k": np.array([0.0]), "b": np.array([0.0])}, boston, SGD(lr=1.0),
+    again = fit(linear, {"k": np.array([0.0]), "b": np.array([0.0])}, boston_xy, SGD(lr=1.0),
                 steps=e.step - 1)
     np.testing.assert_array_equal(again.params["k"], e.params["k"])
     np.testing.assert_array_equal(again.params["b"], e.params["b"])
 
 
-def test_divergence_keeps_scalar_parameters_too(linear, boston):
+def test_divergence_keeps_scalar_parameters_too(linear, boston_xy):
     with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
-        fit(linear, {"k": 0.0, "b": 0.0}, boston, Adam(lr=1e300), steps=100)
+        fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, Adam(lr=1e300), steps=100)
     e = caught.value
     assert all(np.isfinite(list(e.params.values())))
     assert "smaller" in str(e)
 
 
-def test_a_non_finite_first_loss_blames_the_start_not_the_learning_rate(linear, boston):
+def test_a_non_finite_first_loss_blames_the_start_not_the_learning_rate(linear, boston_xy):
     with pytest.raises(TrainingDiverged, match=r"step 0.*starting parameters") as caught:
-        fit(linear, {"k": np.nan, "b": 0.0}, boston, SGD(lr=0.01), steps=10)
+        fit(linear, {"k": np.nan, "b": 0.0}, boston_xy, SGD(lr=0.01), steps=10)
     assert caught.value.step == 0 and caught.value.losses == []
     assert np.isnan(caught.value.params["k"]) and caught.value.params["b"] == 0.0
 
@@ -285,31 +286,31 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def test_quiet_when_stderr_is_not_a_terminal(linear, boston, capfd):
-    fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01), steps=50, progress=True)
+def test_quiet_when_stderr_is_not_a_terminal(linear, boston_xy, capfd):
+    fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.01), steps=50, progress=True)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
 
 
-def test_a_progress_bar_with_the_loss_on_a_terminal(linear, boston, monkeypatch):
+def test_a_progress_bar_with_the_loss_on_a_terminal(linear, boston_xy, monkeypatch):
     pytest.importorskip("tqdm")
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01), steps=50)
+    fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.01), steps=50)
     shown = terminal.getvalue()
     assert "50/50" in shown and "loss=" in shown
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01), epochs=2, batch_size=300)
+    fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.01), epochs=2, batch_size=300)
     assert "epoch=2/2" in terminal.getvalue()
 
 
-def test_progress_false_and_missing_tqdm_are_quiet(linear, boston, monkeypatch):
+def test_progress_false_and_missing_tqdm_are_quiet(linear, boston_xy, monkeypatch):
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01), steps=50, progress=False)
+    fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.01), steps=50, progress=False)
     monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
-    fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.01), steps=50)
+    fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.01), steps=50)
     assert terminal.getvalue() == ""
 
 
@@ -337,10 +338,10 @@ def test_bad_params_or_data_are_named(linear, params, data, match):
         objective(linear, data, params)
 
 
-def test_a_parameter_the_model_does_not_differentiate(boston):
+def test_a_parameter_the_model_does_not_differentiate(boston_xy):
     model = symgrad.compile(symgrad.mean((k * x + b - y) ** 2), wrt=[k])
     with pytest.raises(SymgradError, match=r"'b' is not differentiated.*pass it in data"):
-        fit(model, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.1), steps=1)
+        fit(model, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.1), steps=1)
 
 
 @pytest.mark.parametrize(
@@ -356,43 +357,43 @@ def test_a_parameter_the_model_does_not_differentiate(boston):
         ({"steps": 3, "batch_size": 8, "seed": "s"}, "seed"),
     ],
 )
-def test_bad_options(linear, boston, options, match):
+def test_bad_options(linear, boston_xy, options, match):
     with pytest.raises(SymgradError, match=match):
-        fit(linear, {"k": 0.0, "b": 0.0}, boston, SGD(lr=0.1), **options)
+        fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.1), **options)
 
 
-def test_not_an_optimizer(linear, boston):
+def test_not_an_optimizer(linear, boston_xy):
     with pytest.raises(SymgradError, match=r"step\(params, grads\)"):
-        fit(linear, {"k": 0.0, "b": 0.0}, boston, 0.01, steps=3)
+        fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, 0.01, steps=3)
 
 
 # -- the SciPy bridge -----------------------------------------------------------------------------
 
 
-def test_lbfgs_reaches_the_least_squares_optimum(linear, boston):
+def test_lbfgs_reaches_the_least_squares_optimum(linear, boston_xy):
     optimize = pytest.importorskip("scipy.optimize")
-    fun, x0, unflatten = linear.objective(boston, {"k": 0.0, "b": 0.0})
+    fun, x0, unflatten = linear.objective(boston_xy, {"k": 0.0, "b": 0.0})
     result = optimize.minimize(fun, x0, jac=True, method="L-BFGS-B",
                                options={"gtol": 1e-10, "ftol": 1e-15})
     assert result.success
     found = unflatten(result.x)
     assert found["k"] == pytest.approx(K_OPT, abs=1e-5)
     assert found["b"] == pytest.approx(B_OPT, abs=1e-5)
-    slope, intercept = np.polyfit(boston["x"], boston["y"], 1)
+    slope, intercept = np.polyfit(boston_xy["x"], boston_xy["y"], 1)
     assert found["k"] == pytest.approx(slope, rel=1e-8)
     assert found["b"] == pytest.approx(intercept, rel=1e-8)
     assert result.fun == pytest.approx(MSE_OPT, abs=1e-5)
-    assert float(linear(**boston, **found)) == pytest.approx(result.fun, rel=1e-12)
+    assert float(linear(**boston_xy, **found)) == pytest.approx(result.fun, rel=1e-12)
 
 
-def test_the_default_minimize_also_gets_there(linear, boston):
+def test_the_default_minimize_also_gets_there(linear, boston_xy):
     optimize = pytest.importorskip("scipy.optimize")
-    fun, x0, unflatten = objective(linear, {x: boston["x"], y: boston["y"]}, {b: 0.0, k: 0.0})
+    fun, x0, unflatten = objective(linear, {x: boston_xy["x"], y: boston_xy["y"]}, {b: 0.0, k: 0.0})
     result = optimize.minimize(fun, x0, jac=True)
     assert unflatten(result.x)["k"] == pytest.approx(K_OPT, abs=1e-4)
 
 
-def test_the_flat_layout_follows_wrt_and_shapes_come_back(boston):
+def test_the_flat_layout_follows_wrt_and_shapes_come_back(boston_xy):
     W = sp.Symbol("W")
     model = symgrad.compile(symgrad.mean((W * x + k + b - y) ** 2), wrt=[b, W, k])
     params = {"k": np.array([[1.0, 2.0], [3.0, 4.0]]), "W": np.array(5.0), "b": 6.0}
@@ -413,15 +414,81 @@ def test_the_flat_layout_follows_wrt_and_shapes_come_back(boston):
                                                      ("b", "W", "k")]))
 
 
-def test_the_gradient_is_the_gradient_of_the_value(linear, boston):
+def test_the_gradient_is_the_gradient_of_the_value(linear, boston_xy):
     optimize = pytest.importorskip("scipy.optimize")
-    fun, x0, _ = objective(linear, boston, {"k": 3.0, "b": -2.0})
+    fun, x0, _ = objective(linear, boston_xy, {"k": 3.0, "b": -2.0})
     error = optimize.check_grad(lambda v: fun(v)[0], lambda v: fun(v)[1], x0)
     assert error < 1e-4 * np.linalg.norm(fun(x0)[1])
 
 
-def test_objective_with_a_fixed_parameter_and_a_wrong_vector(linear, boston):
-    fun, x0, unflatten = linear.objective({**boston, "k": 9.0}, {"b": 0.0})
+def test_objective_with_a_fixed_parameter_and_a_wrong_vector(linear, boston_xy):
+    fun, x0, unflatten = linear.objective({**boston_xy, "k": 9.0}, {"b": 0.0})
     assert x0.shape == (1,) and unflatten(np.array([2.0])) == {"b": 2.0}
     with pytest.raises(SymgradError, match=r"shape \(1,\).*b.*\(2,\)"):
         fun(np.zeros(2))
+
+
+# -- a tensor model: the Boston MLP ---------------------------------------------------------------
+
+FEATURES = ["crim", "zn", "indus", "chas", "nox", "rm", "age", "dis", "rad", "tax", "ptratio",
+            "lstat", "black"]
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    table = np.genfromtxt(BOSTON, delimiter=",", names=True, dtype=float)
+    features = np.column_stack([table[f] for f in FEATURES])
+    data = {"X": (features - features.mean(0)) / features.std(0), "y": table["medv"][:, None]}
+    X, W1, b1, W2, b2, Y = sp.symbols("X W1 b1 W2 b2 y")
+    L1, H, L2, Loss = sp.symbols("L1 H L2 Loss")
+    model = symgrad.compile(
+        [sp.Eq(L1, symgrad.matmul(X, W1) + b1), sp.Eq(H, symgrad.sigmoid(L1)),
+         sp.Eq(L2, symgrad.matmul(H, W2) + b2), sp.Eq(Loss, symgrad.mean((L2 - Y) ** 2))],
+        wrt=[W1, b1, W2, b2],
+    )
+    rng = np.random.default_rng(0)
+    start = {"W1": init.xavier_normal((13, 16), seed=rng), "b1": init.zeros(16),
+             "W2": init.xavier_normal((16, 1), seed=rng), "b2": init.zeros(1)}
+    return model, data, start
+
+
+def test_fit_trains_the_mlp_in_mini_batches(mlp):
+    model, data, start = mlp
+    h = fit(model, start, data, Adam(lr=0.01), epochs=20, batch_size=32)
+    assert h.steps == 20 * 16
+    assert h.losses[-1] < 0.2 * h.losses[0]
+    assert {n: p.shape for n, p in h.params.items()} == {n: p.shape for n, p in start.items()}
+    assert float(start["b2"][0]) == 0.0  # the starting arrays are untouched
+
+
+def test_fit_on_the_mlp_matches_torch(mlp):
+    torch = pytest.importorskip("torch")
+    model, data, start = mlp
+    h = fit(model, start, data, Adam(lr=0.01), steps=200)
+    params = {n: torch.tensor(p, dtype=torch.float64, requires_grad=True)
+              for n, p in start.items()}
+    X, Y = (torch.tensor(data[n], dtype=torch.float64) for n in ("X", "y"))
+    opt = torch.optim.Adam(params.values(), lr=0.01)
+    losses = []
+    for _ in range(200):
+        opt.zero_grad()
+        hidden = torch.sigmoid(X @ params["W1"] + params["b1"])
+        loss = torch.mean((hidden @ params["W2"] + params["b2"] - Y) ** 2)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    np.testing.assert_allclose(h.losses, losses, rtol=1e-9)
+    for n, p in params.items():
+        np.testing.assert_allclose(h.params[n], p.detach().numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_lbfgs_on_the_mlp_keeps_the_shapes(mlp):
+    optimize = pytest.importorskip("scipy.optimize")
+    model, data, start = mlp
+    fun, x0, unflatten = objective(model, data, start)
+    assert x0.shape == (13 * 16 + 16 + 16 + 1,)
+    result = optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", options={"maxiter": 100})
+    assert result.fun < 0.1 * fun(x0)[0]
+    assert {n: p.shape for n, p in unflatten(result.x).items()} == {
+        n: p.shape for n, p in start.items()
+    }
