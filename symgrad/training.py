@@ -118,9 +118,12 @@ def fit(
     starting values; ``data`` maps every other input of the model to its value. A parameter
     of ``model.wrt`` given in ``data`` instead is held fixed. ``params`` is **copied** (to
     float64) first: the caller's arrays are never modified; the trained values are in
-    ``history.params``. ``optimizer`` is anything with ``step(params, grads) -> params``, such
-    as ``symgrad.optim.SGD`` or ``Adam``; it keeps its state, so a second ``fit`` with the same
-    optimizer continues where the first stopped.
+    ``history.params``.
+
+    ``optimizer`` is anything with a ``step(params, grads)`` method that returns the updated
+    params (or ``None`` if it updated them in place), such as ``symgrad.optim.SGD`` or
+    ``Adam``. It keeps its state, so a second ``fit`` with the same optimizer continues where
+    the first stopped.
 
     Give exactly one of ``steps`` (optimizer steps) or ``epochs`` (passes over the data).
 
@@ -193,7 +196,9 @@ def fit(
             _save(saved, params_now)
             if select:
                 grads = {n: g for n, g in grads.items() if n in trained}
-            params_now = optimizer.step(params_now, grads)
+            updated = optimizer.step(params_now, grads)
+            if updated is not None:  # None: an optimizer that only updates in place
+                params_now = updated
             if bar is not None:
                 now = time.perf_counter()
                 if now >= next_postfix or step == total - 1:

@@ -124,6 +124,14 @@ def test_any_object_with_a_step_method_is_an_optimizer(linear, boston_xy):
     h = fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, HalfStep(), steps=50)
     assert h.losses[-1] < h.losses[0]
 
+    class InPlace:
+        def step(self, params, grads):  # updates the dict, returns nothing
+            for n, g in grads.items():
+                params[n] = params[n] - 0.005 * g
+
+    h = fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, InPlace(), steps=50)
+    assert h.losses[-1] < h.losses[0]
+
 
 # -- epochs, steps and mini-batches ---------------------------------------------------------------
 
