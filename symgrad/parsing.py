@@ -152,6 +152,15 @@ def parse_equation(
     return sp.Symbol(lhs), parse_expression(rhs, {lhs, *symbols}, where=where)
 
 
+def equation_name(text: str, *, where: str = "") -> str:
+    """The name ``"name = expression"`` defines (the expression is not read).
+
+    >>> equation_name("L1 = k1*x + b1")
+    'L1'
+    """
+    return _split(text, where)[0]
+
+
 def parse_equations(lines: Iterable[str], *, source: str = "") -> list[tuple[sp.Symbol, sp.Expr]]:
     """Parse ``name = expression`` lines; blank lines and ``#`` comments are skipped.
 
