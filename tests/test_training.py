@@ -294,10 +294,14 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def test_quiet_when_stderr_is_not_a_terminal(linear, boston_xy, capfd):
+def test_quiet_when_stderr_is_not_a_terminal(linear, boston_xy, capfd, monkeypatch):
     fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.01), steps=50, progress=True)
-    out, err = capfd.readouterr()
-    assert out == "" and err == ""
+    out, err = capfd.readouterr()  # a captured (or piped) stderr is not a terminal
+    assert out == "" and (err == "" or sys.stderr.isatty())
+    not_a_terminal = io.StringIO()  # isatty() is False: a pipe, a file, a log
+    monkeypatch.setattr(sys, "stderr", not_a_terminal)
+    fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.01), steps=50, progress=True)
+    assert not_a_terminal.getvalue() == ""
 
 
 def test_a_progress_bar_with_the_loss_on_a_terminal(linear, boston_xy, monkeypatch):
