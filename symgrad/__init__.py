@@ -16,6 +16,7 @@ import sympy as sp
 
 __version__ = "0.1.0"
 
+from . import init, optim
 from .errors import SymgradError
 from .functions import (
     log_softmax,
@@ -31,6 +32,7 @@ from .functions import (
     transpose,
 )
 from .model import CompiledModel
+from .training import History, TrainingDiverged, fit
 
 
 def compile(
@@ -64,14 +66,19 @@ def compile(
 
 __all__ = [
     "CompiledModel",
+    "History",
     "SymgradError",
+    "TrainingDiverged",
     "__version__",
     "compile",
+    "fit",
+    "init",
     "log_softmax",
     "logsumexp",
     "matmul",
     "max",
     "mean",
+    "optim",
     "relu",
     "sigmoid",
     "softmax",
