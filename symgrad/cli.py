@@ -110,6 +110,8 @@ class _UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not argparse's usage block
+        if "required: COMMAND" in message:
+            message = "give a command: compile or demo"
         raise _UsageError(f"{message} (see '{self.prog} --help')")
 
 
