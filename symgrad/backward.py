@@ -23,7 +23,7 @@ t2 = k*x
 t3 = t1 + t2
 t4 = t3**2
 f = mean(t4)
-dt4 = 1/size(t3)
+dt4 = broadcast_like(1/size(t3), t3)
 dt3 = 2*dt4*t3
 dk = sum_to(dt3*x, k)
 """
@@ -34,7 +34,7 @@ import sympy as sp
 
 from .graph import ADJOINT, PARAMETER, TEMP, Graph, Node, Shape
 from .names import Namer
-from .ops import matmul_vjp, max_vjp, size, sum_to, zeros_like
+from .ops import broadcast_like, full_like, matmul_vjp, max_vjp, size, sum_to
 from .rules import is_elementwise, vjp
 from .shapes import infer
 
@@ -77,7 +77,7 @@ def differentiate(graph: Graph) -> Graph:
     grads = []
     for p in graph.wrt:
         if p not in adjoint:  # the output does not depend on p
-            adjoint[p] = add(graph[p], zeros_like(p))
+            adjoint[p] = add(graph[p], full_like(p, 0))
         grads.append((p, adjoint[p]))
     return graph.with_nodes(graph.nodes + tuple(new_nodes), grads=tuple(grads))
 
@@ -97,11 +97,12 @@ def _on_paths(graph: Graph) -> set[sp.Symbol]:
 
 def _accumulate(node: Node, parts: list[sp.Expr], shape_of, exact: bool) -> sp.Expr:
     """The sum of the cotangents sent to ``node``, each brought to its shape where needed."""
-    exact = exact or len(parts) > 1 or node.role == PARAMETER
     v = node.symbol
+    if node.role == PARAMETER and sp.Add(*parts).is_Number:  # d(2*k)/dk: floats shaped like k
+        return full_like(v, sp.Add(*parts))
+    exact = exact or len(parts) > 1 or node.role == PARAMETER
     fitted = [
-        c
-        if not exact or isinstance(c, EXACT) or _fits(_shape(c, shape_of), node.shape)
+        c if not exact or isinstance(c, EXACT) or _fits(_shape(c, shape_of), node.shape)
         else sum_to(c, v)
         for c in parts
     ]
@@ -109,7 +110,7 @@ def _accumulate(node: Node, parts: list[sp.Expr], shape_of, exact: bool) -> sp.E
 
 
 #: Cotangents that always have their operand's exact shape.
-EXACT = (matmul_vjp, max_vjp, zeros_like)
+EXACT = (matmul_vjp, max_vjp, full_like, broadcast_like)
 
 
 def _fits(shape: Shape | None, target: Shape | None) -> bool:
@@ -122,17 +123,20 @@ def _shape(expr: sp.Expr, shape_of) -> Shape | None:
 
 
 def _simplify_sizes(expr: sp.Expr, graph: Graph) -> sp.Expr:
-    """size(t) -> size(u) when t is elementwise in u alone, so t need not be kept for it."""
-    if not expr.has(size):
+    """size(t) -> size(u) (and a broadcast to t's shape -> to u's) when t is elementwise in u
+    alone: the same shape, and t need not be kept for it."""
+    if not expr.has(size, broadcast_like):
         return expr
 
-    def smaller(e: size) -> size:
-        (x,) = e.args
+    def same_shape(x: sp.Symbol) -> sp.Symbol:
         while x in graph and graph[x].expr is not None and is_elementwise(graph[x].expr):
             (u, *more) = graph[x].args or (None,)
             if more or u is None:
                 break
             x = u
-        return size(x)
+        return x
 
-    return expr.replace(lambda e: isinstance(e, size), smaller)
+    def smaller(e):
+        return e.func(*e.args[:-1], same_shape(e.args[-1]))
+
+    return expr.replace(lambda e: isinstance(e, (size, broadcast_like)), smaller)

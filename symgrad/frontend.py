@@ -207,7 +207,7 @@ def _operands(e: sp.Basic) -> tuple:
 
 def _is_option(a: sp.Basic) -> bool:
     """An argument that configures an operation (an axis, keepdims), not one it computes on."""
-    return isinstance(a, (sp.Tuple, sp.logic.boolalg.BooleanAtom))
+    return type(a) is sp.Tuple or isinstance(a, sp.logic.boolalg.BooleanAtom)
 
 
 def _rebuild(e: sp.Basic, operands) -> sp.Basic:

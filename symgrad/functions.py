@@ -87,6 +87,22 @@ class relu(sp.Function):
         return self.args[0].is_real
 
 
+class ones_like(sp.Function):
+    """An array of ones shaped like ``x``: keeps the shape of a constant in a gradient.
+
+    ``model.gradients`` uses it where a derivative is constant over the elements of a
+    reduction: d/db sum(k*x + b) = sum(ones_like(b + k*x)), the number of elements.
+
+    >>> ones_like(sp.Symbol("x")).diff(sp.Symbol("x"))
+    0
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+
 def _axes(axis) -> sp.Tuple:
     """An ``axis`` argument as a SymPy Tuple of integers; the empty Tuple means every axis."""
     if axis is None:

@@ -28,10 +28,17 @@ class sum_to(sp.Function):
     nargs = 2
 
 
-class zeros_like(sp.Function):
-    """An array of zeros shaped like ``x``: the gradient of an input the output ignores."""
+class full_like(sp.Function):
+    """An array shaped like ``x`` full of the number ``c``: the gradient of an input the output
+    ignores (c = 0) or depends on linearly (``sum(2*k)``)."""
 
-    nargs = 1
+    nargs = 2
+
+
+class broadcast_like(sp.Function):
+    """``g`` spread (as a read-only view) to the shape of ``x``: a reduction's gradient."""
+
+    nargs = 2
 
 
 class expand_dims(sp.Function):

@@ -27,7 +27,7 @@ from .errors import ShapeError
 from .frontend import describe
 from .functions import matmul, sum, transpose
 from .graph import ADJOINT, TEMP, Graph, Node, Shape
-from .ops import matmul_vjp, sum_to
+from .ops import broadcast_like, matmul_vjp, sum_to
 from .shapes import infer, infer_graph
 
 
@@ -59,7 +59,28 @@ def specialize(graph: Graph, shapes: Mapping[str, Shape]) -> Graph:
                 continue
         nodes.append(replace(node, expr=expr, shape=known[node.symbol]))
     grads = tuple((p, alias.get(d, d)) for p, d in graph.grads)
-    return graph.with_nodes(tuple(nodes), grads=grads)
+    return graph.with_nodes(tuple(_drop_broadcasts(nodes, known)), grads=grads)
+
+
+def _drop_broadcasts(nodes: list[Node], known: dict) -> list[Node]:
+    """``d = broadcast_like(g, x)`` -> ``d = g`` where every user broadcasts ``g`` anyway."""
+    users: dict[sp.Symbol, list[Node]] = {}
+    for node in nodes:
+        for a in node.args:
+            users.setdefault(a, []).append(node)
+    result = []
+    for node in nodes:
+        if isinstance(node.expr, broadcast_like):
+            g = node.expr.args[0]
+            small = {**known, node.symbol: infer(g, known.get)}
+            if _certain(small[node.symbol]) and all(
+                _certain(known[u.symbol]) and infer(u.expr, small.get) == known[u.symbol]
+                for u in users.get(node.symbol, ())
+            ):
+                known[node.symbol] = small[node.symbol]
+                node = replace(node, expr=g, shape=small[node.symbol])
+        result.append(node)
+    return result
 
 
 def _matches(shape: Shape, declared: Shape) -> bool:
@@ -76,7 +97,7 @@ def _propagable(graph: Graph, node: Node) -> bool:
 
 
 def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
-    if not expr.has(sum_to, matmul_vjp):
+    if not expr.has(sum_to, matmul_vjp, broadcast_like):
         return expr
 
     def lower(e):
@@ -84,9 +105,13 @@ def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
             return _sum_to(e, known)
         if isinstance(e, matmul_vjp):
             return _matmul_vjp(e, known)
+        if isinstance(e, broadcast_like):
+            g, x = e.args
+            shape = infer(g, known.get)
+            return g if _certain(shape) and shape == known.get(x) else e
         return e
 
-    return expr.replace(lambda e: isinstance(e, (sum_to, matmul_vjp)), lower)
+    return expr.replace(lambda e: isinstance(e, (sum_to, matmul_vjp, broadcast_like)), lower)
 
 
 def _certain(shape: Shape | None) -> bool:

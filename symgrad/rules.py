@@ -32,12 +32,14 @@ from collections.abc import Callable
 import sympy as sp
 
 from .errors import NoRuleError
+from .frontend import free_symbols
 from .functions import (
     log_softmax,
     logsumexp,
     matmul,
     max,
     mean,
+    ones_like,
     relu,
     sigmoid,
     softmax,
@@ -45,7 +47,7 @@ from .functions import (
     sum,
     transpose,
 )
-from .ops import expand_dims, matmul_vjp, max_vjp, size
+from .ops import broadcast_like, expand_dims, matmul_vjp, max_vjp, size
 
 S = sp.S
 Rule = Callable[..., tuple]
@@ -70,11 +72,11 @@ def _pow(g, out, base, exp):
     return d_base, d_exp
 
 
-def _max_or_min(sign: int) -> Rule:
+def _max_or_min(cls: type, sign: int) -> Rule:
     def rule(g, out, *xs):
         return tuple(
-            g * sp.Heaviside(sign * (x - out.func(*(y for y in xs if y is not x))), S.Half)
-            for x in xs
+            g * sp.Heaviside(sign * (x - cls(*(y for j, y in enumerate(xs) if j != i))), S.Half)
+            for i, x in enumerate(xs)
         )
 
     return rule
@@ -97,13 +99,13 @@ def _spread(g, options: tuple):
 
 
 def _sum(g, out, x, *options):
-    return (_spread(g, options),)
+    return (broadcast_like(_spread(g, options), x),)
 
 
 def _mean(g, out, x, *options):
     if not options:
-        return (g / size(x),)
-    return (_spread(g, options) * size(out) / size(x),)
+        return (broadcast_like(g / size(x), x),)
+    return (broadcast_like(_spread(g, options) * size(out) / size(x), x),)
 
 
 def _max(g, out, x, *options):
@@ -165,8 +167,9 @@ RULES: dict[type, Rule] = {
     sp.Abs: lambda g, out, x: (g * sp.sign(x),),
     sp.sign: _constant,
     sp.Heaviside: _constant,
-    sp.Max: _max_or_min(+1),
-    sp.Min: _max_or_min(-1),
+    ones_like: _constant,
+    sp.Max: _max_or_min(sp.Max, +1),
+    sp.Min: _max_or_min(sp.Min, -1),
     sp.Piecewise: _piecewise,
     sigmoid: lambda g, out, x: (g * out * (1 - out),),
     softplus: lambda g, out, x: (g * sigmoid(x),),
@@ -217,6 +220,8 @@ def vjp(expr: sp.Basic, g: sp.Expr, out: sp.Expr) -> dict[sp.Symbol, sp.Expr]:
     >>> vjp(x*y, sp.Symbol("g"), x*y)
     {x: g*y, y: g*x}
     """
+    if not expr.args:  # an equation that only names another node, or a constant
+        return {expr: g} if isinstance(expr, sp.Symbol) else {}
     result = rule_for(expr)(g, out, *expr.args)
     if isinstance(result, dict):
         return result
@@ -271,7 +276,10 @@ def derivative(expr: sp.Basic, v: sp.Symbol, memo: dict | None = None) -> sp.Exp
             if all(memo[a] == 0 for a in e.args):
                 memo[e] = S.Zero
             elif getattr(type(e), "linear", False):
-                memo[e] = e.func(memo[e.args[0]], *e.args[1:])
+                arg, d = e.args[0], memo[e.args[0]]
+                if not free_symbols(arg) <= free_symbols(d):  # keep the shape of a constant
+                    d = d * ones_like(arg)
+                memo[e] = e.func(d, *e.args[1:])
             elif isinstance(e, matmul):
                 a, b = e.args
                 memo[e] = matmul(memo[a], b) + matmul(a, memo[b])

@@ -26,7 +26,7 @@ import sympy as sp
 
 from .errors import ShapeError
 from .functions import _AlongAxis, _Reduction, matmul, transpose
-from .ops import expand_dims, matmul_vjp, max_vjp, size, sum_to, zeros_like
+from .ops import broadcast_like, expand_dims, full_like, matmul_vjp, max_vjp, size, sum_to
 
 Shape = tuple[int | None, ...]
 ShapeOf = Callable[[sp.Basic], Shape | None]
@@ -116,7 +116,8 @@ SHAPES: dict[type, Callable[..., Shape]] = {
     expand_dims: _expand_dims,
     size: lambda expr, x: (),
     sum_to: lambda expr, g, like: like,
-    zeros_like: lambda expr, x: x,
+    full_like: lambda expr, x, c: x,
+    broadcast_like: lambda expr, g, x: x,
     matmul_vjp: lambda expr, g, a, b, *options: (a, b)[expr.which],
     max_vjp: lambda expr, g, x, out, *options: x,
 }

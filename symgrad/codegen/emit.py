@@ -241,6 +241,8 @@ class _CommentPrinter(StrPrinter):
     def _print_sum_to(self, expr):
         return self._print(expr.args[0])
 
+    _print_broadcast_like = _print_sum_to
+
 
 def _show(expr: sp.Expr) -> str:
     return _CommentPrinter().doprint(expr)

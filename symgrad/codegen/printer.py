@@ -27,13 +27,14 @@ from ..functions import (
     logsumexp,
     max,
     mean,
+    ones_like,
     relu,
     sigmoid,
     softmax,
     softplus,
     sum,
 )
-from ..ops import matmul_vjp, max_vjp, size, sum_to, zeros_like
+from ..ops import broadcast_like, matmul_vjp, max_vjp, size, sum_to
 
 #: Function class -> a template for its NumPy code, with {0}, {1}, ... for its arguments.
 CALLS: dict[type, str] = {
@@ -46,7 +47,8 @@ CALLS: dict[type, str] = {
     softmax: "_softmax({0}, {1})",
     log_softmax: "_log_softmax({0}, {1})",
     sum_to: "_sum_to({0}, {1})",
-    zeros_like: "np.zeros_like({0})",
+    broadcast_like: "np.broadcast_to({0}, np.shape({1}))",
+    ones_like: "np.ones_like({0})",
     sp.Abs: "np.abs({0})",
     sp.sign: "np.sign({0})",
     sp.exp: "np.exp({0})",
@@ -193,6 +195,12 @@ class Printer(NumPyPrinter):
             return f"{self._print(x)}.T"
         return f"np.transpose({self._print(x)})"
 
+    def _print_full_like(self, expr):
+        x, c = expr.args
+        if c == 0:
+            return f"np.zeros_like({self._print(x)})"
+        return f"np.full_like({self._print(x)}, {self._print(sp.Float(c))})"
+
     def _print_expand_dims(self, expr):
         g, axes = expr.args
         axes_text = str(int(axes[0])) if len(axes) == 1 else str(tuple(int(a) for a in axes))
@@ -263,12 +271,16 @@ class Printer(NumPyPrinter):
     def _print_Piecewise(self, expr):
         """Nested ``np.where``: the caller evaluates it under ``np.errstate(all="ignore")``."""
         *pairs, last = expr.args
-        text = self._print(last.expr) if last.cond == sp.true else "np.nan"
+        text = self._branch(last.expr) if last.cond == sp.true else "np.nan"
         if last.cond != sp.true:
             pairs.append(last)
         for pair in reversed(pairs):
-            text = f"np.where({self._print(pair.cond)}, {self._print(pair.expr)}, {text})"
+            text = f"np.where({self._print(pair.cond)}, {self._branch(pair.expr)}, {text})"
         return text
+
+    def _branch(self, value) -> str:
+        """A branch value; whole numbers as floats, so that np.where gives a float array."""
+        return self._print(sp.Float(value)) if value.is_Integer else self._print(value)
 
     def _print_BooleanTrue(self, expr):
         return "True"
