@@ -14,6 +14,8 @@ import sympy as sp
 class size(sp.Function):
     """The number of elements of an array (``np.size``); used by the rule of ``mean``."""
 
+    elementwise = False
+
     nargs = 1
 
     @classmethod
@@ -25,6 +27,8 @@ class size(sp.Function):
 class sum_to(sp.Function):
     """``g`` summed over the axes along which ``like`` was broadcast (or spread to its shape)."""
 
+    elementwise = False
+
     nargs = 2
 
 
@@ -32,17 +36,23 @@ class full_like(sp.Function):
     """An array shaped like ``x`` full of the number ``c``: the gradient of an input the output
     ignores (c = 0) or depends on linearly (``sum(2*k)``)."""
 
+    elementwise = False
+
     nargs = 2
 
 
 class broadcast_like(sp.Function):
     """``g`` spread (as a read-only view) to the shape of ``x``: a reduction's gradient."""
 
+    elementwise = False
+
     nargs = 2
 
 
 class expand_dims(sp.Function):
     """``g`` with length-one axes inserted at ``axes``: a reduction's gradient, spread back."""
+
+    elementwise = False
 
     nargs = 2
 
@@ -57,6 +67,8 @@ class matmul_vjp(sp.Function):
     (g @ bᵀ, aᵀ @ g)
     """
 
+    elementwise = False
+
     nargs = 4
 
     @property
@@ -70,5 +82,7 @@ class matmul_vjp(sp.Function):
 
 class max_vjp(sp.Function):
     """The cotangent of ``x`` in ``out = max(x, axis)``: ``g`` shared by the maxima that tie."""
+
+    elementwise = False
 
     nargs = 5

@@ -28,6 +28,7 @@ from .frontend import describe
 from .functions import matmul, sum, transpose
 from .graph import ADJOINT, TEMP, Graph, Node, Shape
 from .ops import broadcast_like, matmul_vjp, sum_to
+from .rules import is_elementwise
 from .shapes import infer, infer_graph
 
 
@@ -74,7 +75,9 @@ def _drop_broadcasts(nodes: list[Node], known: dict) -> list[Node]:
             g = node.expr.args[0]
             small = {**known, node.symbol: infer(g, known.get)}
             if _certain(small[node.symbol]) and all(
-                _certain(known[u.symbol]) and infer(u.expr, small.get) == known[u.symbol]
+                _only_elementwise(u.expr, node.symbol)
+                and _certain(known[u.symbol])
+                and infer(u.expr, small.get) == known[u.symbol]
                 for u in users.get(node.symbol, ())
             ):
                 known[node.symbol] = small[node.symbol]
@@ -87,6 +90,15 @@ def _matches(shape: Shape, declared: Shape) -> bool:
     return len(shape) == len(declared) and all(
         d is None or s is None or s == d for s, d in zip(shape, declared, strict=True)
     )
+
+
+def _only_elementwise(expr: sp.Basic, symbol: sp.Symbol) -> bool:
+    """Whether ``symbol`` reaches ``expr``'s value through elementwise operations only."""
+    if expr == symbol or symbol not in expr.free_symbols:
+        return True
+    if not is_elementwise(expr) or isinstance(expr, sp.Piecewise):
+        return False
+    return all(_only_elementwise(a, symbol) for a in expr.args)
 
 
 def _propagable(graph: Graph, node: Node) -> bool:

@@ -12,7 +12,7 @@ functions in their numerically stable forms. How each function is computed is on
 >>> p.doprint(softplus(-x) + sp.exp(x)/2)
 'np.exp(x)/2 + np.logaddexp(0, -x)'
 >>> p.doprint(sp.Piecewise((sp.log(x), x > 0), (0, True)))
-'np.where(x > 0, np.log(x), 0)'
+'np.where(x > 0, np.log(x), 0.0)'
 """
 
 from __future__ import annotations
