@@ -10,7 +10,7 @@ x is the average number of rooms (rm), y the median home value (medv, in $1000s)
 
 Writes examples/output/boston_linear.png: the data with the fitted lines, and the loss curve.
 
-Run: python examples/boston_linear.py [--quick]
+Run: python examples/boston_linear.py [--quick] [--output DIR]
 """
 
 from __future__ import annotations
@@ -78,7 +78,10 @@ def main() -> None:
     parser.add_argument("--neighbours", type=int, default=5, help="neighbours for the estimate")
     parser.add_argument("--tries", type=int, default=1_000, help="random-search tries")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random search")
+    parser.add_argument("--output", type=Path, default=OUTPUT,
+                        help="folder for the pictures (default: examples/output)")
     args = parser.parse_args()
+    output: Path = args.output
 
     data = load_boston()
     x, y = data["rm"], data["medv"]
@@ -128,7 +131,7 @@ def main() -> None:
     plt = pyplot()
     if plt is None:
         return
-    OUTPUT.mkdir(exist_ok=True)
+    output.mkdir(parents=True, exist_ok=True)
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
     left.scatter(x, y, s=10, alpha=0.5, color="0.45", label="houses")
     grid = np.linspace(x.min(), x.max(), 2)
@@ -158,7 +161,7 @@ def main() -> None:
     right.set_ylim(bottom=1e-11)
     right.grid(True, which="major", alpha=0.3)
     right.legend(fontsize=9)
-    path = OUTPUT / "boston_linear.png"
+    path = output / "boston_linear.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     print(f"\nWrote {path}")

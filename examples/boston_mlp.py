@@ -11,7 +11,7 @@ trains with symgrad.fit and Adam in mini-batches, reports the test MSE (next to 
 least-squares fit on the same split) and plots the predictions against the truth with the
 residuals drawn as lines. Everything goes to examples/output/.
 
-Run: python examples/boston_mlp.py [--epochs N] [--hidden H] [--seed S] [--quick]
+Run: python examples/boston_mlp.py [--epochs N] [--hidden H] [--seed S] [--quick] [--output DIR]
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def mlp_start(inputs: int, hidden: int, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def render_diagrams(model: symgrad.CompiledModel, stem: str) -> list[Path]:
+def render_diagrams(model: symgrad.CompiledModel, output: Path, stem: str) -> list[Path]:
     """Draw the forward and backward (W1's chain highlighted) diagrams as PNG; return paths.
 
     Prints a message and returns [] when Graphviz's dot program is missing.
@@ -78,8 +78,8 @@ def render_diagrams(model: symgrad.CompiledModel, stem: str) -> list[Path]:
 
     paths = []
     try:
-        paths.append(model.render(OUTPUT / f"{stem}_forward.png", kind="forward"))
-        paths.append(model.render(OUTPUT / f"{stem}_backward.png", kind="backward",
+        paths.append(model.render(output / f"{stem}_forward.png", kind="forward"))
+        paths.append(model.render(output / f"{stem}_backward.png", kind="backward",
                                   highlight=model.wrt[0]))
     except GraphvizNotFound as e:
         print(f"no diagrams: {e}")
@@ -107,7 +107,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="rows per mini-batch")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the start")
     parser.add_argument("--quick", action="store_true", help="a short run (for CI)")
+    parser.add_argument("--output", type=Path, default=OUTPUT,
+                        help="folder for the pictures (default: examples/output)")
     args = parser.parse_args()
+    output: Path = args.output
     epochs = 100 if args.quick else args.epochs
 
     features, medv = boston_matrix()
@@ -122,8 +125,8 @@ def main() -> None:
           f"The chain rule, parameter by parameter:")
     for name in model.wrt:
         print(f"  ∂{model.output}/∂{name} = {model.chain(name)}")
-    OUTPUT.mkdir(exist_ok=True)
-    for path in render_diagrams(model, "boston_mlp"):
+    output.mkdir(parents=True, exist_ok=True)
+    for path in render_diagrams(model, output, "boston_mlp"):
         print(f"Diagram: {path}")
 
     data = {"X": X_train, "y": y_train}
@@ -186,7 +189,7 @@ def main() -> None:
               title=f"Adam, lr {args.lr}, batches of {args.batch_size}")
     right.grid(True, which="major", alpha=0.3)
     right.legend(fontsize=9)
-    picture = OUTPUT / "boston_mlp.png"
+    picture = output / "boston_mlp.png"
     fig.savefig(picture, dpi=110)
     plt.close(fig)
     print(f"Plots: {picture}")

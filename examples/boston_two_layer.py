@@ -8,7 +8,7 @@ diagrams, trains by gradient descent with symgrad.fit (the loss falling), plots 
 and the fitted curve, and writes the generated NumPy module. Everything goes to
 examples/output/.
 
-Run: python examples/boston_two_layer.py [--steps N] [--lr LR] [--quick]
+Run: python examples/boston_two_layer.py [--steps N] [--lr LR] [--quick] [--output DIR]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def starting_point(seed: int = 0) -> dict[str, float]:
     return {name: float(rng.normal()) for name in ("k1", "b1", "k2", "b2")}
 
 
-def render_diagrams(model: symgrad.CompiledModel, stem: str) -> list[Path]:
+def render_diagrams(model: symgrad.CompiledModel, output: Path, stem: str) -> list[Path]:
     """Draw the forward and backward (k1's chain highlighted) diagrams as PNG; return paths.
 
     Prints a message and returns [] when Graphviz's dot program is missing.
@@ -54,8 +54,8 @@ def render_diagrams(model: symgrad.CompiledModel, stem: str) -> list[Path]:
 
     paths = []
     try:
-        paths.append(model.render(OUTPUT / f"{stem}_forward.png", kind="forward"))
-        paths.append(model.render(OUTPUT / f"{stem}_backward.png", kind="backward",
+        paths.append(model.render(output / f"{stem}_forward.png", kind="forward"))
+        paths.append(model.render(output / f"{stem}_backward.png", kind="backward",
                                   highlight=model.wrt[0]))
     except GraphvizNotFound as e:
         print(f"no diagrams: {e}")
@@ -80,7 +80,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5_000, help="gradient-descent steps")
     parser.add_argument("--lr", type=float, default=0.03, help="learning rate")
     parser.add_argument("--quick", action="store_true", help="a short run (for CI)")
+    parser.add_argument("--output", type=Path, default=OUTPUT,
+                        help="folder for the pictures (default: examples/output)")
     args = parser.parse_args()
+    output: Path = args.output
     steps = 500 if args.quick else args.steps
 
     data = load_boston()
@@ -95,8 +98,8 @@ def main() -> None:
     print(model.explain().split("\n\n")[1])  # the first parameter's factors, written out
     print()
 
-    OUTPUT.mkdir(exist_ok=True)
-    diagrams = render_diagrams(model, "boston_two_layer")
+    output.mkdir(parents=True, exist_ok=True)
+    diagrams = render_diagrams(model, output, "boston_two_layer")
     for path in diagrams:
         print(f"Diagram: {path}")
     if diagrams:
@@ -117,7 +120,7 @@ def main() -> None:
           f"({1e6 * history.seconds / steps:.0f} µs a step); final loss {final:.4f}")
     print("parameters:", ", ".join(f"{k} = {float(v):.4f}" for k, v in params.items()))
 
-    path = model.save(OUTPUT / "boston_two_layer_model.py")
+    path = model.save(output / "boston_two_layer_model.py")
     print(f"\nThe generated NumPy module (value_and_grad, forward) was written to {path}")
 
     plt = pyplot()
@@ -145,7 +148,7 @@ def main() -> None:
     right.set_ylim(top=60)  # room above the data for the legend
     right.set_yticks(range(10, 51, 10))
     right.legend(loc="upper left", fontsize=9)
-    picture = OUTPUT / "boston_two_layer.png"
+    picture = output / "boston_two_layer.png"
     fig.savefig(picture, dpi=110)
     plt.close(fig)
     print(f"Plots: {picture}")

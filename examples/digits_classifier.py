@@ -11,6 +11,7 @@ and Adam in mini-batches, reports the test accuracy and draws the confusion matr
 of the test digits it got wrong. Everything goes to examples/output/.
 
 Run: python examples/digits_classifier.py [--hidden N] [--epochs N] [--seed S] [--quick]
+     [--output DIR]
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return counts
 
 
-def render_diagrams(model: symgrad.CompiledModel, stem: str) -> list[Path]:
+def render_diagrams(model: symgrad.CompiledModel, output: Path, stem: str) -> list[Path]:
     """Draw the forward and backward (the first weight's chain highlighted) diagrams as PNG.
 
     Prints a message and returns [] when Graphviz's dot program is missing.
@@ -77,8 +78,8 @@ def render_diagrams(model: symgrad.CompiledModel, stem: str) -> list[Path]:
 
     paths = []
     try:
-        paths.append(model.render(OUTPUT / f"{stem}_forward.png", kind="forward"))
-        paths.append(model.render(OUTPUT / f"{stem}_backward.png", kind="backward",
+        paths.append(model.render(output / f"{stem}_forward.png", kind="forward"))
+        paths.append(model.render(output / f"{stem}_backward.png", kind="backward",
                                   highlight=model.wrt[0]))
     except GraphvizNotFound as e:
         print(f"no diagrams: {e}")
@@ -107,7 +108,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="rows per mini-batch")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the start")
     parser.add_argument("--quick", action="store_true", help="a short run (for CI)")
+    parser.add_argument("--output", type=Path, default=OUTPUT,
+                        help="folder for the pictures (default: examples/output)")
     args = parser.parse_args()
+    output: Path = args.output
     epochs = min(args.epochs, 5) if args.quick else args.epochs
 
     images, labels = load_digits()
@@ -127,9 +131,9 @@ def main() -> None:
     print("The chain rule, parameter by parameter:")
     for name in model.wrt:
         print(f"  ∂{model.output}/∂{name} = {model.chain(name)}")
-    OUTPUT.mkdir(exist_ok=True)
+    output.mkdir(parents=True, exist_ok=True)
     stem = f"digits_hidden{args.hidden}" if args.hidden else "digits_softmax"
-    for path in render_diagrams(model, stem):
+    for path in render_diagrams(model, output, stem):
         print(f"Diagram: {path}")
 
     def accuracy(params: dict, rows: np.ndarray) -> float:
@@ -191,7 +195,7 @@ def main() -> None:
             if k < shown:
                 a.imshow(images[wrong[k]].reshape(8, 8), cmap="gray_r", vmin=0, vmax=16)
                 a.set_title(f"true {labels[wrong[k]]}, said {guesses[k]}", fontsize=10)
-    picture = OUTPUT / "digits_confusion.png"
+    picture = output / "digits_confusion.png"
     fig.savefig(picture, dpi=110)
     plt.close(fig)
     print(f"Picture: {picture}")
