@@ -62,12 +62,13 @@ def seed_model() -> CompiledModel:
 def demo(
     directory: str | os.PathLike = ".", format: str = "svg", highlight: str | None = None
 ) -> tuple[CompiledModel, list[Path]]:
-    """Draw the seed model's forward and backward diagrams into ``directory``.
+    """Write the seed model into ``directory``: its text and its two diagrams.
 
-    Returns the model and the two paths, ``two_layer_forward.<format>`` and
-    ``two_layer_backward.<format>``; ``highlight`` marks one parameter's chain in both.
-    Needs Graphviz's ``dot`` program. In a notebook, display the returned model to see its
-    forward diagram and chains, and ``model.graph("backward")`` for the backward one.
+    Returns the model and the paths it wrote: ``two_layer.txt`` (the model file, for
+    ``symgrad compile --file``), ``two_layer_forward.<format>`` and
+    ``two_layer_backward.<format>``; ``highlight`` marks one parameter's chain in both
+    diagrams. Needs Graphviz's ``dot`` program. In a notebook, display the returned model to
+    see its forward diagram and chains, and ``model.graph("backward")`` for the backward one.
     """
     if format not in PICTURES:
         raise SymgradError(
@@ -76,11 +77,13 @@ def demo(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model = seed_model()
-    paths = [
+    pictures = [
         model.render(directory / f"two_layer_{kind}.{format}", kind, highlight)
         for kind in ("forward", "backward")
     ]
-    return model, paths
+    text = directory / "two_layer.txt"
+    text.write_text(SEED, encoding="utf-8")
+    return model, [text, *pictures]
 
 
 def chain_lines(model: CompiledModel) -> list[str]:
@@ -173,8 +176,8 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         parents=[common],
         help="draw the tutorial's two-layer model, forward and backward; print its chains",
-        description="Write the seed two-layer model's forward and backward diagrams "
-        "(two_layer_forward.svg, two_layer_backward.svg) and print its chains.",
+        description="Write the tutorial's two-layer model (two_layer.txt) and its forward and "
+        "backward diagrams (two_layer_forward.svg, two_layer_backward.svg); print its chains.",
     )
     d.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
                    help="where to write the pictures (default: the current directory)")
@@ -312,6 +315,6 @@ def _demo(args: argparse.Namespace) -> int:
     for path in paths:
         print(f"wrote {path}")
     print()
-    print("Every factor written out: symgrad compile --file model.txt --explain")
-    print("(with model.txt holding the four equations above)")
+    print("Every local factor, written out:")
+    print(f"    symgrad compile --file {paths[0]} --wrt {','.join(SEED_WRT)} --explain")
     return 0
