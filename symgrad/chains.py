@@ -34,7 +34,7 @@ from .errors import SymgradError
 from .frontend import free_symbols, tree_size
 from .functions import mean, sum
 from .graph import TEMP, Graph
-from .rules import local_partials
+from .rules import is_elementwise, local_partials
 
 MAX_PATHS = 64  # a chain string lists at most this many paths
 MAX_DISPLAY_SIZE = 300  # larger equations (as trees) are not spelled out
@@ -178,9 +178,17 @@ class _Term:
 
     @property
     def assembled(self) -> sp.Expr | None:
-        """The sum over paths of the product of their factors; None if not every path is known."""
+        """The sum over paths of the product of their factors, or None when that is no gradient.
+
+        None when not every path is listed, or when a factor is not a number per element (a
+        chain through matmul, softmax or a reduction along an axis multiplies Jacobians, not
+        numbers: the generated code shows that product).
+        """
         if self.total > len(self.paths):
             return None
+        for factor in self.factors.values():
+            if any(not is_elementwise(f) for f in factor.atoms(sp.Function)):
+                return None
         return sp.Add(
             *(sp.Mul(*(self.factors[e] for e in itertools.pairwise(p))) for p in self.paths)
         )
@@ -260,17 +268,15 @@ def _text(graph: Graph, terms: list[_Term]) -> str:
         for (a, b), factor in t.factors.items():
             lines.append(f"    ∂{labels[a]}/∂{labels[b]} = {display(factor, labels)}")
         if _worth_assembling(t):
-            total = t.assembled
-            text = "(every path summed)" if total is None else display(total, labels)
-            lines.append(f"  = {text}")
+            lines.append(f"  = {display(t.assembled, labels)}")
     if _uses_n(terms):
         lines += ["", _N_NOTE]
     return "\n".join(lines)
 
 
 def _worth_assembling(t: _Term) -> bool:
-    """Whether the assembled gradient says more than the chain's only factor."""
-    return len(t.factors) > 1 or t.total > 1
+    """Whether there is an assembled gradient that says more than the chain's only factor."""
+    return (len(t.factors) > 1 or t.total > 1) and t.assembled is not None
 
 
 # -- LaTeX -----------------------------------------------------------------------------------
@@ -369,8 +375,7 @@ def _latex_blocks(graph: Graph, terms: list[_Term]):
         for (a, b), factor in t.factors.items():
             block.append((_QUAD + _latex_frac(names[a], names[b]), latex(factor)))
         if _worth_assembling(t):
-            total = t.assembled
-            block.append((frac, r"\text{every path summed}" if total is None else latex(total)))
+            block.append((frac, latex(t.assembled)))
         blocks.append(block)
     return equations, blocks
 

@@ -193,3 +193,15 @@ def test_markdown_renders_in_a_notebook(seed):
         assert f"**Gradient with respect to ${name}$**" in md
     assert r"- $\frac{\partial \sigma}{\partial L_{1}} = \sigma \left(1 - \sigma\right)$" in md
     assert "&=" not in md.replace(r"\begin{aligned}", "").split("**Gradient")[1]
+
+
+def test_no_assembled_product_through_matrix_factors():
+    X, W, b, y, L, Loss = sp.symbols("X W b y L Loss")
+    model = symgrad.compile(
+        [(L, symgrad.matmul(X, W) + b), (Loss, symgrad.mean((L - y) ** 2))], wrt=[W, b]
+    )
+    text = model.explain()
+    w_block, b_block = text.split("\n\n")[1:3]
+    assert "ᵀ" in w_block and "  = " not in w_block  # Xᵀ @ 1 is no number to multiply by
+    assert b_block.endswith("  = 2·(L − y)/N")
+    assert balanced(model.explain("latex"))

@@ -369,8 +369,18 @@ def test_graphviz_reads_hostile_names_as_plain_text(kind, group):
     assert titles == {n["title"] for n in nodes.values()}
 
 
+def matrix_model() -> symgrad.CompiledModel:
+    X, W1, b1, W2, b2, y, L1, H, L2, Loss = sp.symbols("X W1 b1 W2 b2 y L1 H L2 Loss")
+    return symgrad.compile(
+        [(L1, symgrad.matmul(X, W1) + b1), (H, symgrad.sigmoid(L1)),
+         (L2, symgrad.matmul(H, W2) + b2), (Loss, symgrad.mean((L2 - y) ** 2))],
+        wrt=[W1, b1, W2, b2],
+    )  # fmt: skip
+
+
 MODELS = {
     "seed": seed_model,
+    "matrix": matrix_model,
     "hostile": hostile_model,
     "single": single_expression_model,
     "chain": lambda: chain_model(5),
