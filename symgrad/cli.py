@@ -166,7 +166,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--group", choices=GROUPS, help="diagram detail: one node per equation "
                    "(collapse), temporaries boxed per equation (cluster), every node (none)")
     c.add_argument("--explain", action="store_true",
-                   help="print every chain, its local factors and the assembled gradient")
+                   help="print every chain, its local factors and the assembled gradient "
+                   "(instead of the chains and the code)")
     c.add_argument("--format", choices=("text", "latex", "markdown"),
                    help="the explanation's format (implies --explain; default text)")
     c.add_argument("--no-code", action="store_true", help="do not print the generated code")
@@ -243,7 +244,7 @@ def _compile(args: argparse.Namespace) -> int:
         print(model.explain(args.format or "text"))
     else:
         print("\n".join(chain_lines(model)))
-    if args.emit is None and not args.no_code:
+    if not (args.emit or args.no_code or args.explain or args.format):
         print()
         print(model.source, end="" if model.source.endswith("\n") else "\n")
     for path in written:

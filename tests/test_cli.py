@@ -317,3 +317,10 @@ def test_parse_refuses(text, fragment):
     with pytest.raises(SymgradError) as caught:
         parsing.parse_expression(text)
     assert fragment in str(caught.value)
+
+
+def test_explain_replaces_chains_and_code():
+    done = run("compile", "mean((k*x + b - y)**2)", "--wrt", "k,b", "--explain")
+    assert done.returncode == 0, done.stderr
+    assert "    ∂f/∂k = 2·x·(b − y + k·x)/N" in done.stdout
+    assert "def value_and_grad" not in done.stdout
