@@ -34,7 +34,8 @@ from .errors import SymgradError
 from .frontend import free_symbols, tree_size
 from .functions import mean, sum
 from .graph import TEMP, Graph
-from .rules import is_elementwise, local_partials
+from .ops import broadcast_like, sum_to
+from .rules import is_elementwise, local_partials, vjp
 
 MAX_PATHS = 64  # a chain string lists at most this many paths
 MAX_DISPLAY_SIZE = 300  # larger equations (as trees) are not spelled out
@@ -103,24 +104,71 @@ def chain(graph: Graph, param: sp.Symbol) -> str:
     return " + ".join(texts)
 
 
+class _AdjointSymbol(sp.Symbol):
+    """Ḡ in text, \\bar{G} in LaTeX."""
+
+    def _latex(self, printer):
+        return r"\bar{G}"
+
+
+#: Stands for the adjoint arriving at a node, in factors that are not elementwise.
+G_BAR = _AdjointSymbol("Ḡ")
+
+
 def local_factor(graph: Graph, node: sp.Symbol, of: sp.Symbol) -> sp.Expr:
     """∂node/∂of, the derivative of ``node``'s equation by one of its operands.
 
     Computed over the equation's own operations, so each rule can use its node's value
     (∂σ/∂L1 = σ·(1 − σ)); the result is then written back in the equation's terms. It is the
     factor per element: ``N`` stands for the number of elements a ``mean`` averages over.
+    Where the equation is not elementwise (a matmul, a reduction over an axis, a softmax) the
+    factor is the product as it really is, applied to the adjoint ``Ḡ`` that arrives at the
+    node: ∂L1/∂W1 = Xᵀ @ Ḡ.
     """
     region = _equation_nodes(graph, node)
+    expressions = {n.symbol: n.expr for n in region if n.symbol != node}
+    if not all(is_elementwise(n.expr) or _full_reduction(n.expr) for n in region):
+        product = _strip(_vector_jacobian(region, node, of))
+        factor = product.xreplace({G_BAR: sp.S.One})
+        if product == G_BAR * factor and _elementwise_in(product, G_BAR):
+            product = factor  # elementwise after all (a bias beside a matmul): the partial
+        return _inline(product, expressions)
     d: dict[sp.Symbol, sp.Expr] = {of: sp.S.One}
     for n in region:
-        if isinstance(n.expr, (mean, sum)):
-            (arg,) = n.expr.args
+        if _full_reduction(n.expr):
+            arg = n.expr.args[0]
             d[n.symbol] = d.get(arg, sp.S.Zero) * (1 / N if isinstance(n.expr, mean) else 1)
             continue
         partials = local_partials(n.expr, out=n.symbol)
         d[n.symbol] = sp.Add(*(p * d[a] for a, p in partials.items() if a in d))
-    expressions = {n.symbol: n.expr for n in region if n.symbol != node}
     return _inline(d[node], expressions)
+
+
+def _elementwise_in(expr: sp.Basic, symbol: sp.Symbol) -> bool:
+    if expr == symbol or symbol not in expr.free_symbols:
+        return True
+    return is_elementwise(expr) and all(_elementwise_in(a, symbol) for a in expr.args)
+
+
+def _full_reduction(expr: sp.Basic) -> bool:
+    return isinstance(expr, (mean, sum)) and len(expr.args) == 1
+
+
+def _vector_jacobian(region: list, node: sp.Symbol, of: sp.Symbol) -> sp.Expr:
+    """What the equation's operations send to ``of`` from the adjoint Ḡ of ``node``."""
+    adjoint: dict[sp.Symbol, sp.Expr] = {node: G_BAR}
+    for n in reversed(region):
+        g = adjoint.get(n.symbol)
+        if g is None:
+            continue
+        for a, c in vjp(n.expr, g, n.symbol).items():
+            adjoint[a] = adjoint.get(a, sp.S.Zero) + c
+    return adjoint.get(of, sp.S.Zero)
+
+
+def _strip(expr: sp.Expr) -> sp.Expr:
+    """Drop the broadcasts a formula need not show (``broadcast_like(g, x)`` is just g)."""
+    return expr.replace(lambda e: isinstance(e, (broadcast_like, sum_to)), lambda e: e.args[0])
 
 
 def _equation_nodes(graph: Graph, node: sp.Symbol) -> list:
@@ -178,20 +226,25 @@ class _Term:
 
     @property
     def assembled(self) -> sp.Expr | None:
-        """The sum over paths of the product of their factors, or None when that is no gradient.
+        """The gradient the factors assemble into, summed over paths; None if not all listed.
 
-        None when not every path is listed, or when a factor is not a number per element (a
-        chain through matmul, softmax or a reduction along an axis multiplies Jacobians, not
-        numbers: the generated code shows that product).
+        Along a path from the output, a factor that is a number per element multiplies; a
+        factor written with Ḡ (a matmul, softmax or a reduction along an axis) is applied to
+        what has been assembled so far: ∂Loss/∂W1 = Xᵀ @ ((2·(L2 − y)/N @ W2ᵀ)·H·(1 − H)).
         """
         if self.total > len(self.paths):
             return None
-        for factor in self.factors.values():
-            if any(not is_elementwise(f) for f in factor.atoms(sp.Function)):
-                return None
-        return sp.Add(
-            *(sp.Mul(*(self.factors[e] for e in itertools.pairwise(p))) for p in self.paths)
-        )
+        total = sp.S.Zero
+        for path in self.paths:
+            so_far = sp.S.One
+            for edge in itertools.pairwise(path):
+                factor = self.factors[edge]
+                if G_BAR in factor.free_symbols:
+                    so_far = factor.xreplace({G_BAR: so_far})
+                else:
+                    so_far = so_far * factor
+            total += so_far
+        return total
 
 
 def _terms(graph: Graph) -> list[_Term]:

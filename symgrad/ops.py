@@ -70,6 +70,7 @@ class matmul_vjp(sp.Function):
     elementwise = False
 
     nargs = 4
+    precedence = 50  # printed as a product (with @): parenthesised inside another product
 
     @property
     def which(self) -> int:
@@ -78,6 +79,10 @@ class matmul_vjp(sp.Function):
     def _sympystr(self, printer):
         g, a, b = (printer.parenthesize(x, 50) for x in self.args[:3])
         return f"{g} @ {b}ᵀ" if self.which == 0 else f"{a}ᵀ @ {g}"
+
+    def _latex(self, printer):
+        g, a, b = (printer.parenthesize(x, 50) for x in self.args[:3])
+        return f"{g} {b}^{{T}}" if self.which == 0 else f"{a}^{{T}} {g}"
 
 
 class max_vjp(sp.Function):

@@ -195,13 +195,16 @@ def test_markdown_renders_in_a_notebook(seed):
     assert "&=" not in md.replace(r"\begin{aligned}", "").split("**Gradient")[1]
 
 
-def test_no_assembled_product_through_matrix_factors():
+def test_matrix_factors_are_products_applied_to_the_adjoint():
     X, W, b, y, L, Loss = sp.symbols("X W b y L Loss")
     model = symgrad.compile(
         [(L, symgrad.matmul(X, W) + b), (Loss, symgrad.mean((L - y) ** 2))], wrt=[W, b]
     )
     text = model.explain()
     w_block, b_block = text.split("\n\n")[1:3]
-    assert "ᵀ" in w_block and "  = " not in w_block  # Xᵀ @ 1 is no number to multiply by
+    assert "    ∂L/∂W = Xᵀ @ Ḡ" in w_block  # the product as it really is, applied to Ḡ
+    assert w_block.endswith("  = Xᵀ @ (2·(L − y)/N)")  # Ḡ is what the chain brings
+    assert "    ∂L/∂b = 1" in b_block
     assert b_block.endswith("  = 2·(L − y)/N")
-    assert balanced(model.explain("latex"))
+    latex = model.explain("latex")
+    assert balanced(latex) and r"X^{T} \bar{G}" in latex
