@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ class CompiledModel:
         self._slot = {name: i for i, name in enumerate(self.inputs)}
         self._variants: dict[tuple, tuple] = {}  # shape pattern -> (source, functions)
         self._by_shapes: dict[tuple, dict[str, Any]] = {}  # input shapes -> functions
+        self._last_shapes: dict[str, tuple] | None = None  # of the last new shapes called with
         declared = {n.label: n.shape for n in graph.inputs if n.shape is not None}
         #: The generated module: shape-generic, or specialised to the declared ``shapes=``.
         self.source: str = self._variant(declared, cache=False)[0]
@@ -134,6 +136,7 @@ class CompiledModel:
 
             by_name = dict(zip(self.inputs, shapes, strict=True))
             check_shapes(self.ir, by_name)  # a mismatch names its equation, before NumPy would
+            self._last_shapes = by_name
             if len(self._by_shapes) > 64:
                 self._by_shapes.clear()
             functions = self._by_shapes[shapes] = self._variant(by_name)[1]
@@ -205,7 +208,11 @@ class CompiledModel:
         """
         from . import render
 
-        return render.digraph(self.ir, kind=kind, highlight=self._highlight(highlight), **options)
+        graph = self.ir
+        if self._last_shapes is not None:  # shapes seen at the last call: show them
+            known = self._check_shapes(self._last_shapes)
+            graph = graph.with_nodes(tuple(replace(n, shape=known[n.symbol]) for n in graph))
+        return render.digraph(graph, kind=kind, highlight=self._highlight(highlight), **options)
 
     def to_dot(
         self, kind: str = "forward", highlight: sp.Symbol | str | None = None, **options
@@ -224,6 +231,11 @@ class CompiledModel:
         from . import render
 
         return render.render(self.graph(kind, highlight, **options), path)
+
+    def _check_shapes(self, shapes):
+        from .passes import check_shapes
+
+        return check_shapes(self.ir, shapes)
 
     def _highlight(self, highlight):
         return None if highlight is None else self._param(highlight)

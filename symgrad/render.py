@@ -347,6 +347,9 @@ def _forward(graph, level: _Level, labels, limit, vertices, edges) -> None:
         else:
             role = OUTPUT if s == graph.output else node.role
             detail = _show(rhs[s] if level.collapsed else node.expr, labels, limit)
+        if node.shape:  # known (declared, or from the last call): shown as (506, 64)
+            detail += "  " + str(tuple("?" if n is None else n for n in node.shape)).replace(
+                "'", "")
         vertices.append(
             _Vertex(("f", s), f"n{graph.position(s)}", role, node.label, detail, node.equation)
         )
