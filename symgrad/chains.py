@@ -31,7 +31,7 @@ from sympy.printing.latex import greek_letters_set as _GREEK
 from sympy.printing.latex import translate as _translate
 
 from .errors import SymgradError
-from .frontend import free_symbols, tree_size
+from .frontend import free_symbols, substitute_unevaluated, tree_size
 from .functions import mean, sum
 from .graph import TEMP, Graph
 from .ops import broadcast_like, sum_to
@@ -184,9 +184,8 @@ def _equation_nodes(graph: Graph, node: sp.Symbol) -> list:
 
 def _inline(expr: sp.Expr, expressions: dict[sp.Symbol, sp.Expr]) -> sp.Expr:
     """Replace temporaries by what they stand for, without SymPy re-arranging anything."""
-    with sp.evaluate(False):
-        while expressions.keys() & expr.free_symbols:
-            expr = expr.xreplace(expressions)
+    while expressions.keys() & expr.free_symbols:
+        expr = substitute_unevaluated(expr, expressions)
     return expr
 
 

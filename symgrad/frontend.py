@@ -125,12 +125,13 @@ def build(
     symbols = _user_symbols(order, free)
     inputs = sorted((s for s in symbols if s not in rhs_of), key=sp.default_sort_key)
     params = _resolve_wrt(wrt, inputs, symbols, rhs_of)
+    known_inputs, param_set = set(inputs), set(params)
     for p in params:
-        if p not in inputs:  # asked for, but the output does not depend on it: zero gradient
+        if p not in known_inputs:  # asked for, but the output does not depend on it: zero gradient
             inputs.append(p)
     builder = _Builder(_declared_shapes(shapes or {}, inputs, rhs_of))
     for s in inputs:
-        builder.add_input(s, PARAMETER if s in params else INPUT)
+        builder.add_input(s, PARAMETER if s in param_set else INPUT)
     for lhs in order:
         builder.add_equation(lhs, rhs_of[lhs])
     equations = tuple((builder.symbol_of[lhs], builder.substitute(rhs_of[lhs])) for lhs in order)
@@ -210,10 +211,38 @@ def _is_option(a: sp.Basic) -> bool:
     return type(a) is sp.Tuple or isinstance(a, sp.logic.boolalg.BooleanAtom)
 
 
-def _rebuild(e: sp.Basic, operands) -> sp.Basic:
+def substitute_unevaluated(expr: sp.Basic, mapping: Mapping) -> sp.Basic:
+    """``expr`` with symbols replaced, exactly as written: SymPy re-arranges nothing.
+
+    (``sp.evaluate(False)`` would do the same but clears SymPy's cache each time.)
+
+    >>> x, t = sp.symbols("x t")
+    >>> substitute_unevaluated(2*t, {t: x - 1})
+    2*(x - 1)
+    """
+    if not mapping:
+        return expr
+
+    def combine(e, args):
+        if e in mapping:
+            return mapping[e]
+        if not args or all(a is b for a, b in zip(args, _operands(e), strict=True)):
+            return e
+        return _rebuild(e, args, evaluate=False)
+
+    return _postorder(expr, combine)
+
+
+def _rebuild(e: sp.Basic, operands, evaluate: bool = True) -> sp.Basic:
     """``e`` with its operands replaced (in order), its option arguments kept."""
     it = iter(operands)
-    return e.func(*(a if _is_option(a) else next(it) for a in e.args))
+    args = [a if _is_option(a) else next(it) for a in e.args]
+    if evaluate:
+        return e.func(*args)
+    try:
+        return e.func(*args, evaluate=False)
+    except TypeError:  # a class without the option (ExprCondPair, a relational's parts)
+        return e.func(*args)
 
 
 def _matmul(e: sp.MatMul, *args):
@@ -308,6 +337,7 @@ def _resolve_wrt(wrt, inputs, symbols, rhs_of) -> list[sp.Symbol]:
         wrt = [wrt]
     by_name = {s.name: s for s in symbols}
     params: list[sp.Symbol] = []
+    seen: set[sp.Symbol] = set()
     for item in wrt:
         key = item.name if isinstance(item, sp.Symbol) else str(item)
         s = by_name.get(key, item if isinstance(item, sp.Symbol) else sp.Symbol(key))
@@ -316,8 +346,9 @@ def _resolve_wrt(wrt, inputs, symbols, rhs_of) -> list[sp.Symbol]:
                 f"wrt: {key} is defined by an equation; gradients are taken with respect to "
                 f"inputs ({', '.join(i.name for i in inputs)})"
             )
-        if s in params:
+        if s in seen:
             raise ModelError(f"wrt: {key} is listed twice")
+        seen.add(s)
         params.append(s)
     return params
 
@@ -328,6 +359,10 @@ REWRITES = {
     # log(sigmoid(u)) = -softplus(-u): exact where log(σ) underflows to log(0)
     sp.log: lambda e: -softplus(-e.args[0].args[0]) if isinstance(e.args[0], sigmoid) else None,
 }
+
+
+#: The most terms a sum or product node has; longer ones become a tree of such nodes.
+MAX_ARITY = 32
 
 
 class _Builder:
@@ -366,7 +401,7 @@ class _Builder:
             expr = self._visit(rhs)  # an alias, a constant, or a shared sub-expression
         else:
             top = self._translate(rhs, [self._visit(a) for a in _operands(rhs)])
-            expr = _rebuild(top, [self._visit(a) for a in _operands(top)]) if top.args else top
+            expr = self._rebuild(top, [self._visit(a) for a in _operands(top)]) if top.args else top
             self.memo[rhs] = symbol
         self.memo[lhs] = self._add(symbol, expr, NAMED, lhs.name)
 
@@ -403,11 +438,23 @@ class _Builder:
                 if isinstance(e, sp.MatrixExpr):  # over node symbols now: decompose it in turn
                     self.memo[e] = self._visit(self._translate(e, operands))
                 else:
-                    self.memo[e] = self._temp(_rebuild(e, operands))
+                    self.memo[e] = self._temp(self._rebuild(e, operands))
             stack.pop()
         return self.memo[expr]
 
-    def _translate(self, e: sp.Basic, operands: list) -> sp.Basic:
+    def _rebuild(self, e: sp.Basic, operands: list) -> sp.Basic:
+        """``e`` over its operands' nodes; a long sum or product is split into nodes of at
+        most MAX_ARITY terms (Python cannot compile a line of a few thousand terms)."""
+        if isinstance(e, (sp.Add, sp.Mul)) and len(operands) > MAX_ARITY:
+            while len(operands) > MAX_ARITY:
+                operands = [
+                    self._temp(e.func(*operands[i : i + MAX_ARITY]))
+                    for i in range(0, len(operands), MAX_ARITY)
+                ]
+            return e.func(*operands)
+        return _rebuild(e, operands)
+
+    def _translate(self, e: sp.Basic, operands: list, evaluate: bool = True) -> sp.Basic:
         if type(e) in TRANSLATE:
             return TRANSLATE[type(e)](e, *operands)
         if isinstance(e, sp.MatrixExpr):
@@ -415,7 +462,7 @@ class _Builder:
                 f"{self.equation}: symgrad cannot compute {type(e).__name__} (in {e}); "
                 "write it with matmul, transpose, sum and elementwise operations"
             )
-        return _rebuild(e, operands) if operands else e
+        return _rebuild(e, operands, evaluate) if operands else e
 
     def _atom(self, e: sp.Basic) -> sp.Basic:
         if isinstance(e, sp.Symbol):  # only a symbol no equation defines and no input is
@@ -432,7 +479,11 @@ class _Builder:
         return _postorder(
             e,
             lambda e, args: (
-                symbol_of[e] if _is_symbol(e) else self._translate(e, args) if args else e
+                symbol_of[e]
+                if _is_symbol(e)
+                else self._translate(e, args, evaluate=False)
+                if args
+                else e
             ),
             self.renamed,
         )

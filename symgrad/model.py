@@ -42,9 +42,12 @@ class CompiledModel:
         self._variants: dict[tuple, tuple] = {}  # shape pattern -> (source, functions)
         self._by_shapes: dict[tuple, dict[str, Any]] = {}  # input shapes -> functions
         self._last_shapes: dict[str, tuple] | None = None  # of the last new shapes called with
-        declared = {n.label: n.shape for n in graph.inputs if n.shape is not None}
-        #: The generated module: shape-generic, or specialised to the declared ``shapes=``.
-        self.source: str = self._variant(declared, cache=False)[0]
+
+    @cached_property
+    def source(self) -> str:
+        """The generated module: shape-generic, or specialised to the declared ``shapes=``."""
+        declared = {n.label: n.shape for n in self.ir.inputs if n.shape is not None}
+        return self._variant(declared, cache=False)[0]
 
     def __repr__(self) -> str:
         return (

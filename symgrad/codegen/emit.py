@@ -24,7 +24,7 @@ def forward(k, x):
 def value_and_grad(k, x):
     """f and its gradient with respect to k."""
     k, x = (np.asarray(v, dtype=float) for v in (k, x))
-    # forward, in topological order
+    # forward, in topological order; del frees an array after its last use
     f = np.exp(k*x)
     # backward: dV = ∂f/∂V, in reverse topological order
     if np.ndim(f) != 0:
@@ -40,15 +40,16 @@ def _sum_to(g, like):
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, replace
 
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from .. import __version__
-from ..frontend import tree_size
-from ..functions import sum
-from ..graph import ADJOINT, TEMP, Graph, Node
+from ..frontend import substitute_unevaluated, tree_size
+from ..functions import sum as reduce_sum
+from ..graph import ADJOINT, PARAMETER, TEMP, Graph, Node
 from ..ops import sum_to
 from .printer import HELPERS, Printer
 
@@ -62,10 +63,10 @@ def emit(graph: Graph) -> str:
     out = graph[graph.output]
     params = ", ".join(n.name for n in graph.inputs)
     wrt = ", ".join(graph[p].name for p in graph.wrt) or "nothing"
-    forward_nodes = _needed(graph, [graph.output])
-    all_nodes = _needed(graph, [graph.output, *(d for _, d in graph.grads)])
-    forward_lines = _lines(graph, forward_nodes, [graph.output], printer)
-    body = _lines(graph, all_nodes, [graph.output, *(d for _, d in graph.grads)], printer)
+    roots = [graph.output, *(d for _, d in graph.grads)]
+    forward_lines = _lines(graph, _needed(graph, [graph.output]), [graph.output], printer)
+    body = _schedule(_lines(graph, _needed(graph, roots), roots, printer), graph)
+    body = _free_after_last_use(body, graph, set(roots))
     grads = ", ".join(f"{graph[p].label!r}: {d.name}" for p, d in graph.grads)
     check = []
     if out.shape != ():
@@ -74,14 +75,8 @@ def emit(graph: Graph) -> str:
             INDENT + 'raise ValueError(f"value_and_grad needs a scalar output, not one of shape '
             f'{{np.shape({out.name})}}")',
         ]
-    names = [n.name for n in graph.inputs]
-    convert = []
-    if names:
-        targets = ", ".join(names) + ("," if len(names) == 1 else "")
-        convert = [f"{targets} = (np.asarray(v, dtype=float) for v in ({targets}))"]
-        if len(convert[0]) > 90:
-            convert = [f"{n} = np.asarray({n}, dtype=float)" for n in names]
-    backward_at = next((i for i, (node, _) in enumerate(body) if node.role == ADJOINT), len(body))
+    convert = _conversions(graph)
+    backward_at = next((i for i, line in enumerate(body) if line.node.role == ADJOINT), len(body))
     parts = [
         _header(graph),
         "import numpy as np",
@@ -90,23 +85,42 @@ def emit(graph: Graph) -> str:
         f"def forward({params}):",
         INDENT + f'"""{_doc(out.name)} for the inputs {_doc(params)}."""',
         *_indent(convert),
-        *_indent([text for _, text in forward_lines]),
+        *_indent([line.code for line in forward_lines]),
         INDENT + f"return {out.name}",
         "",
         "",
         f"def value_and_grad({params}):",
         INDENT + f'"""{_doc(out.name)} and its gradient with respect to {_doc(wrt)}."""',
         *_indent(convert),
-        INDENT + "# forward, in topological order",
-        *_indent([text for _, text in body[:backward_at]]),
+        INDENT + "# forward, in topological order; del frees an array after its last use",
+        *_indent([line.code for line in body[:backward_at]]),
         INDENT + f"# backward: dV = ∂{out.name}/∂V, in reverse topological order",
         *_indent(check),
-        *_indent([text for _, text in body[backward_at:]]),
+        *_indent([line.code for line in body[backward_at:]]),
         INDENT + f"return {out.name}, {{{grads}}}",
     ]
     for name in sorted(printer.helpers):
         parts += ["", "", HELPERS[name].rstrip("\n")]
     return "\n".join(parts) + "\n"
+
+
+def _conversions(graph: Graph) -> list[str]:
+    """Inputs as NumPy values: a scalar as np.float64 (fast, and 1/0 is inf, not an error),
+    anything else as a float array."""
+    scalars = [n.name for n in graph.inputs if n.shape == ()]
+    arrays = [n.name for n in graph.inputs if n.shape != ()]
+    lines = []
+    for names, convert in ((scalars, "np.float64(v)"), (arrays, "np.asarray(v, dtype=float)")):
+        if not names:
+            continue
+        targets = ", ".join(names) + ("," if len(names) == 1 else "")
+        line = f"{targets} = ({convert} for v in ({targets}))"
+        if len(line) > 90:
+            call = convert.replace("(v", "({}")
+            lines += [f"{n} = {call.format(n)}" for n in names]
+        else:
+            lines.append(line)
+    return lines
 
 
 def _doc(text: str) -> str:
@@ -143,18 +157,38 @@ def _inlinable(graph: Graph, node: Node) -> bool:
     return node.role == ADJOINT and graph[node.of].role == TEMP
 
 
+@dataclass
+class _Line:
+    node: Node
+    code: str
+    reads: frozenset  # the symbols the line reads
+
+
+#: A temporary used once is written into its user only while the user's expression stays this
+#: small (in operations): lines stay readable, and no line nests deeper than Python can parse.
+INLINE_LIMIT = 8
+
+
 def _lines(graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Printer):
-    """``(node, text)`` for every node that gets its own line; the others are inlined."""
+    """A ``_Line`` for every node that gets its own line; the others are inlined."""
     uses = Counter(roots)
     for node in nodes:
         uses.update(_occurrences(node.expr))
+    roots_set = set(roots)
     full: dict[sp.Symbol, sp.Expr] = {}  # inlined nodes, as expressions over materialised ones
+    weight: dict[sp.Symbol, int] = {}  # how many operations an inlined node brings along
     lines = []
     for node in nodes:
-        with sp.evaluate(False):
-            expr = node.expr.xreplace(full) if full else node.expr
-        if uses[node.symbol] == 1 and _inlinable(graph, node) and node.symbol not in roots:
+        expr = substitute_unevaluated(node.expr, {s: full[s] for s in node.args if s in full})
+        w = 1 + sum(weight.get(s, 0) for s in node.args)
+        if (
+            uses[node.symbol] == 1
+            and _inlinable(graph, node)
+            and node.symbol not in roots_set
+            and w <= INLINE_LIMIT
+        ):
             full[node.symbol] = expr
+            weight[node.symbol] = w
             continue
         code = f"{node.name} = {printer.doprint(expr)}"
         if node.role == ADJOINT:
@@ -162,8 +196,48 @@ def _lines(graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Pri
         if expr.has(sp.Piecewise):
             guard = 'with np.errstate(all="ignore"):  # np.where drops the branches not taken'
             code = guard + "\n" + INDENT + code
-        lines.append((node, code))
+        lines.append(_Line(node, code, frozenset(s for s in expr.free_symbols if s in graph)))
     return lines
+
+
+def _schedule(lines: list[_Line], graph: Graph) -> list[_Line]:
+    """Each parameter's gradient as soon as what it reads is computed, so that the arrays it
+    reads can be freed early."""
+
+    def is_gradient(line: _Line) -> bool:
+        return line.node.role == ADJOINT and graph[line.node.of].role == PARAMETER
+
+    others = [line for line in lines if not is_gradient(line)]
+    position = {line.node.symbol: i for i, line in enumerate(others)}
+    after: dict[int, list[_Line]] = {}  # position of the last line read -> gradients due then
+    for line in lines:
+        if is_gradient(line):
+            at = max((position[s] for s in line.reads if s in position), default=len(others) - 1)
+            after.setdefault(at, []).append(line)
+    order = after.get(-1, [])
+    for i, line in enumerate(others):
+        order += [line, *after.get(i, [])]
+    return order
+
+
+def _free_after_last_use(lines: list[_Line], graph: Graph, keep: set) -> list[_Line]:
+    """``del`` each array after the line that reads it last: a large model then needs far less
+    memory, and NumPy gets its pages back at once."""
+    last: dict[sp.Symbol, int] = {}
+    for i, line in enumerate(lines):
+        for s in line.reads:
+            last[s] = i
+    local = {line.node.symbol for line in lines}
+    result = []
+    for i, line in enumerate(lines):
+        dead = sorted(
+            (s for s in line.reads if last[s] == i and s in local and s not in keep),
+            key=graph.position,
+        )
+        if dead:
+            line = replace(line, code=line.code + "\ndel " + ", ".join(s.name for s in dead))
+        result.append(line)
+    return result
 
 
 def _one_line(text: str) -> str:
@@ -194,7 +268,7 @@ def _factor_comment(graph: Graph, node: Node, expr: sp.Expr) -> str:
     v = graph[node.of]
     summed = False
     if v.expr is None:  # an input: an outer sum is the broadcast's
-        while isinstance(expr, (sum_to, sum)) and len(expr.args) and expr.args[0].free_symbols:
+        while isinstance(expr, (sum_to, reduce_sum)) and expr.args[0].free_symbols:
             expr, summed = expr.args[0], True
     sources = sorted(
         (s for s in expr.free_symbols if s in graph and graph[s].role == ADJOINT),

@@ -143,13 +143,19 @@ def _sum_to(g, like):
 }
 
 
+def _is_size_factor(e: sp.Basic) -> bool:
+    """size(x), or a power of it: a number known only when the code runs."""
+    return isinstance(e, size) or (isinstance(e, sp.Pow) and isinstance(e.base, size))
+
+
 class Printer(NumPyPrinter):
     """Prints one expression as NumPy code with ``np`` as the module name."""
 
     printmethod = "_symgrad_numpy"
 
     def __init__(self, settings=None):
-        super().__init__({"fully_qualified_modules": False, **(settings or {})})
+        # order="none": terms as SymPy keeps them (canonical already), not sorted again
+        super().__init__({"fully_qualified_modules": False, "order": "none", **(settings or {})})
         self.helpers: set[str] = set()  # names of HELPERS the printed code calls
 
     def _module_format(self, fqn, register=True):
@@ -173,7 +179,14 @@ class Printer(NumPyPrinter):
     _print_Abs = _print_sign = _print_call
 
     def _print_Mul(self, expr):
-        """Rational coefficients as a division: ``x/2``, ``-3*x/4``, not ``(1/2)*x``."""
+        """Rational coefficients as a division: ``x/2``, ``-3*x/4``, not ``(1/2)*x``; a factor
+        made of sizes first, so an array is multiplied once: ``(2/np.size(t))*t``."""
+        sizes = [a for a in expr.args if _is_size_factor(a)]
+        others = [a for a in expr.args if not _is_size_factor(a) and not a.is_Number]
+        if sizes and others:
+            scalar = sp.Mul(*(a for a in expr.args if a.is_Number), *sizes)
+            rest = sp.Mul(*others)
+            return f"({self._print(scalar)})*{self.parenthesize(rest, PRECEDENCE['Mul'])}"
         c, rest = expr.as_coeff_Mul()
         if not (c.is_Rational and not c.is_Integer) or rest == 1:
             return super()._print_Mul(expr)
