@@ -1,6 +1,6 @@
 """A softmax classifier of the 8x8 handwritten digits, compiled by symgrad.
 
-    Z = matmul(X, W) + b,  Loss = -mean(sum(Y*log_softmax(Z, axis=1), axis=1))
+    Z = matmul(X, W) + b,  P = log_softmax(Z, axis=1),  Loss = -mean(sum(Y*P, axis=1))
 
 X holds the 64 pixels of each image (scaled from 0-16 to 0-1), Y the one-hot labels. With
 ``--hidden N`` the model gets one sigmoid hidden layer first (H = sigmoid(matmul(X, W1) + b1),
@@ -32,7 +32,11 @@ CLASSES = 10
 
 
 def classifier_equations(hidden: int = 0) -> list[sp.Eq]:
-    """Softmax regression (``hidden=0``) or one sigmoid hidden layer, with the cross-entropy."""
+    """Softmax regression (``hidden=0``) or one sigmoid hidden layer, with the cross-entropy.
+
+    The cross-entropy is -mean(sum(Y*log_softmax(Z, axis=1), axis=1)), written in two
+    equations so that the log-probabilities P have a name.
+    """
     X, Y = sp.symbols("X Y")
     Z, Loss = sp.symbols("Z Loss")
     if hidden:
@@ -45,8 +49,12 @@ def classifier_equations(hidden: int = 0) -> list[sp.Eq]:
     else:
         W, b = sp.symbols("W b")
         layers = [sp.Eq(Z, symgrad.matmul(X, W) + b)]
-    cross_entropy = -symgrad.mean(symgrad.sum(Y * symgrad.log_softmax(Z, axis=1), axis=1))
-    return [*layers, sp.Eq(Loss, cross_entropy)]
+    P = sp.Symbol("P")  # log-probabilities: named, so the diagrams show log_softmax's factor
+    return [
+        *layers,
+        sp.Eq(P, symgrad.log_softmax(Z, axis=1)),
+        sp.Eq(Loss, -symgrad.mean(symgrad.sum(Y * P, axis=1))),
+    ]
 
 
 def parameters(hidden: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -127,7 +135,8 @@ def main() -> None:
     scores = symgrad.compile(equations, output="Z", wrt=[])  # the logits, to classify
     kind = (f"one sigmoid hidden layer of {args.hidden}" if args.hidden
             else "softmax regression")
-    print(f"\nModel: {kind}; cross-entropy -mean(sum(Y*log_softmax(Z, axis=1), axis=1)).")
+    print(f"\nModel: {kind}; P = log_softmax(Z, axis=1), cross-entropy "
+          f"Loss = -mean(sum(Y*P, axis=1)).")
     print("The chain rule, parameter by parameter:")
     for name in model.wrt:
         print(f"  ∂{model.output}/∂{name} = {model.chain(name)}")

@@ -120,7 +120,7 @@ def test_boston_mlp(tmp_path):
 
 def test_digits_classifier(tmp_path):
     out = run_example("digits_classifier", "--output", str(tmp_path)).stdout
-    assert "∂Loss/∂W = ∂Loss/∂Z·∂Z/∂W" in out
+    assert "∂Loss/∂W = ∂Loss/∂P·∂P/∂Z·∂Z/∂W" in out
     assert number(r"^test accuracy (\d\.\d+)", out) > 0.9
     assert "confusion matrix" in out
     assert_png(tmp_path / "digits_confusion.png")
@@ -129,7 +129,7 @@ def test_digits_classifier(tmp_path):
 
 def test_digits_classifier_with_a_hidden_layer(tmp_path):
     out = run_example("digits_classifier", "--hidden", "32", "--output", str(tmp_path)).stdout
-    assert "∂Loss/∂W1 = ∂Loss/∂Z·∂Z/∂H·∂H/∂L1·∂L1/∂W1" in out
+    assert "∂Loss/∂W1 = ∂Loss/∂P·∂P/∂Z·∂Z/∂H·∂H/∂L1·∂L1/∂W1" in out
     assert number(r"^test accuracy (\d\.\d+)", out) > 0.85
     assert_png(tmp_path / "digits_confusion.png")
 
