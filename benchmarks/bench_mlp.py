@@ -26,13 +26,13 @@ on the same data:
   Python loop, the losses kept on the device; its compile time is reported apart.
 
 Each training run is timed whole (wall clock), in interleaved rounds (every competitor once
-per round, the order rotating), after one untimed warm-up run; the figure is the median over
-rounds, per step. The minor page faults of each run are counted too (getrusage): on this
-kind of machine (a VM) touching fresh memory is expensive, and it is what separates codes
-that do the same arithmetic. Ratios are paired (the median over rounds of the two times
-taken in the same round). The final losses (the last step's loss) must agree to 1e-6
-relative, else the script exits with status 1. symgrad's compile time for the MLP is
-measured too (fresh compiles, interleaved with nothing; median, and the first one).
+per round, in a new seeded random order each round), after one untimed warm-up run; the
+figure is the median over rounds, per step. The minor page faults of each run are counted
+too (getrusage): on this kind of machine (a VM) touching fresh memory is expensive, and it
+is what separates codes that do the same arithmetic. Ratios are paired (the median over
+rounds of the two times taken in the same round). The final losses (the last step's loss)
+must agree to 1e-6 relative, else the script exits with status 1. symgrad's compile time
+for the MLP is measured too (fresh compiles; the median, and the first one).
 
 Memory: NumPy gets memory for each temporary from malloc, and with glibc's defaults a
 temporary of a few hundred kB is mmapped or, when the heap's free top grows past the trim
@@ -316,7 +316,9 @@ def load_optional(skip: set[str], messages: list[str]) -> tuple[Any, Any]:
 def timed_rounds(
     runs: dict[str, Run], steps: int, rounds: int
 ) -> tuple[dict[str, Stats], dict[str, float], dict[str, float], dict[str, BaseException]]:
-    """Every run once per round, the order rotating: wall times, last losses, page faults.
+    """Every run once per round, in a new (seeded) random order each round: wall times, last
+    losses, page faults. (A rotation would keep each run's predecessor fixed, and what the
+    predecessor leaves in the heap and the caches matters for arrays of this size.)
 
     Also counts the minor page faults of each run (``getrusage``): fresh memory for large
     temporaries is what separates codes that do the same arithmetic.
@@ -326,9 +328,9 @@ def timed_rounds(
     faults: dict[str, list[int]] = {name: [] for name in names}
     losses: dict[str, float] = {}
     failures: dict[str, BaseException] = {}
-    for r in range(rounds):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
+    order = np.random.default_rng(0)
+    for _ in range(rounds):
+        for name in order.permutation(names).tolist():
             if name in failures:
                 continue
             before = _minor_faults()
