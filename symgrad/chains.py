@@ -34,7 +34,8 @@ from .errors import SymgradError
 from .frontend import free_symbols, substitute_unevaluated, tree_size
 from .functions import mean, sum
 from .graph import TEMP, Graph
-from .ops import broadcast_like, sum_to
+from .ops import broadcast_like, expand_dims, sum_to
+from .ops import size as size_of
 from .rules import is_elementwise, local_partials, vjp
 
 MAX_PATHS = 64  # a chain string lists at most this many paths
@@ -129,6 +130,8 @@ def local_factor(graph: Graph, node: sp.Symbol, of: sp.Symbol) -> sp.Expr:
     expressions = {n.symbol: n.expr for n in region if n.symbol != node}
     if not all(is_elementwise(n.expr) or _full_reduction(n.expr) for n in region):
         product = _strip(_vector_jacobian(region, node, of))
+        if node == graph.output:  # the adjoint arriving at the output is 1
+            product = product.xreplace({G_BAR: sp.S.One})
         factor = product.xreplace({G_BAR: sp.S.One})
         if product == G_BAR * factor and _elementwise_in(product, G_BAR):
             product = factor  # elementwise after all (a bias beside a matmul): the partial
@@ -167,8 +170,12 @@ def _vector_jacobian(region: list, node: sp.Symbol, of: sp.Symbol) -> sp.Expr:
 
 
 def _strip(expr: sp.Expr) -> sp.Expr:
-    """Drop the broadcasts a formula need not show (``broadcast_like(g, x)`` is just g)."""
-    return expr.replace(lambda e: isinstance(e, (broadcast_like, sum_to)), lambda e: e.args[0])
+    """Drop the broadcasts a formula need not show (``broadcast_like(g, x)`` is just g, per
+    element), and write the number of elements a mean divides by as N."""
+    expr = expr.replace(
+        lambda e: isinstance(e, (broadcast_like, sum_to, expand_dims)), lambda e: e.args[0]
+    )
+    return expr.replace(lambda e: isinstance(e, size_of), lambda e: N)
 
 
 def _equation_nodes(graph: Graph, node: sp.Symbol) -> list:

@@ -74,10 +74,15 @@ def _drop_broadcasts(nodes: list[Node], known: dict) -> list[Node]:
         if isinstance(node.expr, broadcast_like):
             g = node.expr.args[0]
             small = {**known, node.symbol: infer(g, known.get)}
-            if _certain(small[node.symbol]) and all(
-                _only_elementwise(u.expr, node.symbol)
-                and _certain(known[u.symbol])
-                and infer(u.expr, small.get) == known[u.symbol]
+            target = node.expr.args[1]
+            if all(
+                _beside(u.expr, node.symbol, target)
+                or (
+                    _certain(small[node.symbol])
+                    and _only_elementwise(u.expr, node.symbol)
+                    and _certain(known[u.symbol])
+                    and infer(u.expr, small.get) == known[u.symbol]
+                )
                 for u in users.get(node.symbol, ())
             ):
                 known[node.symbol] = small[node.symbol]
@@ -90,6 +95,11 @@ def _matches(shape: Shape, declared: Shape) -> bool:
     return len(shape) == len(declared) and all(
         d is None or s is None or s == d for s, d in zip(shape, declared, strict=True)
     )
+
+
+def _beside(expr: sp.Basic, symbol: sp.Symbol, target: sp.Symbol) -> bool:
+    """``symbol * target * ...``: the product has target's shape whatever symbol's is."""
+    return expr.is_Mul and symbol in expr.args and target in expr.args
 
 
 def _only_elementwise(expr: sp.Basic, symbol: sp.Symbol) -> bool:
