@@ -38,7 +38,7 @@ Memory: NumPy gets memory for each temporary from malloc, and with glibc's defau
 temporary of a few hundred kB is mmapped or, when the heap's free top grows past the trim
 threshold, handed back to the system and page-faulted in again on the next step. How often
 that happens depends on the order in which a code frees its temporaries, and it can cost
-more than the arithmetic (see docs/benchmarks_tensor.md). The header says whether MALLOC_*
+more than the arithmetic (see docs/benchmarks.md, "Tensor models"). The header says whether MALLOC_*
 tunables are set; a second run with
 
     MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_MMAP_THRESHOLD_=268435456 \
