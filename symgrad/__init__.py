@@ -58,9 +58,11 @@ def compile(
     (('b', 'k', 'x', 'y'), ('k', 'b'))
     """
     from .backward import differentiate
+    from .codegen.emit import check_printable
     from .frontend import build
 
     graph = differentiate(build(model, name=name, output=output, wrt=wrt, shapes=shapes))
+    check_printable(graph)
     return CompiledModel(graph, {n.symbol: sp.Symbol(n.label) for n in graph.inputs})
 
 

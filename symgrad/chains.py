@@ -68,19 +68,14 @@ def paths(graph: Graph, param: sp.Symbol, limit: int = MAX_PATHS) -> tuple[list[
     for lhs, _ in graph.equations:  # topological order: count paths bottom-up
         count[lhs] = _count(deps[lhs], count)
     found: list[list] = []
-
-    def walk(node, path):
-        if len(found) >= limit:
-            return
-        if node == param:
+    todo = [[graph.output]] if count.get(graph.output, 0) else []
+    while todo and len(found) < limit:  # depth first, without recursion: chains can be long
+        path = todo.pop()
+        if path[-1] == param:
             found.append(path)
-            return
-        for d in deps.get(node, ()):
-            if count.get(d, 0):
-                walk(d, [*path, d])
-
-    if count.get(graph.output, 0):
-        walk(graph.output, [graph.output])
+            continue
+        nexts = [d for d in deps.get(path[-1], ()) if count.get(d, 0)]
+        todo.extend([*path, d] for d in reversed(nexts))
     return found, count.get(graph.output, 0)
 
 
@@ -203,6 +198,9 @@ def display(expr: sp.Expr, labels: dict[sp.Symbol, str] | None = None) -> str:
     >>> display(s*(1 - s)*x**2, {s: "σ"})
     'σ·x²·(1 − σ)'
     """
+    size = tree_size(expr)
+    if size > MAX_DISPLAY_SIZE:  # a shared sub-expression spelled out would be exponential
+        return f"<an expression of {size} terms>"
     labels = labels or {}
     symbols = sorted(expr.free_symbols, key=sp.default_sort_key)
     marks = {s: sp.Symbol(f"⟨{i}⟩") for i, s in enumerate(symbols)}
@@ -405,6 +403,9 @@ def _latex_writer(graph: Graph):
     names = {n.symbol: latex_name(n.label) for n in graph}
 
     def latex(expr: sp.Expr) -> str:
+        size = tree_size(expr)
+        if size > MAX_DISPLAY_SIZE:
+            return rf"\langle\text{{an expression of {size} terms}}\rangle"
         return sp.latex(expr, symbol_names={s: names[s] for s in expr.free_symbols if s in names})
 
     return names, latex

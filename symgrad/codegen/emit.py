@@ -104,6 +104,17 @@ def emit(graph: Graph) -> str:
     return "\n".join(parts) + "\n"
 
 
+def check_printable(graph: Graph) -> None:
+    """Raise ModelError now, at compile time, for an operation NumPy code cannot be made of
+    (the code itself is generated at the first call, for the shapes it brings)."""
+    printer = Printer()
+    seen: set[type] = set()
+    for node in graph.nodes:
+        if node.expr is not None and type(node.expr) not in seen:
+            seen.add(type(node.expr))
+            printer.doprint(node.expr)
+
+
 def _conversions(graph: Graph) -> list[str]:
     """Inputs as NumPy values: a scalar as np.float64 (fast, and 1/0 is inf, not an error),
     anything else as a float array."""
