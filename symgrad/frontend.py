@@ -130,6 +130,7 @@ def build(
         if p not in known_inputs:  # asked for, but the output does not depend on it: zero gradient
             inputs.append(p)
     builder = _Builder(_declared_shapes(shapes or {}, inputs, rhs_of))
+    builder.rhs_of = rhs_of
     for s in inputs:
         builder.add_input(s, PARAMETER if s in param_set else INPUT)
     for lhs in order:
@@ -354,10 +355,17 @@ def _resolve_wrt(wrt, inputs, symbols, rhs_of) -> list[sp.Symbol]:
 
 
 #: Rewrites into numerically stable forms, applied to every sub-expression before it
-#: becomes a node: SymPy class -> function returning the replacement or None.
+#: becomes a node: SymPy class -> function(expr, equations) returning the replacement or None.
+def _log_sigmoid(e: sp.log, rhs_of: Mapping) -> sp.Expr | None:
+    """log(sigmoid(u)) = -softplus(-u): exact where log(σ) underflows to log(0). Also when the
+    sigmoid is an equation of its own (s = sigmoid(u), then log(s))."""
+    (arg,) = e.args
+    arg = rhs_of.get(arg, arg)
+    return -softplus(-arg.args[0]) if isinstance(arg, sigmoid) else None
+
+
 REWRITES = {
-    # log(sigmoid(u)) = -softplus(-u): exact where log(σ) underflows to log(0)
-    sp.log: lambda e: -softplus(-e.args[0].args[0]) if isinstance(e.args[0], sigmoid) else None,
+    sp.log: _log_sigmoid,
 }
 
 
@@ -377,6 +385,7 @@ class _Builder:
         self.renamed: dict[sp.Basic, sp.Basic] = {}  # user sub-expression -> over node symbols
         self.equation: str | None = None
         self.declared = declared
+        self.rhs_of: Mapping[sp.Symbol, sp.Expr] = {}  # the user's equations, for rewrites
 
     def _add(self, symbol: sp.Symbol, expr, role: str, label: str) -> sp.Symbol:
         shape = self.declared.get(label) if expr is None else None  # inferred once built
@@ -407,7 +416,7 @@ class _Builder:
 
     def _rewrite(self, expr: sp.Basic) -> sp.Basic:
         rewrite = REWRITES.get(type(expr))
-        return (rewrite(expr) or expr) if rewrite else expr
+        return (rewrite(expr, self.rhs_of) or expr) if rewrite else expr
 
     def _visit(self, expr: sp.Basic) -> sp.Basic:
         """The node symbol (or number) standing for ``expr``, creating nodes as needed."""

@@ -77,7 +77,7 @@ HELPERS: dict[str, str] = {
     "_sigmoid": '''\
 def _sigmoid(x):
     """1/(1 + exp(-x)): where exp(-x) overflows to inf (x < -709) the result is the right 0."""
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):
         return 1 / (1 + np.exp(-x))
 ''',
     "_logsumexp": '''\
