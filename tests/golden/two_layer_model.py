@@ -46,7 +46,7 @@ def value_and_grad(b1, b2, k1, k2, x, y):
 
 def _sigmoid(x):
     """1/(1 + exp(-x)): where exp(-x) overflows to inf (x < -709) the result is the right 0."""
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):
         return 1 / (1 + np.exp(-x))
 
 

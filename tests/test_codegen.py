@@ -1,0 +1,244 @@
+"""The generated NumPy source: stable bytes, readable names, comments, shared sub-expressions.
+
+The golden file tests/golden/two_layer_model.py holds the expected source of the two-layer
+model. After an intended change to code generation, regenerate it with
+
+    SYMGRAD_UPDATE_GOLDEN=1 python -m pytest tests/test_codegen.py
+
+and review the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import sympy as sp
+from helpers import GOLDEN, REPO, two_layer_equations
+
+import symgrad
+from symgrad.codegen.load import load
+
+k, x, y, b = sp.symbols("k x y b")
+
+
+@pytest.fixture(scope="module")
+def two_layer():
+    k1, b1, k2, b2 = sp.symbols("k1 b1 k2 b2")
+    return symgrad.compile(two_layer_equations(), wrt=[k1, b1, k2, b2])
+
+
+def _function(source: str, name: str) -> ast.FunctionDef:
+    tree = ast.parse(source)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return node
+    raise AssertionError(f"no function {name}")
+
+
+def _function_source(source: str, name: str) -> str:
+    return ast.get_source_segment(source, _function(source, name))
+
+
+def _assigned(fn: ast.FunctionDef) -> list[str]:
+    names = []
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                for t in ast.walk(target):
+                    if isinstance(t, ast.Name):
+                        names.append(t.id)
+    return names
+
+
+# -- stable, self-contained output ---------------------------------------------------------------
+
+
+def test_source_is_byte_stable_within_a_process(two_layer):
+    again = symgrad.compile(two_layer_equations(), wrt=sp.symbols("k1 b1 k2 b2"))
+    assert again.source == two_layer.source
+    e = sp.exp(k * x)
+    expr = symgrad.sum(sp.sin(e) + e * y + sp.Piecewise((sp.log(x), x > 0), (0, True)))
+    assert symgrad.compile(expr).source == symgrad.compile(expr).source
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    import sympy as sp, symgrad
+    from helpers import two_layer_equations
+    e = sp.exp(sp.Symbol("k") * sp.Symbol("x"))
+    models = [
+        symgrad.compile(two_layer_equations(), wrt=sp.symbols("k1 b1 k2 b2")),
+        symgrad.compile(symgrad.sum(sp.sin(e) + e * sp.Symbol("y") + sp.Abs(e - 1))),
+    ]
+    sys.stdout.write("\\n=====\\n".join(m.source for m in models))
+    """
+)
+
+
+def test_source_is_byte_stable_across_processes_and_hash_seeds(two_layer):
+    """No timestamp, no dependence on set or dict order under string hash randomization."""
+    outputs = set()
+    for seed in ("0", "1", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        result = subprocess.run(
+            [sys.executable, "-c", SCRIPT.format(tests=str(REPO / "tests"))],
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            env=env,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.add(result.stdout)
+    assert len(outputs) == 1
+    assert outputs.pop().split("\n=====\n")[0] == two_layer.source
+
+
+def test_no_timestamp_or_machine_details(two_layer):
+    assert not re.search(r"\b(19|20)\d\d-\d\d-\d\d\b", two_layer.source)
+    assert not re.search(r"\d\d:\d\d:\d\d", two_layer.source)
+    assert os.path.expanduser("~") not in two_layer.source
+    assert str(REPO) not in two_layer.source
+
+
+def test_imports_numpy_only(two_layer):
+    tree = ast.parse(two_layer.source)
+    imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert [(a.name, a.asname) for n in imports for a in n.names] == [("numpy", "np")]
+    assert all(isinstance(n, ast.Import) for n in imports)
+
+
+def test_generated_code_reads_only_its_own_names(two_layer):
+    """Every global a generated function reads is np, a helper it defines, or a builtin."""
+    tree = ast.parse(two_layer.source)
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    allowed = defined | {"np"} | set(dir(builtins))
+    for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
+        local = {a.arg for a in fn.args.args} | set(_assigned(fn))
+        for node in ast.walk(fn):
+            if isinstance(node, ast.comprehension):
+                local |= {t.id for t in ast.walk(node.target) if isinstance(t, ast.Name)}
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                assert node.id in local or node.id in allowed, (fn.name, node.id)
+
+
+def test_module_defines_forward_and_value_and_grad(two_layer):
+    namespace = load(two_layer.source)
+    assert callable(namespace["forward"]) and callable(namespace["value_and_grad"])
+    params = [a.arg for a in _function(two_layer.source, "forward").args.args]
+    assert params == [a.arg for a in _function(two_layer.source, "value_and_grad").args.args]
+    assert sorted(params) == ["b1", "b2", "k1", "k2", "x", "y"]
+
+
+# -- readable --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function", ["forward", "value_and_grad"])
+def test_one_assignment_per_named_node(two_layer, function):
+    assigned = _assigned(_function(two_layer.source, function))
+    for name in ("L1", "σ", "L2", "Loss"):
+        assert assigned.count(name) == 1, (name, assigned)
+
+
+def test_adjoints_are_named_after_their_nodes(two_layer):
+    assigned = _assigned(_function(two_layer.source, "value_and_grad"))
+    for name in ("dL2", "dσ", "dL1", "dk1", "db1", "dk2", "db2"):
+        assert name in assigned, (name, assigned)
+    assert two_layer.source.count("dσ =") == 1
+
+
+def test_backward_lines_are_commented_with_their_local_factor(two_layer):
+    body = _function_source(two_layer.source, "value_and_grad").splitlines()
+    start = next(i for i, line in enumerate(body) if line.strip().startswith("# backward"))
+    assignments = [line for line in body[start + 1 :] if re.match(r"\s+\w+ = ", line)]
+    assert assignments
+    for line in assignments:
+        assert "  # ∂" in line, line
+    text = "\n".join(body)
+    assert "# ∂σ/∂L1 = σ*(1 - σ)" in text
+    assert "# ∂L2/∂σ = k2" in text
+    assert "# ∂L1/∂k1 = x" in text
+
+
+def test_forward_lines_follow_the_equations(two_layer):
+    body = _function_source(two_layer.source, "forward")
+    order = [body.index(f"    {n} = ") for n in ("L1", "σ", "L2", "Loss")]
+    assert order == sorted(order)
+
+
+def test_header_lists_the_equations(two_layer):
+    head = two_layer.source.split("import numpy", 1)[0]
+    for line in ("L1 = b1 + k1*x", "σ = sigmoid(L1)", "L2 = b2 + k2*σ", "Loss = mean((L2 - y)**2)"):
+        assert line in head
+
+
+# -- efficient ---------------------------------------------------------------------------------
+
+
+def test_common_subexpressions_are_computed_once():
+    e = sp.exp(k * x)
+    model = symgrad.compile(symgrad.sum(sp.sin(e) + e * y + sp.log(1 + e) + sp.sqrt(e)))
+    vg = _function_source(model.source, "value_and_grad")
+    fw = _function_source(model.source, "forward")
+    assert vg.count("np.exp(") == 1, vg
+    assert vg.count("np.exp(k*x)") == 1, vg
+    assert fw.count("np.exp(k*x)") == 1, fw
+    X = np.linspace(-1, 1, 7)
+    value, grads = model.value_and_grad(k=0.3, x=X, y=2.0)
+    ev = np.exp(0.3 * X)
+    assert float(value) == pytest.approx(np.sum(np.sin(ev) + 2 * ev + np.log1p(ev) + np.sqrt(ev)))
+    d = np.cos(ev) + 2 + 1 / (1 + ev) + 0.5 / np.sqrt(ev)
+    assert float(grads["k"]) == pytest.approx(np.sum(d * ev * X), rel=1e-13)
+
+
+def test_shared_subexpression_across_equations_is_computed_once():
+    h, f = sp.symbols("h f")
+    e = sp.exp(k * x)
+    model = symgrad.compile([(h, sp.sin(e) + 1), (f, symgrad.sum(h * e + sp.cos(e)))], wrt=[k])
+    vg = _function_source(model.source, "value_and_grad")
+    assert vg.count("np.exp(") == 1, vg
+
+
+def test_value_is_not_recomputed_for_the_gradient(two_layer):
+    vg = _function_source(two_layer.source, "value_and_grad")
+    assert vg.count("_sigmoid(") == 1
+    assert vg.count("np.mean(") == 1
+
+
+# -- the golden file -------------------------------------------------------------------------------
+
+
+def test_two_layer_source_matches_the_golden_file(two_layer):
+    path = GOLDEN / "two_layer_model.py"
+    if os.environ.get("SYMGRAD_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(two_layer.source, encoding="utf-8")
+        pytest.skip(f"rewrote {path}")
+    assert path.exists(), "run with SYMGRAD_UPDATE_GOLDEN=1 to create the golden file"
+    assert two_layer.source == path.read_text(encoding="utf-8")
+
+
+def test_golden_file_is_a_working_module(two_layer):
+    """The golden source itself computes the two-layer model (so an update cannot go unread)."""
+    from helpers import two_layer_numpy
+
+    namespace = load((GOLDEN / "two_layer_model.py").read_text(encoding="utf-8"))
+    X = np.linspace(-2, 2, 11)
+    Y = 3 * X + 1
+    params = {"k1": 0.5, "b1": -0.2, "k2": 10.0, "b2": 15.0}
+    value, grads = namespace["value_and_grad"](x=X, y=Y, **params)
+    want_value, want = two_layer_numpy(X, Y, **params)
+    assert float(value) == pytest.approx(want_value, rel=1e-14)
+    for name in want:
+        assert float(grads[name]) == pytest.approx(want[name], rel=1e-12)

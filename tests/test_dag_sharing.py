@@ -1,0 +1,170 @@
+"""Models that are exponential as trees but small as DAGs compile in time linear in the DAG."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad
+from symgrad.frontend import tree_size
+
+x = sp.Symbol("x")
+TIME_LIMIT = 5.0  # seconds: a generous sanity limit (a tree walk would never finish)
+
+
+def _nested(depth: int) -> sp.Expr:
+    e = x
+    for _ in range(depth):
+        e = sp.sin(e) + sp.cos(e)
+    return e
+
+
+def _dual(v: float, depth: int) -> tuple[float, float]:
+    """Value and derivative of _nested(depth) at v by forward-mode dual numbers, by hand."""
+    val, dot = v, 1.0
+    for _ in range(depth):
+        val, dot = math.sin(val) + math.cos(val), (math.cos(val) - math.sin(val)) * dot
+    return val, dot
+
+
+def test_nested_sin_cos_compiles_fast_and_is_right():
+    e = _nested(40)
+    assert tree_size(e) > 2**40  # as a tree: beyond any machine
+    start = time.perf_counter()
+    model = symgrad.compile(e)
+    elapsed = time.perf_counter() - start
+    assert elapsed < TIME_LIMIT, f"compiling took {elapsed:.2f} s"
+    assert len(model.ir.nodes) < 10 * 40  # O(depth) nodes, forward and backward
+    assert len(model.source) < 50_000
+    for v in (0.3, -1.1, 2.0):
+        value, grads = model.value_and_grad(x=v)
+        want_value, want = _dual(v, 40)
+        assert float(value) == pytest.approx(want_value, rel=1e-13)
+        assert float(grads["x"]) == pytest.approx(want, rel=1e-9, abs=1e-15)
+        # central finite differences (the derivative is tiny: compare absolutely)
+        h = 1e-6
+        fd = (float(model(x=v + h)) - float(model(x=v - h))) / (2 * h)
+        assert float(grads["x"]) == pytest.approx(fd, abs=1e-9)
+
+
+def test_node_count_grows_linearly_with_depth():
+    sizes = [len(symgrad.compile(_nested(d)).ir.nodes) for d in (10, 20, 40)]
+    # 20 more levels add twice the nodes 10 more levels add: a constant number per level
+    assert sizes[2] - sizes[1] == pytest.approx(2 * (sizes[1] - sizes[0]), rel=0.1)
+
+
+def test_nested_on_arrays():
+    model = symgrad.compile(symgrad.sum(_nested(30)))
+    X = np.array([-1.0, 0.2, 0.9])
+    grads = model.grad(x=X)
+    want = [_dual(v, 30)[1] for v in X]
+    np.testing.assert_allclose(grads["x"], want, rtol=1e-9, atol=1e-15)
+
+
+def _compile_or_fail(*args, **kwargs):
+    """compile, reporting a RecursionError in one line (its traceback is thousands of lines)."""
+    try:
+        return symgrad.compile(*args, **kwargs)
+    except RecursionError as e:
+        pytest.fail(f"RecursionError while compiling: {e}", pytrace=False)
+
+
+def test_deep_chain_of_sigmoid_layers():
+    """h <- sigmoid(w_i·h + c_i), 100 layers, compiles fast and matches a NumPy backprop."""
+    depth = 100
+    ws = sp.symbols(f"w0:{depth}")
+    cs = sp.symbols(f"c0:{depth}")
+    h = x
+    for w, c in zip(ws, cs, strict=True):
+        h = symgrad.sigmoid(w * h + c)
+    start = time.perf_counter()
+    model = _compile_or_fail(symgrad.mean(h**2), wrt=[*ws, *cs])
+    assert time.perf_counter() - start < TIME_LIMIT
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=depth)
+    C = rng.normal(size=depth)
+    X = rng.normal(size=20)
+    inputs = {"x": X}
+    inputs |= {f"w{i}": W[i] for i in range(depth)} | {f"c{i}": C[i] for i in range(depth)}
+    value, grads = model.value_and_grad(inputs)
+    hs = [X]
+    for i in range(depth):
+        hs.append(1 / (1 + np.exp(-(W[i] * hs[-1] + C[i]))))
+    assert float(value) == pytest.approx(np.mean(hs[-1] ** 2), rel=1e-13)
+    g = 2 * hs[-1] / X.size
+    for i in reversed(range(depth)):
+        pre = g * hs[i + 1] * (1 - hs[i + 1])
+        assert float(grads[f"w{i}"]) == pytest.approx(np.sum(pre * hs[i]), rel=1e-9, abs=1e-300)
+        assert float(grads[f"c{i}"]) == pytest.approx(np.sum(pre), rel=1e-9, abs=1e-300)
+        g = pre * W[i]
+
+
+def test_deep_equation_chain_has_no_recursion_limit():
+    """1200 named equations in a chain: no RecursionError anywhere, the chain has every factor."""
+    n = 1200
+    hs = sp.symbols(f"h0:{n}")
+    k = sp.Symbol("k")
+    eqs = [(hs[0], k * x)] + [(hs[i], sp.tanh(hs[i - 1])) for i in range(1, n)]
+    model = _compile_or_fail(eqs, wrt=[k])
+    value, grads = model.value_and_grad(k=0.5, x=1.0)
+    v, d = 0.5, 1.0
+    for _ in range(n - 1):
+        v, d = math.tanh(v), (1 - math.tanh(v) ** 2) * d
+    assert float(value) == pytest.approx(v, rel=1e-12)
+    assert float(grads["k"]) == pytest.approx(d, rel=1e-9)
+    try:
+        chain = model.chain(k)
+    except RecursionError as e:
+        pytest.fail(f"RecursionError in chain(): {e}", pytrace=False)
+    assert chain.count("·") == n - 1
+
+
+def test_symbolic_gradient_of_a_shared_model_stays_small():
+    model = symgrad.compile(_nested(40))
+    start = time.perf_counter()
+    gradient = model.gradients[x]
+    assert time.perf_counter() - start < TIME_LIMIT
+    # the symbolic gradient, evaluated on its DAG, is the derivative
+    val = float(_evaluate(gradient, {x: 0.3}))
+    assert val == pytest.approx(_dual(0.3, 40)[1], rel=1e-9, abs=1e-15)
+
+
+def test_explanation_of_a_shared_model_grows_linearly():
+    """explain() must not spell out the expanded tree: doubling the depth of a shared model
+    may not multiply the length of its explanation by much more than two (the expanded tree
+    grows by a factor of 2**depth). Measured by length, not time, so it cannot hang here."""
+    lengths = {d: len(symgrad.compile(_nested(d)).explain()) for d in (3, 6)}
+    assert lengths[6] < 3 * lengths[3], lengths
+
+
+def _evaluate(expr: sp.Expr, values: dict) -> float:
+    """Evaluate a SymPy expression over its DAG with math (no tree expansion)."""
+    memo: dict = dict(values)
+    stack = [expr]
+    funcs = {sp.sin: math.sin, sp.cos: math.cos}
+    while stack:
+        e = stack[-1]
+        if e in memo:
+            stack.pop()
+            continue
+        todo = [a for a in e.args if a not in memo]
+        if todo:
+            stack.extend(todo)
+            continue
+        args = [memo[a] for a in e.args]
+        if e.is_Number:
+            memo[e] = float(e)
+        elif isinstance(e, sp.Add):
+            memo[e] = math.fsum(args)
+        elif isinstance(e, sp.Mul):
+            memo[e] = math.prod(args)
+        elif isinstance(e, sp.Pow):
+            memo[e] = args[0] ** args[1]
+        else:
+            memo[e] = funcs[type(e)](*args)
+        stack.pop()
+    return memo[expr]
