@@ -63,7 +63,20 @@ def compile(
 
     graph = differentiate(build(model, name=name, output=output, wrt=wrt, shapes=shapes))
     check_printable(graph)
-    return CompiledModel(graph, {n.symbol: sp.Symbol(n.label) for n in graph.inputs})
+    return CompiledModel(graph, _user_symbols(graph, model, wrt, name))
+
+
+def _user_symbols(graph, model: Any, wrt, name: str) -> dict[sp.Symbol, sp.Symbol]:
+    """Each input node -> the user's own symbol (with its assumptions), found by name."""
+    from .frontend import equations_of, free_symbols
+
+    by_name: dict[str, sp.Symbol] = {}
+    for _, rhs in equations_of(model, name):
+        by_name.update((s.name, s) for s in free_symbols(rhs))
+    for s in [wrt] if isinstance(wrt, sp.Symbol) else wrt or ():
+        if isinstance(s, sp.Symbol):
+            by_name.setdefault(s.name, s)
+    return {n.symbol: by_name.get(n.label, sp.Symbol(n.label)) for n in graph.inputs}
 
 
 __all__ = [

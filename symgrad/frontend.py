@@ -61,7 +61,13 @@ def equations_of(model: Any, name: str = "f") -> Equations:
     elif isinstance(model, (list, tuple)) and not isinstance(model, sp.Basic):
         pairs = model
     else:
-        return [(sp.Symbol(name), _sympify(model, name))]
+        expr = _sympify(model, name)
+        if name in {s.name for s in free_symbols(expr)}:
+            raise ModelError(
+                f"the output is called {name}, like one of the expression's symbols; "
+                f"pass another name=, e.g. compile(..., name='{name}_out')"
+            )
+        return [(sp.Symbol(name), expr)]
     equations = []
     for item in pairs:
         if isinstance(item, sp.Eq):

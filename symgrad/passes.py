@@ -60,18 +60,20 @@ def specialize(graph: Graph, shapes: Mapping[str, Shape]) -> Graph:
                 continue
         nodes.append(replace(node, expr=expr, shape=known[node.symbol]))
     grads = tuple((p, alias.get(d, d)) for p, d in graph.grads)
-    return graph.with_nodes(tuple(_drop_broadcasts(nodes, known)), grads=grads)
+    returned = {d for _, d in grads}
+    return graph.with_nodes(tuple(_drop_broadcasts(nodes, known, returned)), grads=grads)
 
 
-def _drop_broadcasts(nodes: list[Node], known: dict) -> list[Node]:
-    """``d = broadcast_like(g, x)`` -> ``d = g`` where every user broadcasts ``g`` anyway."""
+def _drop_broadcasts(nodes: list[Node], known: dict, returned: set) -> list[Node]:
+    """``d = broadcast_like(g, x)`` -> ``d = g`` where every user broadcasts ``g`` anyway (a
+    gradient handed back to the caller has no user: it keeps its shape)."""
     users: dict[sp.Symbol, list[Node]] = {}
     for node in nodes:
         for a in node.args:
             users.setdefault(a, []).append(node)
     result = []
     for node in nodes:
-        if isinstance(node.expr, broadcast_like):
+        if isinstance(node.expr, broadcast_like) and node.symbol not in returned:
             g = node.expr.args[0]
             small = {**known, node.symbol: infer(g, known.get)}
             target = node.expr.args[1]

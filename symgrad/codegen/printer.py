@@ -34,7 +34,7 @@ from ..functions import (
     softplus,
     sum,
 )
-from ..ops import broadcast_like, matmul_vjp, max_vjp, size, sum_to
+from ..ops import matmul_vjp, max_vjp, size, sum_to
 
 #: Function class -> a template for its NumPy code, with {0}, {1}, ... for its arguments.
 CALLS: dict[type, str] = {
@@ -47,7 +47,6 @@ CALLS: dict[type, str] = {
     softmax: "_softmax({0}, {1})",
     log_softmax: "_log_softmax({0}, {1})",
     sum_to: "_sum_to({0}, {1})",
-    broadcast_like: "np.broadcast_to({0}, np.shape({1}))",
     ones_like: "np.ones_like({0})",
     sp.Abs: "np.abs({0})",
     sp.sign: "np.sign({0})",
@@ -207,6 +206,10 @@ class Printer(NumPyPrinter):
         if isinstance(x, sp.Symbol):
             return f"{self._print(x)}.T"
         return f"np.transpose({self._print(x)})"
+
+    def _print_broadcast_like(self, expr):
+        g, x = expr.args
+        return f"np.broadcast_to({self._branch(g)}, np.shape({self._print(x)}))"
 
     def _print_full_like(self, expr):
         x, c = expr.args
