@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 from datasets import load_boston
+from pictures import pyplot
 
 import symgrad
 from symgrad.optim import SGD
@@ -59,17 +60,6 @@ def line_label(k: float, b: float) -> str:
     return f"{k:.2f}·rm {'−' if b < 0 else '+'} {abs(b):.2f}"
 
 
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (files only), or None when matplotlib is absent."""
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed (pip install 'symgrad[plot]'): no pictures")
-        return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 from datasets import BOSTON_FEATURES, boston_matrix, standardize, train_test_split
+from pictures import pyplot, render_diagrams
 
 import symgrad
 from symgrad import init
@@ -69,34 +70,8 @@ def mlp_start(inputs: int, hidden: int, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def render_diagrams(model: symgrad.CompiledModel, output: Path, stem: str) -> list[Path]:
-    """Draw the forward and backward (W1's chain highlighted) diagrams as PNG; return paths.
-
-    Prints a message and returns [] when Graphviz's dot program is missing.
-    """
-    from symgrad.render import GraphvizNotFound
-
-    paths = []
-    try:
-        paths.append(model.render(output / f"{stem}_forward.png", kind="forward"))
-        paths.append(model.render(output / f"{stem}_backward.png", kind="backward",
-                                  highlight=model.wrt[0]))
-    except GraphvizNotFound as e:
-        print(f"no diagrams: {e}")
-    return paths
 
 
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (files only), or None when matplotlib is absent."""
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed (pip install 'symgrad[plot]'): no plots")
-        return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def main() -> None:

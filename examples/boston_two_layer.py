@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 from datasets import load_boston
+from pictures import pyplot, render_diagrams
 
 import symgrad
 from symgrad.optim import SGD
@@ -45,34 +46,8 @@ def starting_point(seed: int = 0) -> dict[str, float]:
     return {name: float(rng.normal()) for name in ("k1", "b1", "k2", "b2")}
 
 
-def render_diagrams(model: symgrad.CompiledModel, output: Path, stem: str) -> list[Path]:
-    """Draw the forward and backward (k1's chain highlighted) diagrams as PNG; return paths.
-
-    Prints a message and returns [] when Graphviz's dot program is missing.
-    """
-    from symgrad.render import GraphvizNotFound
-
-    paths = []
-    try:
-        paths.append(model.render(output / f"{stem}_forward.png", kind="forward"))
-        paths.append(model.render(output / f"{stem}_backward.png", kind="backward",
-                                  highlight=model.wrt[0]))
-    except GraphvizNotFound as e:
-        print(f"no diagrams: {e}")
-    return paths
 
 
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (files only), or None when matplotlib is absent."""
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed (pip install 'symgrad[plot]'): no plots")
-        return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def main() -> None:

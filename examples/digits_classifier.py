@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 from datasets import load_digits, train_test_split
+from pictures import pyplot, render_diagrams
 
 import symgrad
 from symgrad import init
@@ -77,34 +78,8 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return counts
 
 
-def render_diagrams(model: symgrad.CompiledModel, output: Path, stem: str) -> list[Path]:
-    """Draw the forward and backward (the first weight's chain highlighted) diagrams as PNG.
-
-    Prints a message and returns [] when Graphviz's dot program is missing.
-    """
-    from symgrad.render import GraphvizNotFound
-
-    paths = []
-    try:
-        paths.append(model.render(output / f"{stem}_forward.png", kind="forward"))
-        paths.append(model.render(output / f"{stem}_backward.png", kind="backward",
-                                  highlight=model.wrt[0]))
-    except GraphvizNotFound as e:
-        print(f"no diagrams: {e}")
-    return paths
 
 
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (files only), or None when matplotlib is absent."""
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed (pip install 'symgrad[plot]'): no pictures")
-        return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def main() -> None:
