@@ -7,24 +7,11 @@ import re
 import numpy as np
 import pytest
 import sympy as sp
+from models import seed_model
 
 import symgrad
 from symgrad import chains
 from symgrad.errors import SymgradError
-
-
-def seed_model() -> symgrad.CompiledModel:
-    x, y, k1, b1, k2, b2 = sp.symbols("x y k1 b1 k2 b2")
-    L1, σ, L2, Loss = sp.symbols("L1 σ L2 Loss")
-    return symgrad.compile(
-        [
-            sp.Eq(L1, k1 * x + b1),
-            sp.Eq(σ, symgrad.sigmoid(L1)),
-            sp.Eq(L2, k2 * σ + b2),
-            sp.Eq(Loss, symgrad.mean((L2 - y) ** 2)),
-        ],
-        wrt=[k1, b1, k2, b2],
-    )
 
 
 @pytest.fixture(scope="module")

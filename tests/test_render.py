@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import sympy as sp
+from models import seed_model
 
 import symgrad
 from symgrad import render
@@ -28,20 +29,6 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 # -- models ------------------------------------------------------------------------------------
 
-
-def seed_model() -> symgrad.CompiledModel:
-    """The tutorial's two-layer model."""
-    x, y, k1, b1, k2, b2 = sp.symbols("x y k1 b1 k2 b2")
-    L1, σ, L2, Loss = sp.symbols("L1 σ L2 Loss")
-    return symgrad.compile(
-        [
-            sp.Eq(L1, k1 * x + b1),
-            sp.Eq(σ, symgrad.sigmoid(L1)),
-            sp.Eq(L2, k2 * σ + b2),
-            sp.Eq(Loss, symgrad.mean((L2 - y) ** 2)),
-        ],
-        wrt=[k1, b1, k2, b2],
-    )
 
 
 def chain_model(layers: int) -> symgrad.CompiledModel:
