@@ -582,6 +582,16 @@ MODELS = {"two_layer": model_two_layer, "chain": model_chain, "rosenbrock": mode
 SYMGRAD_COMPILE_NOTE = "symgrad's compile: symgrad.compile() plus the first value_and_grad call"
 
 
+def symgrad_alternative(expr, wrt, inputs: dict, names: list[str]) -> Alternative:
+    """symgrad as a competitor on scalar parameters: its gradient flattened in ``names`` order."""
+    return Alternative(
+        SYMGRAD,
+        compile=lambda: symgrad_compile(expr, wrt, inputs),
+        calls=lambda m: {"vg": lambda: m.value_and_grad(**inputs), "value": lambda: m(**inputs)},
+        flat=lambda r: (float(r[0]), np.array([float(r[1][k]) for k in names])),
+    )
+
+
 def symgrad_compile(model, wrt, inputs: dict):
     """``symgrad.compile`` and one ``value_and_grad`` call on the benchmark's inputs.
 
@@ -861,13 +871,7 @@ def case_chain(settings: Settings, libs: Libraries) -> list[Table]:
         inputs = {"x": x, "y": y, **{f"w{i}": float(w[i]) for i in range(depth)},
                   **{f"c{i}": float(c[i]) for i in range(depth)}}
         names = [s.name for s in wrt]
-        alts.append(Alternative(
-            SYMGRAD,
-            compile=lambda expr=expr, wrt=wrt, inputs=inputs: symgrad_compile(expr, wrt, inputs),
-            calls=lambda m, inputs=inputs: {
-                "vg": lambda: m.value_and_grad(**inputs), "value": lambda: m(**inputs)},
-            flat=lambda r, names=names: (float(r[0]), np.array([float(r[1][k]) for k in names])),
-        ))
+        alts.append(symgrad_alternative(expr, wrt, inputs, names))
         slow = settings.slow_here(settings.depths, depth)
         if libs.sympy and slow:
             def sympy_calls(fns, pv=pv):
@@ -994,13 +998,7 @@ def case_rosenbrock(settings: Settings, libs: Libraries) -> list[Table]:
         expr, wrt, _ = model_rosenbrock(size, plain=False)
         inputs = {f"x{i}": float(xv[i]) for i in range(size)}
         names = list(inputs)
-        alts.append(Alternative(
-            SYMGRAD,
-            compile=lambda expr=expr, wrt=wrt, inputs=inputs: symgrad_compile(expr, wrt, inputs),
-            calls=lambda m, inputs=inputs: {
-                "vg": lambda: m.value_and_grad(**inputs), "value": lambda: m(**inputs)},
-            flat=lambda r, names=names: (float(r[0]), np.array([float(r[1][k]) for k in names])),
-        ))
+        alts.append(symgrad_alternative(expr, wrt, inputs, names))
         slow = settings.slow_here(settings.rosenbrock, size)
         if libs.sympy and slow:
             def sympy_calls(fns, xv=xv):
