@@ -135,7 +135,10 @@ class CompiledModel:
         shapes = tuple(getattr(v, "shape", ()) for v in values)
         functions = self._by_shapes.get(shapes)
         if functions is None:
+            from .memory import keep_freed_memory
             from .passes import check_shapes
+
+            keep_freed_memory()  # once per process: freed temporaries stay warm (memory.py)
 
             by_name = dict(zip(self.inputs, shapes, strict=True))
             check_shapes(self.ir, by_name)  # a mismatch names its equation, before NumPy would

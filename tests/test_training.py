@@ -279,6 +279,23 @@ def test_divergence_keeps_scalar_parameters_too(linear, boston_xy):
     assert "smaller" in str(e)
 
 
+@pytest.mark.parametrize(
+    "make", [lambda: SGD(lr=0.01, momentum=0.9, nesterov=True), lambda: Adam(lr=0.1)]
+)
+def test_steps_after_the_first_match_a_loop_of_checked_steps(linear, boston_xy, make):
+    """fit's later steps skip the checks of Optimizer.step; the arithmetic is the same."""
+    history = fit(linear, {"k": np.array([1.0]), "b": np.array([0.5])}, boston_xy, make(),
+                  steps=25)
+    params, optimizer, losses = {"k": np.array([1.0]), "b": np.array([0.5])}, make(), []
+    for _ in range(25):
+        value, grads = linear.value_and_grad(**boston_xy, **params)
+        losses.append(float(value))
+        params = optimizer.step(params, grads)
+    assert history.losses == losses
+    for name in params:
+        np.testing.assert_array_equal(history.params[name], params[name])
+
+
 def test_a_non_finite_first_loss_blames_the_start_not_the_learning_rate(linear, boston_xy):
     with pytest.raises(TrainingDiverged, match=r"step 0.*starting parameters") as caught:
         fit(linear, {"k": np.nan, "b": 0.0}, boston_xy, SGD(lr=0.01), steps=10)
