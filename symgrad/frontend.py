@@ -32,6 +32,7 @@ from typing import Any
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
+from .construct import PLAIN, rebuild
 from .errors import ModelError
 from .functions import matmul, sigmoid, softplus, transpose
 from .graph import INPUT, NAMED, PARAMETER, TEMP, Graph, Node, Shape
@@ -193,10 +194,19 @@ def free_symbols(expr: sp.Basic) -> frozenset[sp.Symbol]:
     >>> sorted(free_symbols(sp.sin(x) + y), key=str)
     [x, y]
     """
-    return _postorder(
-        expr,
-        lambda e, args: frozenset((e,)) if _is_symbol(e) else frozenset().union(*args),
-    )
+    found: set[sp.Symbol] = set()
+    seen: set[sp.Basic] = set()
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if e in seen:
+            continue
+        seen.add(e)
+        if _is_symbol(e):
+            found.add(e)
+        else:
+            stack.extend(_operands(e))
+    return frozenset(found)
 
 
 def _is_symbol(e: sp.Basic) -> bool:
@@ -206,11 +216,18 @@ def _is_symbol(e: sp.Basic) -> bool:
 def _operands(e: sp.Basic) -> tuple:
     """The sub-expressions of ``e`` that are computed (a MatrixSymbol's sizes and a Lambda's
     body are not)."""
+    if type(e) in _ALL_OPERANDS:
+        return e.args
     if isinstance(e, (sp.MatrixSymbol, sp.Lambda)):
         return ()
     if isinstance(e, ElementwiseApplyFunction):
         return (e.expr,)
     return tuple(a for a in e.args if not _is_option(a))
+
+
+#: Classes every argument of which is an operand (the common case, answered first).
+_ALL_OPERANDS = frozenset({sp.Add, sp.Mul, sp.Pow, sp.Symbol, sp.Integer, sp.Float, sp.Rational,
+                           *PLAIN})
 
 
 def _is_option(a: sp.Basic) -> bool:
@@ -244,12 +261,7 @@ def _rebuild(e: sp.Basic, operands, evaluate: bool = True) -> sp.Basic:
     """``e`` with its operands replaced (in order), its option arguments kept."""
     it = iter(operands)
     args = [a if _is_option(a) else next(it) for a in e.args]
-    if evaluate:
-        return e.func(*args)
-    try:
-        return e.func(*args, evaluate=False)
-    except TypeError:  # a class without the option (ExprCondPair, a relational's parts)
-        return e.func(*args)
+    return e.func(*args) if evaluate else rebuild(e, args)
 
 
 def _matmul(e: sp.MatMul, *args):
@@ -453,7 +465,7 @@ class _Builder:
                 if isinstance(e, sp.MatrixExpr):  # over node symbols now: decompose it in turn
                     self.memo[e] = self._visit(self._translate(e, operands))
                 else:
-                    self.memo[e] = self._temp(self._rebuild(e, operands))
+                    self.memo[e] = self._temp(self._rebuild(e, operands))  # as written
             stack.pop()
         return self.memo[expr]
 
@@ -463,11 +475,11 @@ class _Builder:
         if isinstance(e, (sp.Add, sp.Mul)) and len(operands) > MAX_ARITY:
             while len(operands) > MAX_ARITY:
                 operands = [
-                    self._temp(e.func(*operands[i : i + MAX_ARITY]))
+                    self._temp(rebuild(e, operands[i : i + MAX_ARITY]))
                     for i in range(0, len(operands), MAX_ARITY)
                 ]
-            return e.func(*operands)
-        return _rebuild(e, operands)
+            return rebuild(e, operands)
+        return _rebuild(e, operands, evaluate=False)
 
     def _translate(self, e: sp.Basic, operands: list, evaluate: bool = True) -> sp.Basic:
         if type(e) in TRANSLATE:

@@ -56,7 +56,11 @@ class Node:
         """The nodes this one reads, in a deterministic order."""
         if self.expr is None:
             return ()
-        return tuple(sorted(self.expr.free_symbols, key=sp.default_sort_key))
+        return tuple(sorted(self.expr.free_symbols, key=_name))  # node symbols: by name
+
+
+def _name(symbol: sp.Symbol) -> str:
+    return symbol.name
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from dataclasses import replace
 
 import sympy as sp
 
+from .construct import rebuild, substitute
 from .errors import ShapeError
 from .frontend import describe
 from .functions import matmul, sum, transpose
@@ -53,7 +54,7 @@ def specialize(graph: Graph, shapes: Mapping[str, Shape]) -> Graph:
         expr = node.expr
         if expr is not None:
             if alias:
-                expr = expr.xreplace(alias)
+                expr = substitute(expr, alias)
             expr = _lower(expr, known)
             if isinstance(expr, sp.Symbol) and _propagable(graph, node):
                 alias[node.symbol] = expr
@@ -124,7 +125,12 @@ def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
     if not expr.has(sum_to, matmul_vjp, broadcast_like):
         return expr
 
-    def lower(e):
+    def lower(e):  # bottom-up, rebuilding as written (SymPy's replace would re-sort)
+        args = e.args
+        if args:
+            new = [lower(a) for a in args]
+            if any(n is not a for n, a in zip(new, args, strict=True)):
+                e = rebuild(e, new)
         if isinstance(e, sum_to):
             return _sum_to(e, known)
         if isinstance(e, matmul_vjp):
@@ -135,7 +141,7 @@ def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
             return g if _certain(shape) and shape == known.get(x) else e
         return e
 
-    return expr.replace(lambda e: isinstance(e, (sum_to, matmul_vjp, broadcast_like)), lower)
+    return lower(expr)
 
 
 def _certain(shape: Shape | None) -> bool:

@@ -51,7 +51,8 @@ from ..frontend import substitute_unevaluated, tree_size
 from ..functions import sum as reduce_sum
 from ..graph import ADJOINT, PARAMETER, TEMP, Graph, Node
 from ..ops import sum_to
-from .printer import HELPERS, Printer
+from . import fastprint
+from .printer import ELEMENTWISE, HELPERS, Printer
 
 INDENT = "    "
 MAX_HEADER_SIZE = 300  # equations larger than this (as a tree) are not spelled out in the header
@@ -329,5 +330,12 @@ class _CommentPrinter(StrPrinter):
     _print_broadcast_like = _print_sum_to
 
 
+#: How the comments write the elementwise calls the fast path prints: as in SymPy.
+COMMENT_CALLS = {cls: cls.__name__ + "({0})" for cls in ELEMENTWISE}
+
+
 def _show(expr: sp.Expr) -> str:
-    return _CommentPrinter().doprint(expr)
+    try:
+        return fastprint.text(expr, COMMENT_CALLS, floats=False)
+    except fastprint.Unsupported:
+        return _CommentPrinter({"order": "none"}).doprint(expr)

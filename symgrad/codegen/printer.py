@@ -35,6 +35,7 @@ from ..functions import (
     sum,
 )
 from ..ops import matmul_vjp, max_vjp, size, sum_to
+from . import fastprint
 
 #: Function class -> a template for its NumPy code, with {0}, {1}, ... for its arguments.
 CALLS: dict[type, str] = {
@@ -62,6 +63,11 @@ CALLS: dict[type, str] = {
     sp.acos: "np.arccos({0})",
     sp.atan: "np.arctan({0})",
 }
+
+#: The elementwise calls the fast path prints (fastprint.py), exactly as the full printer does.
+ELEMENTWISE = (sigmoid, softplus, relu, sp.Abs, sp.sign, sp.exp, sp.log, sp.sin, sp.cos, sp.tan,
+               sp.sinh, sp.cosh, sp.tanh, sp.asin, sp.acos, sp.atan)
+FAST_CALLS: dict[type, str] = {cls: CALLS[cls] for cls in ELEMENTWISE}
 
 #: Reductions: class -> NumPy function, printed with ``axis=`` and ``keepdims=`` as needed.
 REDUCTIONS: dict[type, str] = {
@@ -160,16 +166,28 @@ class Printer(NumPyPrinter):
     def _module_format(self, fqn, register=True):
         return "np." + fqn[len("numpy.") :] if fqn.startswith("numpy.") else fqn
 
+    def doprint(self, expr, assign_to=None):
+        """The code for ``expr``: the fast path's when it knows the expression, else SymPy's."""
+        if assign_to is None:
+            try:
+                return fastprint.text(expr, FAST_CALLS, on_call=self._use)
+            except fastprint.Unsupported:
+                pass
+        return super().doprint(expr, assign_to)
+
+    def _use(self, cls: type) -> None:
+        """Note the helper function the template of ``cls`` calls, if any."""
+        name = CALLS[cls].split("(", 1)[0]
+        if name in HELPERS:
+            self.helpers.add(name)
+            if name == "_matmul_grad":
+                self.helpers.add("_sum_to")
+
     def _print_call(self, expr):
         for cls in type(expr).__mro__:
             if cls in CALLS:
-                template = CALLS[cls]
-                name = template.split("(", 1)[0]
-                if name in HELPERS:
-                    self.helpers.add(name)
-                    if name == "_matmul_grad":
-                        self.helpers.add("_sum_to")
-                return template.format(*(self._print(a) for a in expr.args))
+                self._use(cls)
+                return CALLS[cls].format(*(self._print(a) for a in expr.args))
         raise ModelError(
             f"cannot generate NumPy code for {type(expr).__name__} (in {sp.sstr(expr)}); "
             "add it to CALLS in symgrad/codegen/printer.py"
@@ -262,7 +280,8 @@ class Printer(NumPyPrinter):
             exp_text = f"({exp.p}/{exp.q})"
         else:
             exp_text = self.parenthesize(exp, precedence(expr), strict=True)
-        return f"{self.parenthesize(base, precedence(expr), strict=True)}**{exp_text}"
+        # not strict: a power's base that is itself a power keeps its parentheses, (x**2)**y
+        return f"{self.parenthesize(base, precedence(expr), strict=False)}**{exp_text}"
 
     def _print_Max(self, expr):
         return self._fold("np.maximum", expr.args)
