@@ -67,8 +67,8 @@ def differentiate(graph: Graph) -> Graph:
                 continue
             exact = not is_elementwise(node.expr) if node.expr is not None else True
             total = _accumulate(node, parts, shape_of, exact)
-            if node.role == TEMP and isinstance(total, sp.Symbol):
-                adjoint[node.symbol] = total  # a temporary that only passes its adjoint on
+            if node.role == TEMP and (isinstance(total, sp.Symbol) or total.is_Number):
+                adjoint[node.symbol] = total  # passed on as it is: another adjoint, a number
             else:
                 adjoint[node.symbol] = add(node, total)
         if node.expr is None:

@@ -1,4 +1,4 @@
-"""SymPy expressions built exactly as written, without SymPy's evaluation.
+"""SymPy expressions built as written, without SymPy's evaluation.
 
 Building ``Mul(a, b)`` the usual way costs SymPy some 20–40 µs (it flattens, sorts, collects
 powers and asks the operands' assumptions); a model of ten thousand nodes builds several
@@ -7,6 +7,8 @@ is an operation the user wrote, over symbols that stand for the operands' nodes,
 result is already in SymPy's normal form, only over other symbols. ``rebuild`` and
 ``substitute`` put such an expression together from given parts in about a microsecond, with
 SymPy's own classes, so everything downstream (printing, rules, ``==``) treats it as usual.
+Sums and products are only flattened, and their exact numbers folded (``2*(-1*g)`` is
+``-2*g``); their terms are neither sorted nor collected.
 
 Only the operations listed in ``PLAIN`` (and Add, Mul, Pow over commutative operands) are
 built this way; anything else is built by its class with ``evaluate=False``.
@@ -58,7 +60,7 @@ def new(cls: type, *args: sp.Basic) -> sp.Basic:
     """
     if cls is sp.Add or cls is sp.Mul:
         if all(a.is_commutative for a in args):
-            return cls._from_args(tuple(args), is_commutative=True)
+            return _flat(cls, args)
     elif cls is sp.Pow:
         base, exp = args
         if base.is_commutative and exp.is_commutative:
@@ -71,6 +73,26 @@ def new(cls: type, *args: sp.Basic) -> sp.Basic:
         return cls(*args, evaluate=False)
     except TypeError:  # a class without the option (ExprCondPair, a relational's parts)
         return cls(*args)
+
+
+def _flat(cls: type, args: Sequence[sp.Basic]) -> sp.Basic:
+    """A sum or product of commutative ``args``: nested ones of the same kind flattened, exact
+    numbers (integers, fractions) folded into one leading term, nothing else re-arranged."""
+    flat: list[sp.Basic] = []
+    for a in args:
+        if type(a) is cls:
+            flat.extend(a.args)
+        else:
+            flat.append(a)
+    numbers = [a for a in flat if a.is_Rational]
+    if numbers and (len(numbers) > 1 or numbers[0] == cls.identity or flat[0] is not numbers[0]):
+        c = cls(*numbers)  # SymPy's own arithmetic on numbers only: exact and cheap
+        if cls is sp.Mul and c == 0:
+            return sp.S.Zero
+        flat = ([] if c == cls.identity else [c]) + [a for a in flat if not a.is_Rational]
+    if len(flat) <= 1:
+        return flat[0] if flat else cls.identity
+    return cls._from_args(tuple(flat), is_commutative=True)
 
 
 def substitute(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic], memo: dict | None = None):

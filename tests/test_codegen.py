@@ -210,6 +210,24 @@ def test_shared_subexpression_across_equations_is_computed_once():
     assert vg.count("np.exp(") == 1, vg
 
 
+def test_an_adjoint_read_twice_is_computed_once():
+    """An adjoint that several others read gets its own line, even when it is only a copy of
+    another expression (inlining it would compute that expression again in every reader)."""
+    xs = sp.symbols("x0:4")
+    f = sp.Add(*[100 * (xs[i + 1] - xs[i] ** 2) ** 2 + (1 - xs[i]) ** 2 for i in range(3)])
+    model = symgrad.compile(f)
+    vg = _function_source(model.source, "value_and_grad")
+    right = [line.split("=", 1)[1].split("#")[0].strip()
+             for line in vg.splitlines() if re.match(r"\s+d\w+ = ", line)]
+    computed = [r for r in right if re.search(r"[*+/-]", r)]
+    for r in computed:
+        assert sum(r in other for other in right) == 1, (r, vg)
+    point = {s: 0.5 + 0.1 * i for i, s in enumerate(xs)}
+    _, grads = model.value_and_grad(point)
+    for s in xs:
+        assert float(grads[s.name]) == pytest.approx(float(f.diff(s).subs(point)), rel=1e-12)
+
+
 def test_value_is_not_recomputed_for_the_gradient(two_layer):
     vg = _function_source(two_layer.source, "value_and_grad")
     assert vg.count("_sigmoid(") == 1

@@ -47,7 +47,8 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from .. import __version__
-from ..frontend import substitute_unevaluated, tree_size
+from ..construct import PLAIN, new, substitute
+from ..frontend import tree_size
 from ..functions import sum as reduce_sum
 from ..graph import ADJOINT, PARAMETER, TEMP, Graph, Node
 from ..ops import sum_to
@@ -65,8 +66,9 @@ def emit(graph: Graph) -> str:
     params = ", ".join(n.name for n in graph.inputs)
     wrt = ", ".join(graph[p].name for p in graph.wrt) or "nothing"
     roots = [graph.output, *(d for _, d in graph.grads)]
-    forward_lines = _lines(graph, _needed(graph, [graph.output]), [graph.output], printer)
-    body = _schedule(_lines(graph, _needed(graph, roots), roots, printer), graph)
+    printed: dict[sp.Expr, str] = {}
+    forward_lines = _lines(graph, _needed(graph, [graph.output]), [graph.output], printer, printed)
+    body = _schedule(_lines(graph, _needed(graph, roots), roots, printer, printed), graph)
     body = _free_after_last_use(body, graph, set(roots))
     grads = ", ".join(f"{graph[p].label!r}: {d.name}" for p, d in graph.grads)
     check = []
@@ -181,35 +183,60 @@ class _Line:
 INLINE_LIMIT = 8
 
 
-def _lines(graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Printer):
-    """A ``_Line`` for every node that gets its own line; the others are inlined."""
+def _lines(
+    graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Printer, printed: dict
+):
+    """A ``_Line`` for every node that gets its own line; the others are inlined.
+
+    ``printed`` (expression -> code) is shared by the calls for one module: the forward
+    function and ``value_and_grad`` mostly print the same lines.
+    """
     uses = Counter(roots)
     for node in nodes:
         uses.update(_occurrences(node.expr))
     roots_set = set(roots)
     full: dict[sp.Symbol, sp.Expr] = {}  # inlined nodes, as expressions over materialised ones
     weight: dict[sp.Symbol, int] = {}  # how many operations an inlined node brings along
+    reads_of: dict[sp.Symbol, frozenset] = {}  # the materialised nodes an inlined one reads
+    branches: set[sp.Symbol] = set()  # inlined nodes with a Piecewise in them
     lines = []
     for node in nodes:
-        expr = substitute_unevaluated(node.expr, {s: full[s] for s in node.args if s in full})
-        w = 1 + sum(weight.get(s, 0) for s in node.args)
+        args = node.args
+        inlined = [a for a in args if a in full]
+        expr = substitute(node.expr, {a: full[a] for a in inlined}) if inlined else node.expr
+        w = 1 + sum(weight.get(a, 0) for a in inlined)
+        reads = frozenset(a for a in args if a not in full).union(*(reads_of[a] for a in inlined))
+        piecewise = _has_piecewise(node.expr) or any(a in branches for a in inlined)
         if (
             uses[node.symbol] == 1
             and _inlinable(graph, node)
             and node.symbol not in roots_set
             and w <= INLINE_LIMIT
         ):
-            full[node.symbol] = expr
-            weight[node.symbol] = w
+            full[node.symbol], weight[node.symbol], reads_of[node.symbol] = expr, w, reads
+            if piecewise:
+                branches.add(node.symbol)
             continue
-        code = f"{node.name} = {printer.doprint(expr)}"
+        code = printed.get(expr)
+        if code is None:
+            code = printed[expr] = printer.doprint(expr)
+        code = f"{node.name} = {code}"
         if node.role == ADJOINT:
-            code += "  # " + _one_line(_factor_comment(graph, node, expr))
-        if expr.has(sp.Piecewise):
+            code += "  # " + _one_line(_factor_comment(graph, node, expr, reads))
+        if piecewise:
             guard = 'with np.errstate(all="ignore"):  # np.where drops the branches not taken'
             code = guard + "\n" + INDENT + code
-        lines.append(_Line(node, code, frozenset(s for s in expr.free_symbols if s in graph)))
+        lines.append(_Line(node, code, reads))
     return lines
+
+
+def _has_piecewise(expr: sp.Basic) -> bool:
+    if type(expr) in _PLAIN_OPERATIONS and all(not a.args for a in expr.args):
+        return False  # one plain operation of symbols and numbers: the common case
+    return expr.has(sp.Piecewise)
+
+
+_PLAIN_OPERATIONS = frozenset({sp.Add, sp.Mul, sp.Pow, *PLAIN})
 
 
 def _schedule(lines: list[_Line], graph: Graph) -> list[_Line]:
@@ -259,6 +286,10 @@ def _one_line(text: str) -> str:
 
 def _occurrences(expr: sp.Basic) -> Counter:
     """How often each symbol occurs in ``expr`` (as a tree of one operation: small)."""
+    if isinstance(expr, sp.Symbol):
+        return Counter((expr,))
+    if all(not a.args for a in expr.args):  # one operation of symbols and numbers
+        return Counter(a for a in expr.args if isinstance(a, sp.Symbol))
     counts: Counter = Counter()
     stack = [expr]
     while stack:
@@ -270,7 +301,7 @@ def _occurrences(expr: sp.Basic) -> Counter:
     return counts
 
 
-def _factor_comment(graph: Graph, node: Node, expr: sp.Expr) -> str:
+def _factor_comment(graph: Graph, node: Node, expr: sp.Expr, reads: frozenset) -> str:
     """What the line applies: ``∂U/∂V = factor`` for each node U whose adjoint flows in.
 
     An elementwise factor is written out (``∂σ/∂L1 = σ*(1 - σ)``); otherwise the product as it
@@ -282,23 +313,52 @@ def _factor_comment(graph: Graph, node: Node, expr: sp.Expr) -> str:
     if v.expr is None:  # an input: an outer sum is the broadcast's
         while isinstance(expr, (sum_to, reduce_sum)) and expr.args[0].free_symbols:
             expr, summed = expr.args[0], True
-    sources = sorted(
-        (s for s in expr.free_symbols if s in graph and graph[s].role == ADJOINT),
-        key=graph.position,
-    )
+    sources = sorted((s for s in reads if graph[s].role == ADJOINT), key=graph.position)
     tail = ", summed over the broadcast axes" if summed else ""
     if not sources:
         return f"∂{graph.output.name}/∂{v.name} = {_show(expr)}{tail}"
     parts = []
-    for s in sources:
-        alone = expr.xreplace({t: sp.S.Zero for t in sources if t != s})
+    split, others = _split_by_source(expr, sources)
+    for s, alone in split:
         u = graph[graph[s].of].name
-        factor = alone.xreplace({s: sp.S.One})
-        if alone == s or (alone.is_Mul and s in alone.args):
+        factor = _without(alone, s)
+        if factor is not None:
             parts.append(f"∂{u}/∂{v.name} = {_show(factor)}{tail}")
         else:
             parts.append(f"∂{u}/∂{v.name}: {_show(alone)}{tail}")
+    if others is not None:  # through nodes whose adjoint is a number, folded in
+        parts.append(f"and {_show(others)}")
     return "; ".join(parts)
+
+
+def _split_by_source(expr: sp.Expr, sources: list[sp.Symbol]):
+    """``expr`` as a sum of one part per source adjoint, ``([(source, part)], others)``, where
+    ``others`` (or None) holds the terms without an adjoint in them."""
+    terms = expr.args if expr.is_Add else (expr,)
+    owners = []
+    for term in terms:
+        found = [s for s in sources if term.has(s)]
+        if len(found) > 1:  # not a plain sum of one term per source: let SymPy take it apart
+            zero = {t: sp.S.Zero for t in sources}
+            return [(s, expr.xreplace({**zero, s: s})) for s in sources], None
+        owners.append(found[0] if found else None)
+
+    def total(owner):
+        mine = [t for t, o in zip(terms, owners, strict=True) if o == owner]
+        return None if not mine else mine[0] if len(mine) == 1 else new(sp.Add, *mine)
+
+    return [(s, total(s)) for s in sources], total(None)
+
+
+def _without(alone: sp.Expr, s: sp.Symbol) -> sp.Expr | None:
+    """The factor ``alone`` multiplies the adjoint ``s`` by, if it is a product with ``s`` in
+    it (else None: the adjoint goes through an operation, such as a matrix product)."""
+    if alone == s:
+        return sp.S.One
+    if not (alone.is_Mul and s in alone.args):
+        return None
+    rest = [a for a in alone.args if a != s]
+    return rest[0] if len(rest) == 1 else sp.Mul._from_args(tuple(rest))
 
 
 class _CommentPrinter(StrPrinter):
