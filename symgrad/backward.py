@@ -116,21 +116,14 @@ class _Rules:
         if not args or not all(a.is_Symbol or a.is_Number or _is_option(a) for a in args):
             return vjp(expr, g, out)  # an alias, a constant, a Piecewise: as it is
         slot_of: dict[sp.Symbol, sp.Symbol] = {}
-
-        def slot(a):
-            if not a.is_Symbol:
-                return a
-            s = slot_of.get(a)
-            if s is None:
-                s = slot_of[a] = _slot(len(slot_of))
-            return s
-
-        g_slot = slot(g)  # first: products print with the adjoint in front, dL1*x
-        pattern = tuple(slot(a) for a in args)
-        key = (type(expr), pattern, g_slot, slot(out))
+        for a in (g, *args, out):  # g first: products print with the adjoint in front, dL1*x
+            if a.is_Symbol and a not in slot_of:
+                slot_of[a] = _slot(len(slot_of))
+        pattern = tuple(slot_of.get(a, a) for a in args)
+        key = (type(expr), pattern, slot_of.get(g, g), slot_of[out])
         template = self.templates.get(key)
         if template is None:
-            template = self.templates[key] = vjp(rebuild(expr, pattern), g_slot, key[3])
+            template = self.templates[key] = vjp(rebuild(expr, pattern), key[2], key[3])
         back = {s: a for a, s in slot_of.items()}
         memo: dict = {}
         return {back[s]: substitute(c, back, memo) for s, c in template.items()}

@@ -85,13 +85,14 @@ def _flat(cls: type, args: Sequence[sp.Basic]) -> sp.Basic:
         else:
             flat.append(a)
     numbers = [a for a in flat if a.is_Rational]
-    if numbers and (len(numbers) > 1 or numbers[0] == cls.identity or flat[0] is not numbers[0]):
+    identity = cls.identity  # S.Zero or S.One: singletons, so compared with "is"
+    if numbers and (len(numbers) > 1 or numbers[0] is identity or flat[0] is not numbers[0]):
         c = cls(*numbers)  # SymPy's own arithmetic on numbers only: exact and cheap
-        if cls is sp.Mul and c == 0:
-            return sp.S.Zero
-        flat = ([] if c == cls.identity else [c]) + [a for a in flat if not a.is_Rational]
+        if cls is sp.Mul and c is sp.S.Zero:
+            return c
+        flat = ([] if c is identity else [c]) + [a for a in flat if not a.is_Rational]
     if len(flat) <= 1:
-        return flat[0] if flat else cls.identity
+        return flat[0] if flat else identity
     return cls._from_args(tuple(flat), is_commutative=True)
 
 
@@ -105,6 +106,12 @@ def substitute(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic], memo: dict 
     >>> substitute(a*(1 - a), {a: b + c})
     (1 - (b + c))*(b + c)
     """
+    args = expr.args
+    if all(not a.args for a in args):  # an atom, or one operation of atoms: the common case
+        if not args:
+            return mapping.get(expr, expr)
+        new = [mapping.get(a, a) for a in args]
+        return expr if all(n is a for n, a in zip(new, args, strict=True)) else rebuild(expr, new)
     memo = {} if memo is None else memo
 
     def visit(e):

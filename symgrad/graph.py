@@ -51,12 +51,27 @@ class Node:
         """The identifier of this node in generated code."""
         return self.symbol.name
 
+    def with_expr(self, expr: sp.Basic | None, shape: Shape | None) -> Node:
+        """This node with another expression and shape (what it reads is kept if its
+        expression is)."""
+        node = Node(self.symbol, expr, self.role, self.label, self.equation, shape, self.of)
+        if expr is self.expr and "args" in self.__dict__:
+            node.__dict__["args"] = self.__dict__["args"]
+        return node
+
     @cached_property
     def args(self) -> tuple[sp.Symbol, ...]:
         """The nodes this one reads, in a deterministic order."""
-        if self.expr is None:
+        expr = self.expr
+        if expr is None:
             return ()
-        return tuple(sorted(self.expr.free_symbols, key=_name))  # node symbols: by name
+        if all(not a.args for a in expr.args):  # one operation of symbols and numbers
+            symbols = {a for a in expr.args if isinstance(a, sp.Symbol)}
+            if isinstance(expr, sp.Symbol):
+                symbols.add(expr)
+        else:
+            symbols = expr.free_symbols
+        return tuple(sorted(symbols, key=_name))  # node symbols: by name
 
 
 def _name(symbol: sp.Symbol) -> str:

@@ -110,7 +110,7 @@ class CompiledModel:
         shapes = {name: np.shape(v) for name, v in zip(self.inputs, values, strict=True)}
         return self._variant(shapes)[0]
 
-    def _variant(self, shapes: Mapping[str, tuple], cache: bool = True):
+    def _variant(self, shapes: Mapping[str, tuple], cache: bool = True, known=None):
         """Source and functions for inputs of these shapes (by name), built once per pattern.
 
         The generated code depends only on each input's number of dimensions and on which of
@@ -125,7 +125,7 @@ class CompiledModel:
             for s in (shapes.get(name) for name in self.inputs)
         )
         if key not in self._variants:
-            source = emit(specialize(self.ir, shapes))
+            source = emit(specialize(self.ir, shapes, known))
             if not cache:
                 return source, load(source)
             self._variants[key] = (source, load(source))
@@ -141,11 +141,11 @@ class CompiledModel:
             keep_freed_memory()  # once per process: freed temporaries stay warm (memory.py)
 
             by_name = dict(zip(self.inputs, shapes, strict=True))
-            check_shapes(self.ir, by_name)  # a mismatch names its equation, before NumPy would
+            known = check_shapes(self.ir, by_name)  # a mismatch names its equation, first
             self._last_shapes = by_name
             if len(self._by_shapes) > 64:
                 self._by_shapes.clear()
-            functions = self._by_shapes[shapes] = self._variant(by_name)[1]
+            functions = self._by_shapes[shapes] = self._variant(by_name, known=known)[1]
         return functions
 
     def _run(self, name: str, values: list):

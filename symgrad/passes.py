@@ -45,9 +45,14 @@ def check_shapes(graph: Graph, shapes: Mapping[str, Shape]) -> dict[sp.Symbol, S
     return infer_graph(graph, given, describe=lambda node: describe(graph, node))
 
 
-def specialize(graph: Graph, shapes: Mapping[str, Shape]) -> Graph:
-    """``graph`` for inputs of the given shapes (by label); raises ShapeError on a mismatch."""
-    known = check_shapes(graph, shapes)
+def specialize(
+    graph: Graph, shapes: Mapping[str, Shape], known: dict[sp.Symbol, Shape | None] | None = None
+) -> Graph:
+    """``graph`` for inputs of the given shapes (by label); raises ShapeError on a mismatch.
+
+    ``known`` is what ``check_shapes(graph, shapes)`` gave, if the caller has it already.
+    """
+    known = dict(check_shapes(graph, shapes) if known is None else known)
     alias: dict[sp.Symbol, sp.Symbol] = {}
     nodes: list[Node] = []
     for node in graph.nodes:
@@ -55,11 +60,12 @@ def specialize(graph: Graph, shapes: Mapping[str, Shape]) -> Graph:
         if expr is not None:
             if alias:
                 expr = substitute(expr, alias)
-            expr = _lower(expr, known)
+            if node.role == ADJOINT:  # only the backward pass inserts what is lowered
+                expr = _lower(expr, known)
             if isinstance(expr, sp.Symbol) and _propagable(graph, node):
                 alias[node.symbol] = expr
                 continue
-        nodes.append(replace(node, expr=expr, shape=known[node.symbol]))
+        nodes.append(node.with_expr(expr, known[node.symbol]))
     grads = tuple((p, alias.get(d, d)) for p, d in graph.grads)
     returned = {d for _, d in grads}
     return graph.with_nodes(tuple(_drop_broadcasts(nodes, known, returned)), grads=grads)
@@ -122,7 +128,7 @@ def _propagable(graph: Graph, node: Node) -> bool:
 
 
 def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
-    if not expr.has(sum_to, matmul_vjp, broadcast_like):
+    if not _contains(expr, _LOWERED):
         return expr
 
     def lower(e):  # bottom-up, rebuilding as written (SymPy's replace would re-sort)
@@ -142,6 +148,20 @@ def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
         return e
 
     return lower(expr)
+
+
+_LOWERED = (sum_to, matmul_vjp, broadcast_like)
+
+
+def _contains(expr: sp.Basic, classes: tuple[type, ...]) -> bool:
+    """Whether an instance of ``classes`` is in ``expr`` (``expr.has``, for classes, faster)."""
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, classes):
+            return True
+        stack.extend(e.args)
+    return False
 
 
 def _certain(shape: Shape | None) -> bool:

@@ -47,7 +47,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from .. import __version__
-from ..construct import PLAIN, new, substitute
+from ..construct import PLAIN, new, rebuild, substitute
 from ..frontend import tree_size
 from ..functions import sum as reduce_sum
 from ..graph import ADJOINT, PARAMETER, TEMP, Graph, Node
@@ -203,7 +203,7 @@ def _lines(
     for node in nodes:
         args = node.args
         inlined = [a for a in args if a in full]
-        expr = substitute(node.expr, {a: full[a] for a in inlined}) if inlined else node.expr
+        expr = _inline(node.expr, {a: full[a] for a in inlined}) if inlined else node.expr
         w = 1 + sum(weight.get(a, 0) for a in inlined)
         reads = frozenset(a for a in args if a not in full).union(*(reads_of[a] for a in inlined))
         piecewise = _has_piecewise(node.expr) or any(a in branches for a in inlined)
@@ -228,6 +228,14 @@ def _lines(
             code = guard + "\n" + INDENT + code
         lines.append(_Line(node, code, reads))
     return lines
+
+
+def _inline(expr: sp.Basic, full: dict) -> sp.Basic:
+    if not expr.args:  # an alias of another node
+        return full.get(expr, expr)
+    if all(not a.args for a in expr.args):  # one operation of symbols and numbers
+        return rebuild(expr, [full.get(a, a) for a in expr.args])
+    return substitute(expr, full)
 
 
 def _has_piecewise(expr: sp.Basic) -> bool:

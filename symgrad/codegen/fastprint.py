@@ -93,7 +93,7 @@ def _product(e: sp.Mul, visit, floats: bool) -> tuple[str, float]:
         first, factors = None, args
     if any(a.is_Number for a in factors):
         raise Unsupported  # unevaluated products are spelled out differently
-    negative = first is not None and first < 0
+    negative = first is not None and first.is_extended_negative
     if negative:
         head = [] if first == -1 else [str(-first.p) if first.is_Integer else repr(-float(first))]
         prec = ADD
