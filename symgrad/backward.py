@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .construct import new, rebuild, substitute
+from .construct import new, real_symbol, rebuild, substitute
 from .frontend import _is_option
 from .graph import ADJOINT, PARAMETER, TEMP, Graph, Node, Shape
 from .names import Namer
@@ -51,7 +51,7 @@ def differentiate(graph: Graph) -> Graph:
     new_nodes: list[Node] = []
 
     def add(of: Node, expr: sp.Expr) -> sp.Symbol:
-        symbol = sp.Symbol(namer.fresh("d" + of.name), real=True)
+        symbol = real_symbol(namer.fresh("d" + of.name))
         shape = _shape(expr, shape_of)
         new_nodes.append(Node(symbol, expr, ADJOINT, "d" + of.label, of.equation, shape, of.symbol))
         shape_of[symbol] = shape

@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 
 import sympy as sp
@@ -96,6 +97,23 @@ def _flat(cls: type, args: Sequence[sp.Basic]) -> sp.Basic:
     return cls._from_args(tuple(flat), is_commutative=True)
 
 
+_REAL = sp.Symbol("real", real=True)
+
+
+def real_symbol(name: str) -> sp.Symbol:
+    """``Symbol(name, real=True)``, without deducing the assumptions again (a node symbol).
+
+    >>> real_symbol("t1") == sp.Symbol("t1", real=True), real_symbol("t1").is_real
+    (True, True)
+    """
+    symbol = Expr.__new__(sp.Symbol)
+    symbol.name = name
+    symbol._assumptions = copy.copy(_REAL._assumptions)  # what follows from real=True
+    symbol._assumptions_orig = _REAL._assumptions_orig
+    symbol._assumptions0 = _REAL._assumptions0  # compared by == and hashed
+    return symbol
+
+
 def substitute(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic], memo: dict | None = None):
     """``expr`` with the keys of ``mapping`` replaced by their values, its structure kept.
 
@@ -130,4 +148,4 @@ def substitute(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic], memo: dict 
     return visit(expr)
 
 
-__all__ = ["PLAIN", "new", "rebuild", "substitute"]
+__all__ = ["PLAIN", "new", "real_symbol", "rebuild", "substitute"]

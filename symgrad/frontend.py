@@ -32,7 +32,7 @@ from typing import Any
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
-from .construct import PLAIN, rebuild
+from .construct import PLAIN, real_symbol, rebuild
 from .errors import ModelError
 from .functions import matmul, sigmoid, softplus, transpose
 from .graph import INPUT, NAMED, PARAMETER, TEMP, Graph, Node, Shape
@@ -412,13 +412,13 @@ class _Builder:
         return symbol
 
     def add_input(self, user: sp.Symbol, role: str) -> None:
-        symbol = sp.Symbol(self.namer.fresh(user.name), real=True)
+        symbol = real_symbol(self.namer.fresh(user.name))
         self.symbol_of[user] = symbol
         self.memo[user] = self._add(symbol, None, role, user.name)
 
     def add_equation(self, lhs: sp.Symbol, rhs: sp.Expr) -> None:
         self.equation = lhs.name
-        symbol = sp.Symbol(self.namer.fresh(lhs.name), real=True)
+        symbol = real_symbol(self.namer.fresh(lhs.name))
         self.symbol_of[lhs] = symbol
         rhs = self._rewrite(rhs)
         if isinstance(rhs, sp.Piecewise) and rhs not in self.memo:
@@ -519,5 +519,5 @@ class _Builder:
         if isinstance(expr, sp.Number):  # the operands folded to a number
             return expr
         self.temps += 1
-        symbol = sp.Symbol(self.namer.fresh(f"t{self.temps}"), real=True)
+        symbol = real_symbol(self.namer.fresh(f"t{self.temps}"))
         return self._add(symbol, expr, TEMP, symbol.name)

@@ -125,6 +125,20 @@ SHAPES: dict[type, Callable[..., Shape]] = {
 
 def infer(expr: sp.Basic, shape_of: ShapeOf) -> Shape | None:
     """The shape of an expression over node symbols, or None where an operand's is unknown."""
+    cls = type(expr)
+    if cls is sp.Symbol:
+        return shape_of(expr)
+    if cls in _BROADCASTING:  # the common case first
+        shapes = []
+        for a in expr.args:
+            shape = shape_of(a) if type(a) is sp.Symbol else infer(a, shape_of) if a.args else ()
+            if shape is None:
+                return None
+            if shape:
+                shapes.append(shape)
+        if len(shapes) <= 1:
+            return shapes[0] if shapes else ()
+        return broadcast(*shapes)
     if isinstance(expr, sp.Symbol):
         return shape_of(expr)
     if not expr.args or isinstance(expr, (sp.Tuple, sp.logic.boolalg.Boolean)):
@@ -139,6 +153,11 @@ def infer(expr: sp.Basic, shape_of: ShapeOf) -> Shape | None:
     if rule is None:  # elementwise
         return broadcast(*shapes)
     return tuple(rule(expr, *shapes))
+
+
+#: Elementwise operations whose arguments are all operands: their shapes broadcast.
+_BROADCASTING = frozenset({sp.Add, sp.Mul, sp.Pow, sp.exp, sp.log, sp.sin, sp.cos, sp.tan,
+                           sp.sinh, sp.cosh, sp.tanh, sp.asin, sp.acos, sp.atan, sp.Abs, sp.sign})
 
 
 def infer_graph(graph, shapes: Mapping[sp.Symbol, Shape | None], describe) -> dict:
