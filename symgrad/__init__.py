@@ -60,10 +60,12 @@ def compile(
     from .backward import differentiate
     from .codegen.emit import check_printable
     from .frontend import build
+    from .memory import no_cycle_collection
 
-    graph = differentiate(build(model, name=name, output=output, wrt=wrt, shapes=shapes))
-    check_printable(graph)
-    return CompiledModel(graph, _user_symbols(graph, model, wrt, name))
+    with no_cycle_collection():
+        graph = differentiate(build(model, name=name, output=output, wrt=wrt, shapes=shapes))
+        check_printable(graph)
+        return CompiledModel(graph, _user_symbols(graph, model, wrt, name))
 
 
 def _user_symbols(graph, model: Any, wrt, name: str) -> dict[sp.Symbol, sp.Symbol]:

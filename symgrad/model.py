@@ -118,6 +118,7 @@ class CompiledModel:
         """
         from .codegen.emit import emit
         from .codegen.load import load
+        from .memory import no_cycle_collection
         from .passes import specialize
 
         key = tuple(
@@ -125,10 +126,12 @@ class CompiledModel:
             for s in (shapes.get(name) for name in self.inputs)
         )
         if key not in self._variants:
-            source = emit(specialize(self.ir, shapes, known))
+            with no_cycle_collection():
+                source = emit(specialize(self.ir, shapes, known))
+                functions = load(source)
             if not cache:
-                return source, load(source)
-            self._variants[key] = (source, load(source))
+                return source, functions
+            self._variants[key] = (source, functions)
         return self._variants[key]
 
     def _functions(self, values: list) -> dict[str, Any]:

@@ -228,6 +228,18 @@ def test_an_adjoint_read_twice_is_computed_once():
         assert float(grads[s.name]) == pytest.approx(float(f.diff(s).subs(point)), rel=1e-12)
 
 
+def test_forward_computes_the_value_exactly_as_value_and_grad_does(two_layer):
+    """forward is value_and_grad's forward part: the same value, to the last bit."""
+    rng = np.random.default_rng(3)
+    inputs = {"x": rng.normal(size=50), "y": rng.normal(size=50), "k1": 0.7, "b1": -0.2,
+              "k2": 1.3, "b2": 0.1}
+    assert two_layer(**inputs) == two_layer.value_and_grad(**inputs)[0]
+    expr = sp.log(1 + sp.exp(k * x)) * y + sp.Piecewise((sp.sqrt(x), x > 0), (x**2, True))
+    model = symgrad.compile(symgrad.mean(expr), wrt=[k])
+    X = rng.normal(size=40)
+    assert model(k=0.3, x=X, y=2.0) == model.value_and_grad(k=0.3, x=X, y=2.0)[0]
+
+
 def test_value_is_not_recomputed_for_the_gradient(two_layer):
     vg = _function_source(two_layer.source, "value_and_grad")
     assert vg.count("_sigmoid(") == 1

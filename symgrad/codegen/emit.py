@@ -66,10 +66,13 @@ def emit(graph: Graph) -> str:
     params = ", ".join(n.name for n in graph.inputs)
     wrt = ", ".join(graph[p].name for p in graph.wrt) or "nothing"
     roots = [graph.output, *(d for _, d in graph.grads)]
-    printed: dict[sp.Expr, str] = {}
-    forward_lines = _lines(graph, _needed(graph, [graph.output]), [graph.output], printer, printed)
-    body = _schedule(_lines(graph, _needed(graph, roots), roots, printer, printed), graph)
-    body = _free_after_last_use(body, graph, set(roots))
+    lines = _lines(graph, _needed(graph, roots), roots, printer)
+    # forward is value_and_grad's forward part (the same lines: the same value, to the bit)
+    for_value = {n.symbol for n in _needed(graph, [graph.output])}
+    forward_lines = [
+        line for line in lines if line.node.role != ADJOINT and line.node.symbol in for_value
+    ]
+    body = _free_after_last_use(_schedule(lines, graph), graph, set(roots))
     grads = ", ".join(f"{graph[p].label!r}: {d.name}" for p, d in graph.grads)
     check = []
     if out.shape != ():
@@ -183,14 +186,8 @@ class _Line:
 INLINE_LIMIT = 8
 
 
-def _lines(
-    graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Printer, printed: dict
-):
-    """A ``_Line`` for every node that gets its own line; the others are inlined.
-
-    ``printed`` (expression -> code) is shared by the calls for one module: the forward
-    function and ``value_and_grad`` mostly print the same lines.
-    """
+def _lines(graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Printer):
+    """A ``_Line`` for every node that gets its own line; the others are inlined."""
     uses = Counter(roots)
     for node in nodes:
         uses.update(_occurrences(node.expr))
@@ -217,10 +214,7 @@ def _lines(
             if piecewise:
                 branches.add(node.symbol)
             continue
-        code = printed.get(expr)
-        if code is None:
-            code = printed[expr] = printer.doprint(expr)
-        code = f"{node.name} = {code}"
+        code = f"{node.name} = {printer.doprint(expr)}"
         if node.role == ADJOINT:
             code += "  # " + _one_line(_factor_comment(graph, node, expr, reads))
         if piecewise:

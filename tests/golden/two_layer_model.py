@@ -12,7 +12,8 @@ def forward(b1, b2, k1, k2, x, y):
     L1 = b1 + k1*x
     σ = _sigmoid(L1)
     L2 = b2 + k2*σ
-    Loss = np.mean((L2 - y)**2)
+    t4 = L2 - y
+    Loss = np.mean(t4**2)
     return Loss
 
 
