@@ -142,7 +142,9 @@ def build(
         builder.add_input(s, PARAMETER if s in param_set else INPUT)
     for lhs in order:
         builder.add_equation(lhs, rhs_of[lhs])
-    equations = tuple((builder.symbol_of[lhs], builder.substitute(rhs_of[lhs])) for lhs in order)
+    equations = Equations(
+        [builder.symbol_of[lhs] for lhs in order], [rhs_of[lhs] for lhs in order], builder.substitute
+    )
     graph = Graph(tuple(builder.nodes), output=builder.symbol_of[out], wrt=(), equations=equations)
     known = infer_graph(graph, {}, describe=lambda node: describe(graph, node))
     nodes = tuple(replace(n, shape=known[n.symbol]) for n in builder.nodes)
@@ -152,6 +154,44 @@ def build(
         wrt=tuple(builder.symbol_of[p] for p in params),
         equations=equations,
     )
+
+
+class Equations(Sequence):
+    """The user's equations as ``(node symbol, right side over node symbols)`` pairs, in
+    topological order, each right side built the first time it is asked for.
+
+    Compiling a model never needs them whole (explaining and drawing it does), and building one
+    is a pass over the whole expression: for a large model, a good part of the compile time.
+    """
+
+    def __init__(self, symbols: list[sp.Symbol], user_rhs: list[sp.Expr], substitute):
+        self.symbols = tuple(symbols)  # the left sides, as node symbols
+        self._user_rhs = user_rhs  # the right sides as the user wrote them
+        self._substitute = substitute  # user expression -> over node symbols
+        self._rhs: list[sp.Expr | None] = [None] * len(symbols)
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return tuple(self[j] for j in range(*i.indices(len(self))))
+        if self._rhs[i] is None:
+            self._rhs[i] = self._substitute(self._user_rhs[i])
+        return self.symbols[i], self._rhs[i]
+
+    def size(self, i: int, memo: dict | None = None) -> int:
+        """The tree size of the i-th right side, without building it over node symbols."""
+        return tree_size(self._user_rhs[i], memo)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(self.symbols)
+
+    def __repr__(self) -> str:
+        return f"Equations({', '.join(s.name for s in self.symbols)})"
 
 
 def _declared_shapes(shapes, inputs, rhs_of) -> dict[str, Shape]:
