@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .construct import new, real_symbol, rebuild, substitute
+from .construct import contains, new, real_symbol, rebuild, substitute
 from .frontend import _is_option
 from .graph import ADJOINT, PARAMETER, TEMP, Graph, Node, Shape
 from .names import Namer
@@ -172,7 +172,7 @@ def _shape(expr: sp.Expr, shape_of) -> Shape | None:
 def _simplify_sizes(expr: sp.Expr, graph: Graph) -> sp.Expr:
     """size(t) -> size(u) (and a broadcast to t's shape -> to u's) when t is elementwise in u
     alone: the same shape, and t need not be kept for it."""
-    if not expr.has(size, broadcast_like):
+    if not contains(expr, (size, broadcast_like)):
         return expr
 
     def same_shape(x: sp.Symbol) -> sp.Symbol:

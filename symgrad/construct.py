@@ -23,7 +23,6 @@ True
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 
 import sympy as sp
@@ -108,10 +107,47 @@ def real_symbol(name: str) -> sp.Symbol:
     """
     symbol = Expr.__new__(sp.Symbol)
     symbol.name = name
-    symbol._assumptions = copy.copy(_REAL._assumptions)  # what follows from real=True
+    # what follows from real=True, shared: facts SymPy adds to it later (is_positive: None)
+    # follow from the same assumptions, so they hold for every node symbol alike
+    symbol._assumptions = _REAL._assumptions
     symbol._assumptions_orig = _REAL._assumptions_orig
     symbol._assumptions0 = _REAL._assumptions0  # compared by == and hashed
     return symbol
+
+
+def contains(expr: sp.Basic, classes: type | tuple[type, ...]) -> bool:
+    """Whether ``expr`` is or has an instance of ``classes`` in it: ``expr.has(...)`` for
+    classes, without SymPy's general matching.
+
+    >>> x = sp.Symbol("x")
+    >>> contains(2*sp.exp(x), sp.exp), contains(2*x, sp.exp)
+    (True, False)
+    """
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, classes):
+            return True
+        stack.extend(e.args)
+    return False
+
+
+def mentions(expr: sp.Basic, symbol: sp.Symbol) -> bool:
+    """Whether ``symbol`` occurs in ``expr``.
+
+    >>> x, y = sp.symbols("x y")
+    >>> mentions(2*x + 1, x), mentions(2*x + 1, y)
+    (True, False)
+    """
+    if expr == symbol or symbol in expr.args:
+        return True
+    stack = [a for a in expr.args if a.args]
+    while stack:
+        e = stack.pop()
+        if symbol in e.args:
+            return True
+        stack.extend(a for a in e.args if a.args)
+    return False
 
 
 def substitute(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic], memo: dict | None = None):
@@ -148,4 +184,4 @@ def substitute(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic], memo: dict 
     return visit(expr)
 
 
-__all__ = ["PLAIN", "new", "real_symbol", "rebuild", "substitute"]
+__all__ = ["PLAIN", "contains", "mentions", "new", "real_symbol", "rebuild", "substitute"]

@@ -142,8 +142,10 @@ def build(
         builder.add_input(s, PARAMETER if s in param_set else INPUT)
     for lhs in order:
         builder.add_equation(lhs, rhs_of[lhs])
-    equations = Equations(
-        [builder.symbol_of[lhs] for lhs in order], [rhs_of[lhs] for lhs in order], builder.substitute
+    equations = NodeEquations(
+        [builder.symbol_of[lhs] for lhs in order],
+        [rhs_of[lhs] for lhs in order],
+        builder.substitute,
     )
     graph = Graph(tuple(builder.nodes), output=builder.symbol_of[out], wrt=(), equations=equations)
     known = infer_graph(graph, {}, describe=lambda node: describe(graph, node))
@@ -156,7 +158,7 @@ def build(
     )
 
 
-class Equations(Sequence):
+class NodeEquations(Sequence):
     """The user's equations as ``(node symbol, right side over node symbols)`` pairs, in
     topological order, each right side built the first time it is asked for.
 
@@ -191,7 +193,7 @@ class Equations(Sequence):
         return hash(self.symbols)
 
     def __repr__(self) -> str:
-        return f"Equations({', '.join(s.name for s in self.symbols)})"
+        return f"NodeEquations({', '.join(s.name for s in self.symbols)})"
 
 
 def _declared_shapes(shapes, inputs, rhs_of) -> dict[str, Shape]:

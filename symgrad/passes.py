@@ -23,7 +23,7 @@ from dataclasses import replace
 
 import sympy as sp
 
-from .construct import rebuild, substitute
+from .construct import contains, rebuild, substitute
 from .errors import ShapeError
 from .frontend import describe
 from .functions import matmul, sum, transpose
@@ -128,7 +128,7 @@ def _propagable(graph: Graph, node: Node) -> bool:
 
 
 def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
-    if not _contains(expr, _LOWERED):
+    if not contains(expr, _LOWERED):
         return expr
 
     def lower(e):  # bottom-up, rebuilding as written (SymPy's replace would re-sort)
@@ -151,17 +151,6 @@ def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
 
 
 _LOWERED = (sum_to, matmul_vjp, broadcast_like)
-
-
-def _contains(expr: sp.Basic, classes: tuple[type, ...]) -> bool:
-    """Whether an instance of ``classes`` is in ``expr`` (``expr.has``, for classes, faster)."""
-    stack = [expr]
-    while stack:
-        e = stack.pop()
-        if isinstance(e, classes):
-            return True
-        stack.extend(e.args)
-    return False
 
 
 def _certain(shape: Shape | None) -> bool:

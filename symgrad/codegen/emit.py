@@ -47,8 +47,8 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from .. import __version__
-from ..construct import PLAIN, new, rebuild, substitute
-from ..frontend import Equations, tree_size
+from ..construct import PLAIN, contains, mentions, new, rebuild, substitute
+from ..frontend import NodeEquations, tree_size
 from ..functions import sum as reduce_sum
 from ..graph import ADJOINT, PARAMETER, TEMP, Graph, Node
 from ..ops import sum_to
@@ -150,7 +150,7 @@ def _header(graph: Graph) -> str:
     sizes: dict = {}
     equations = graph.equations
     for i in range(len(equations)):
-        if isinstance(equations, Equations):  # a large one is never built over node symbols
+        if isinstance(equations, NodeEquations):  # a large one is never built over node symbols
             lhs, size = equations.symbols[i], equations.size(i, sizes)
             rhs = equations[i][1] if size <= MAX_HEADER_SIZE else None
         else:
@@ -241,7 +241,7 @@ def _inline(expr: sp.Basic, full: dict) -> sp.Basic:
 def _has_piecewise(expr: sp.Basic) -> bool:
     if type(expr) in _PLAIN_OPERATIONS and all(not a.args for a in expr.args):
         return False  # one plain operation of symbols and numbers: the common case
-    return expr.has(sp.Piecewise)
+    return contains(expr, sp.Piecewise)
 
 
 _PLAIN_OPERATIONS = frozenset({sp.Add, sp.Mul, sp.Pow, *PLAIN})
@@ -345,7 +345,7 @@ def _split_by_source(expr: sp.Expr, sources: list[sp.Symbol]):
     terms = expr.args if expr.is_Add else (expr,)
     owners = []
     for term in terms:
-        found = [s for s in sources if term.has(s)]
+        found = [s for s in sources if mentions(term, s)]
         if len(found) > 1:  # not a plain sum of one term per source: let SymPy take it apart
             zero = {t: sp.S.Zero for t in sources}
             return [(s, expr.xreplace({**zero, s: s})) for s in sources], None
