@@ -182,9 +182,9 @@ class NodeEquations(Sequence):
             self._rhs[i] = self._substitute(self._user_rhs[i])
         return self.symbols[i], self._rhs[i]
 
-    def size(self, i: int, memo: dict | None = None) -> int:
-        """The tree size of the i-th right side, without building it over node symbols."""
-        return tree_size(self._user_rhs[i], memo)
+    def larger_than(self, i: int, limit: int) -> bool:
+        """Whether the i-th right side has more than ``limit`` terms (as a tree)."""
+        return larger_than(self._user_rhs[i], limit)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and tuple(self) == tuple(other)
@@ -335,6 +335,22 @@ def tree_size(expr: sp.Basic, memo: dict | None = None) -> int:
     True
     """
     return _postorder(expr, lambda e, args: 1 + sum(args), memo)
+
+
+def larger_than(expr: sp.Basic, limit: int) -> bool:
+    """Whether ``expr`` has more than ``limit`` nodes as a tree; looks at no more than that.
+
+    >>> x = sp.Symbol("x")
+    >>> larger_than(x + 1, 2), larger_than(x + 1, 3)
+    (True, False)
+    """
+    stack, count = [expr], 0
+    while stack:
+        count += 1
+        if count > limit:
+            return True
+        stack.extend(_operands(stack.pop()))
+    return False
 
 
 def _postorder(expr: sp.Basic, combine, memo: dict | None = None):

@@ -74,6 +74,8 @@ def specialize(
 def _drop_broadcasts(nodes: list[Node], known: dict, returned: set) -> list[Node]:
     """``d = broadcast_like(g, x)`` -> ``d = g`` where every user broadcasts ``g`` anyway (a
     gradient handed back to the caller has no user: it keeps its shape)."""
+    if not any(isinstance(node.expr, broadcast_like) for node in nodes):
+        return nodes
     users: dict[sp.Symbol, list[Node]] = {}
     for node in nodes:
         for a in node.args:
