@@ -26,7 +26,7 @@ Loss = mean(t4)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 import sympy as sp
@@ -149,7 +149,7 @@ def build(
     )
     graph = Graph(tuple(builder.nodes), output=builder.symbol_of[out], wrt=(), equations=equations)
     known = infer_graph(graph, {}, describe=lambda node: describe(graph, node))
-    nodes = tuple(replace(n, shape=known[n.symbol]) for n in builder.nodes)
+    nodes = tuple(n.with_expr(n.expr, known[n.symbol]) for n in builder.nodes)
     return Graph(
         nodes,
         output=builder.symbol_of[out],
@@ -227,6 +227,7 @@ def describe(graph: Graph, node: Node) -> str:
     return node.label
 
 
+@lru_cache(maxsize=8)  # a compile asks for the same large expression's several times
 def free_symbols(expr: sp.Basic) -> frozenset[sp.Symbol]:
     """``expr.free_symbols``, in time linear in the size of the expression's DAG.
 

@@ -31,6 +31,12 @@ def sanitize(name: str) -> str:
     >>> sanitize("x[0]"), sanitize("2x"), sanitize("ﬁ")
     ('x_0', '_2x', 'fi')
     """
+    if name.isascii() and name.isidentifier() and "__" not in name and name.strip("_") == name:
+        return name  # already what the rules below make of it (the common case: fast)
+    return _sanitize(name)
+
+
+def _sanitize(name: str) -> str:
     name = unicodedata.normalize("NFKC", name)  # Python reads identifiers in NFKC
     chars = [c if ("_" + c).isidentifier() else "_" for c in name]
     ident = re.sub(r"_+", "_", "".join(chars)).strip("_")

@@ -10,6 +10,8 @@ import tokenize
 import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import symgrad
 from symgrad.names import RESERVED, Namer, sanitize
@@ -211,3 +213,11 @@ def test_sanitize_keeps_readable_names():
     assert sanitize("σ") == "σ"
     assert sanitize("L1") == "L1"
     assert sanitize("a b") == "a_b"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(min_size=1, max_size=12))
+def test_the_fast_path_for_plain_names_changes_nothing(name):
+    from symgrad.names import _sanitize
+
+    assert sanitize(name) == _sanitize(name)
