@@ -113,6 +113,10 @@ class _Rules:
 
     def __call__(self, expr: sp.Basic, g: sp.Expr, out: sp.Symbol) -> dict[sp.Symbol, sp.Expr]:
         args = expr.args
+        if type(expr) is sp.Add:  # the sum's rule, most common of all: g to every term
+            terms = [a for a in args if a.is_Symbol]
+            if len(set(terms)) == len(terms):
+                return dict.fromkeys(terms, g)
         if not args or not all(a.is_Symbol or a.is_Number or _is_option(a) for a in args):
             return vjp(expr, g, out)  # an alias, a constant, a Piecewise: as it is
         slot_of: dict[sp.Symbol, sp.Symbol] = {}
