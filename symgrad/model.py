@@ -71,6 +71,8 @@ class CompiledModel:
             slot = self._slot.get(name)
             if slot is None:
                 unknown.append(name)
+            elif type(value) is np.ndarray and value.dtype is _FLOAT:
+                values[slot] = value  # already what the generated code computes with
             else:
                 values[slot] = _as_array(value, name)
         if unknown:
@@ -135,7 +137,7 @@ class CompiledModel:
         return self._variants[key]
 
     def _functions(self, values: list) -> dict[str, Any]:
-        shapes = tuple(getattr(v, "shape", ()) for v in values)
+        shapes = tuple([v.shape for v in values])  # arrays and np.float64s (_as_array)
         functions = self._by_shapes.get(shapes)
         if functions is None:
             from .memory import keep_freed_memory
@@ -277,6 +279,9 @@ class CompiledModel:
 
 def _key(k) -> str:
     return k.name if isinstance(k, sp.Symbol) else str(k)
+
+
+_FLOAT = np.dtype(np.float64)
 
 
 def _as_array(value, name: str):

@@ -13,7 +13,7 @@ def forward(b1, b2, k1, k2, x, y):
     σ = _sigmoid(L1)
     L2 = b2 + k2*σ
     t4 = L2 - y
-    Loss = np.mean(t4**2)
+    Loss = (t4**2).mean()
     return Loss
 
 
@@ -27,7 +27,7 @@ def value_and_grad(b1, b2, k1, k2, x, y):
     L2 = b2 + k2*σ
     t4 = L2 - y
     del L2
-    Loss = np.mean(t4**2)
+    Loss = (t4**2).mean()
     # backward: dV = ∂Loss/∂V, in reverse topological order
     if np.ndim(Loss) != 0:
         raise ValueError(f"value_and_grad needs a scalar output, not one of shape {np.shape(Loss)}")
