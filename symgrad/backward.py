@@ -18,21 +18,20 @@ cotangents from several users meet.
 k: parameter
 x: input
 y: input
-t1 = -y
-t2 = k*x
-t3 = t1 + t2
-t4 = t3**2
-f = mean(t4)
-dt4 = broadcast_like(1/size(t3), t3)
-dt3 = 2*dt4*t3
-dk = sum_to(dt3*x, k)
+t1 = k*x
+t2 = t1 - y
+t3 = t2**2
+f = mean(t3)
+dt3 = broadcast_like(1/size(t2), t2)
+dt2 = 2*dt3*t2
+dk = sum_to(dt2*x, k)
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from .construct import contains, new, real_symbol, rebuild, substitute
+from .construct import contains, negated, new, real_symbol, rebuild, substitute
 from .frontend import _is_option
 from .graph import ADJOINT, PARAMETER, TEMP, Graph, Node, Shape
 from .names import Namer
@@ -114,16 +113,22 @@ class _Rules:
     def __call__(self, expr: sp.Basic, g: sp.Expr, out: sp.Symbol) -> dict[sp.Symbol, sp.Expr]:
         args = expr.args
         if type(expr) is sp.Add:  # the sum's rule, most common of all: g to every term
-            terms = [a for a in args if a.is_Symbol]
-            if len(set(terms)) == len(terms):
-                return dict.fromkeys(terms, g)
-        if not args or not all(a.is_Symbol or a.is_Number or _is_option(a) for a in args):
+            sent = _sum_cotangents(args, g)
+            if sent is not None:
+                return sent
+        if not args or not all(
+            a.is_Symbol or a.is_Number or _is_option(a) or _negated_symbol(a) for a in args
+        ):
             return vjp(expr, g, out)  # an alias, a constant, a Piecewise: as it is
         slot_of: dict[sp.Symbol, sp.Symbol] = {}
         for a in (g, *args, out):  # g first: products print with the adjoint in front, dL1*x
+            a = _negated_symbol(a) or a
             if a.is_Symbol and a not in slot_of:
                 slot_of[a] = _slot(len(slot_of))
-        pattern = tuple(slot_of.get(a, a) for a in args)
+        pattern = tuple(
+            new(sp.Mul, -sp.S.One, slot_of[u]) if (u := _negated_symbol(a)) else slot_of.get(a, a)
+            for a in args
+        )
         key = (type(expr), pattern, slot_of.get(g, g), slot_of[out])
         template = self.templates.get(key)
         if template is None:
@@ -131,6 +136,31 @@ class _Rules:
         back = {s: a for a, s in slot_of.items()}
         memo: dict = {}
         return {back[s]: substitute(c, back, memo) for s, c in template.items()}
+
+
+def _negated_symbol(a: sp.Basic) -> sp.Symbol | None:
+    u = negated(a)
+    return u if isinstance(u, sp.Symbol) else None
+
+
+def _sum_cotangents(terms: tuple, g: sp.Expr) -> dict[sp.Symbol, sp.Expr] | None:
+    """A sum sends g to each term's node, -g to a negated one's; None if a node occurs twice
+    (or a term is something else), for the general rule to handle."""
+    sent: dict[sp.Symbol, sp.Expr] = {}
+    for a in terms:
+        if a.is_Number:
+            continue
+        if a.is_Symbol:
+            s, c = a, g
+        else:
+            s = _negated_symbol(a)
+            if s is None:
+                return None
+            c = -g if g.is_Number else new(sp.Mul, -sp.S.One, g)
+        if s in sent:
+            return None
+        sent[s] = c
+    return sent
 
 
 _SLOTS: list[sp.Symbol] = []

@@ -115,6 +115,18 @@ def real_symbol(name: str) -> sp.Symbol:
     return symbol
 
 
+def negated(a: sp.Basic) -> sp.Basic | None:
+    """``u`` if ``a`` is ``-u`` (``Mul(-1, u)``, how SymPy writes the u of ``x - u``), else None.
+
+    >>> x, y = sp.symbols("x y")
+    >>> negated(-y), negated(2*y), negated(x - y)
+    (y, None, None)
+    """
+    if type(a) is sp.Mul and len(a.args) == 2 and a.args[0] is sp.S.NegativeOne:
+        return a.args[1]
+    return None
+
+
 def contains(expr: sp.Basic, classes: type | tuple[type, ...]) -> bool:
     """Whether ``expr`` is or has an instance of ``classes`` in it: ``expr.has(...)`` for
     classes, without SymPy's general matching.
@@ -184,4 +196,6 @@ def substitute(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic], memo: dict 
     return visit(expr)
 
 
-__all__ = ["PLAIN", "contains", "mentions", "new", "real_symbol", "rebuild", "substitute"]
+__all__ = [
+    "PLAIN", "contains", "mentions", "negated", "new", "real_symbol", "rebuild", "substitute"
+]

@@ -17,10 +17,9 @@ y: parameter
 t1 = k1*x
 L1 = b1 + t1
 σ = sigmoid(L1)
-t2 = -y
-t3 = t2 + σ
-t4 = t3**2
-Loss = mean(t4)
+t2 = -y + σ
+t3 = t2**2
+Loss = mean(t3)
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from typing import Any
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
-from .construct import PLAIN, real_symbol, rebuild
+from .construct import PLAIN, negated, new, real_symbol, rebuild
 from .errors import ModelError
 from .functions import matmul, sigmoid, softplus, transpose
 from .graph import INPUT, NAMED, PARAMETER, TEMP, Graph, Node, Shape
@@ -268,6 +267,14 @@ def _operands(e: sp.Basic) -> tuple:
     return tuple(a for a in e.args if not _is_option(a))
 
 
+def _visited(e: sp.Basic) -> list:
+    """The sub-expressions of ``e`` that become nodes: its operands, but u for an operand -u
+    of a sum (see ``_Builder._operand_nodes``)."""
+    if type(e) is not sp.Add:
+        return list(_operands(e))
+    return [a if (u := negated(a)) is None else u for a in e.args]
+
+
 #: Classes every argument of which is an operand (the common case, answered first).
 _ALL_OPERANDS = frozenset({sp.Add, sp.Mul, sp.Pow, sp.Symbol, sp.Integer, sp.Float, sp.Rational,
                            *PLAIN})
@@ -486,8 +493,8 @@ class _Builder:
         elif rhs in self.memo or not _operands(rhs):
             expr = self._visit(rhs)  # an alias, a constant, or a shared sub-expression
         else:
-            top = self._translate(rhs, [self._visit(a) for a in _operands(rhs)])
-            expr = self._rebuild(top, [self._visit(a) for a in _operands(top)]) if top.args else top
+            top = self._translate(rhs, self._operand_nodes(rhs))
+            expr = self._rebuild(top, self._operand_nodes(top)) if top.args else top
             self.memo[rhs] = symbol
         self.memo[lhs] = self._add(symbol, expr, NAMED, lhs.name)
 
@@ -516,17 +523,27 @@ class _Builder:
             elif not _operands(e):
                 self.memo[e] = self._atom(e)
             else:
-                todo = [a for a in _operands(e) if a not in self.memo]
+                todo = [a for a in _visited(e) if a not in self.memo]
                 if todo:
                     stack.extend(reversed(todo))
                     continue
-                operands = [self.memo[a] for a in _operands(e)]
+                operands = self._operand_nodes(e)
                 if isinstance(e, sp.MatrixExpr):  # over node symbols now: decompose it in turn
                     self.memo[e] = self._visit(self._translate(e, operands))
                 else:
                     self.memo[e] = self._temp(self._rebuild(e, operands))  # as written
             stack.pop()
         return self.memo[expr]
+
+    def _operand_nodes(self, e: sp.Basic) -> list:
+        """``e``'s operands as node symbols (or numbers), visited as needed. In a sum, an
+        operand ``-u`` is written ``-t`` with t the node of u: x - u is computed on one line, as
+        a person writes it, not as a sum and a node of its own for -u."""
+        nodes = []
+        for a in _operands(e):
+            u = negated(a) if type(e) is sp.Add else None
+            nodes.append(self._visit(a) if u is None else new(sp.Mul, -sp.S.One, self._visit(u)))
+        return nodes
 
     def _rebuild(self, e: sp.Basic, operands: list) -> sp.Basic:
         """``e`` over its operands' nodes; a long sum or product is split into nodes of at

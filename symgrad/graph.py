@@ -69,6 +69,8 @@ class Node:
             symbols = {a for a in expr.args if isinstance(a, sp.Symbol)}
             if isinstance(expr, sp.Symbol):
                 symbols.add(expr)
+        elif all(not b.args for a in expr.args for b in a.args):  # a sum x - t, and the like
+            symbols = {b for a in expr.args for b in (a, *a.args) if isinstance(b, sp.Symbol)}
         else:
             symbols = expr.free_symbols
         return tuple(sorted(symbols, key=_name))  # node symbols: by name

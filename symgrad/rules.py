@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 import sympy as sp
 
+from .construct import negated
 from .errors import NoRuleError
 from .frontend import free_symbols
 from .functions import (
@@ -227,7 +228,12 @@ def vjp(expr: sp.Basic, g: sp.Expr, out: sp.Expr) -> dict[sp.Symbol, sp.Expr]:
         return result
     cotangents: dict[sp.Symbol, sp.Expr] = {}
     for arg, c in zip(expr.args, result, strict=False):  # option arguments (axes) come last
-        if isinstance(arg, sp.Symbol) and c != 0:
+        if not isinstance(arg, sp.Symbol):
+            u = negated(arg)  # a sum's operand -u (the front end keeps x - u on one line)
+            if not isinstance(u, sp.Symbol):
+                continue
+            arg, c = u, -c
+        if c != 0:
             cotangents[arg] = cotangents[arg] + c if arg in cotangents else c
     return cotangents
 
