@@ -73,9 +73,10 @@ def differentiate(graph: Graph) -> Graph:
         if node.expr is None:
             continue
         g = adjoint[node.symbol]
+        reduction = not is_elementwise(node.expr)  # only a reduction's rule brings in size()
         for arg, c in vjp(node.expr, g, node.symbol).items():
             if arg in needed:
-                cotangents[arg].append(_simplify_sizes(c, graph))
+                cotangents[arg].append(_simplify_sizes(c, graph) if reduction else c)
     grads = []
     for p in graph.wrt:
         if p not in adjoint:  # the output does not depend on p

@@ -199,6 +199,8 @@ def _lines(graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Pri
     weight: dict[sp.Symbol, int] = {}  # how many operations an inlined node brings along
     reads_of: dict[sp.Symbol, frozenset] = {}  # the materialised nodes an inlined one reads
     branches: set[sp.Symbol] = set()  # inlined nodes with a Piecewise in them
+    # only a Piecewise node, and the adjoints its rule makes, have one in them
+    has_branches = any(isinstance(node.expr, sp.Piecewise) for node in nodes)
     lines = []
     for node in nodes:
         args = node.args
@@ -206,7 +208,9 @@ def _lines(graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Pri
         expr = _inline(node.expr, {a: full[a] for a in inlined}) if inlined else node.expr
         w = 1 + sum(weight.get(a, 0) for a in inlined)
         reads = frozenset(a for a in args if a not in full).union(*(reads_of[a] for a in inlined))
-        piecewise = _has_piecewise(node.expr) or any(a in branches for a in inlined)
+        piecewise = has_branches and (
+            _has_piecewise(node.expr) or any(a in branches for a in inlined)
+        )
         if (
             uses.get(node.symbol) == 1
             and _inlinable(graph, node)
