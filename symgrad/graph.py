@@ -54,9 +54,13 @@ class Node:
     def with_expr(self, expr: sp.Basic | None, shape: Shape | None) -> Node:
         """This node with another expression and shape (what it reads is kept if its
         expression is)."""
-        node = Node(self.symbol, expr, self.role, self.label, self.equation, shape, self.of)
-        if expr is self.expr and "args" in self.__dict__:
-            node.__dict__["args"] = self.__dict__["args"]
+        node = object.__new__(Node)  # a copy of the fields (set as the frozen __init__ does)
+        fields = node.__dict__
+        fields.update(self.__dict__)
+        fields["shape"] = shape
+        if expr is not self.expr:
+            fields["expr"] = expr
+            fields.pop("args", None)  # what it reads is worked out again
         return node
 
     @cached_property
@@ -93,9 +97,8 @@ class Graph:
 
     def __post_init__(self) -> None:
         index = self._index
-        for i, node in enumerate(self.nodes):
-            assert node.symbol not in index, f"node {node.name} defined twice"
-            index[node.symbol] = i
+        index.update((node.symbol, i) for i, node in enumerate(self.nodes))
+        assert len(index) == len(self.nodes), "a node is defined twice"
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
