@@ -25,7 +25,8 @@ on the same data:
 * JAX jit          — one jitted step (``jax.value_and_grad`` and the update) called in a
   Python loop, the losses kept on the device; its compile time is reported apart.
 
-Each training run is timed whole (wall clock), in interleaved rounds (every competitor once
+Each training run is timed whole (process CPU time: user and system, so page faults count; on
+a shared machine less noisy than the wall clock), in interleaved rounds (every competitor once
 per round, in a new seeded random order each round), after one untimed warm-up run; the
 figure is the median over rounds, per step. The minor page faults of each run are counted
 too (getrusage): on this kind of machine (a VM) touching fresh memory is expensive, and it
@@ -38,13 +39,11 @@ Memory: NumPy gets memory for each temporary from malloc, and with glibc's defau
 temporary of a few hundred kB is mmapped or, when the heap's free top grows past the trim
 threshold, handed back to the system and page-faulted in again on the next step. How often
 that happens depends on the order in which a code frees its temporaries, and it can cost
-more than the arithmetic (see docs/benchmarks.md, "Tensor models"). The header says whether MALLOC_*
-tunables are set; a second run with
-
-    MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_MMAP_THRESHOLD_=268435456 \
-        python benchmarks/bench_mlp.py
-
-takes the allocator out of the comparison.
+more than the arithmetic (see docs/benchmarks.md, "Tensor models"). symgrad raises glibc's
+thresholds the first time a compiled model runs (symgrad/memory.py); the benchmark does it
+before the first run, so that every competitor runs with the same allocator settings, and the
+header says which settings those are. ``SYMGRAD_MALLOC=system python benchmarks/bench_mlp.py``
+runs everything with glibc's defaults instead.
 
 Threads: every competitor runs on ``--threads`` threads (default 1): OpenBLAS (NumPy,
 symgrad) through OPENBLAS_NUM_THREADS, set before NumPy is imported; PyTorch through
@@ -78,6 +77,7 @@ import sympy as sp
 
 import symgrad
 from symgrad import init
+from symgrad.memory import keep_freed_memory
 from symgrad.optim import SGD
 
 try:  # run as a script (benchmarks/ is on sys.path) or imported as benchmarks.bench_mlp
@@ -334,13 +334,13 @@ def timed_rounds(
             if name in failures:
                 continue
             before = _minor_faults()
-            start = time.perf_counter()
+            start = time.process_time()
             try:
                 losses[name] = float(runs[name](steps))
             except Exception as e:  # reported in the table, the race goes on
                 failures[name] = e
                 continue
-            samples[name].append(time.perf_counter() - start)
+            samples[name].append(time.process_time() - start)
             faults[name].append(_minor_faults() - before)
     stats = {name: Stats(tuple(s)) for name, s in samples.items() if s}
     per_step = {name: statistics.median(f) / steps for name, f in faults.items() if f}
@@ -406,14 +406,18 @@ def compile_times(rounds: int) -> tuple[float, Stats]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds (default: 15 for Boston, 5 for the large case)")
     parser.add_argument("--threads", type=int, default=1, help="threads for every competitor")
     parser.add_argument("--skip", action="append", default=[], choices=["torch", "jax"],
                         help="leave a competitor out (repeatable)")
     args = parser.parse_args()
     if os.environ.get("OPENBLAS_NUM_THREADS") != str(args.threads):
         print("note: NumPy's BLAS thread count is set only when this file runs as a script")
-    rounds = min(args.rounds, 2) if args.quick else args.rounds
+    rounds = {"Boston": 15, "large": 5} if args.rounds is None else {
+        "Boston": args.rounds, "large": args.rounds}
+    if args.quick:
+        rounds = {name: min(n, 2) for name, n in rounds.items()}
 
     messages: list[str] = []
     torch, jax = load_optional(set(args.skip), messages)
@@ -425,9 +429,14 @@ def main() -> int:
           + "; ".join(messages))
     print(f"# threads: {args.threads} for every competitor (OPENBLAS_NUM_THREADS="
           f"{os.environ.get('OPENBLAS_NUM_THREADS')}, torch.set_num_threads, XLA_FLAGS); "
-          f"{rounds} interleaved rounds, medians; float64, full-batch SGD")
+          f"interleaved rounds ({rounds['Boston']} Boston, {rounds['large']} large), medians "
+          "of process CPU time; float64, full-batch SGD")
     tuned = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
-    print(f"# malloc: {', '.join(f'{k}={v}' for k, v in tuned.items()) or 'glibc defaults'}\n")
+    if keep_freed_memory():  # what symgrad does at its first call, for every competitor
+        allocator = "thresholds raised by symgrad.memory (mmap 32 MB, trim 256 MB)"
+    else:
+        allocator = ", ".join(f"{k}={v}" for k, v in tuned.items()) or "glibc defaults"
+    print(f"# malloc: {allocator}, for every competitor\n")
 
     first, compiles = compile_times(3 if args.quick else 7)
     compile_ok = compiles.median < TARGET_COMPILE
@@ -440,7 +449,7 @@ def main() -> int:
              else [boston_case(2_000), large_case(100_000, 5)])
     agree = True
     for case in cases:
-        result = race(case, model, torch, jax, rounds)
+        result = race(case, model, torch, jax, rounds[case.name])
         print(table(result))
         if result.jax_compile is not None:
             print(f"\n(JAX's jit compile of the step, not in the runs: "
