@@ -28,7 +28,7 @@ from .errors import ShapeError
 from .frontend import describe
 from .functions import matmul, sum, transpose
 from .graph import ADJOINT, TEMP, Graph, Node, Shape
-from .ops import broadcast_like, matmul_vjp, sum_to
+from .ops import broadcast_like, full_like, matmul_vjp, sum_to
 from .rules import is_elementwise
 from .shapes import infer, infer_graph
 
@@ -147,12 +147,14 @@ def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
             g, x = e.args
             shape = infer(g, known.get)
             return g if _certain(shape) and shape == known.get(x) else e
+        if isinstance(e, full_like) and known.get(e.args[0]) == ():
+            return sp.Float(e.args[1])  # a scalar's: the number itself
         return e
 
     return lower(expr)
 
 
-_LOWERED = (sum_to, matmul_vjp, broadcast_like)
+_LOWERED = (sum_to, matmul_vjp, broadcast_like, full_like)
 
 
 def _certain(shape: Shape | None) -> bool:

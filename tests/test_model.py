@@ -201,3 +201,13 @@ def test_constant_model():
     assert model.inputs == () and model.wrt == ()
     value, grads = model.value_and_grad()
     assert float(value) == pytest.approx(3 + np.pi) and grads == {}
+
+
+def test_a_constant_output_and_gradient_are_numpy_floats_like_any_other():
+    x = sp.Symbol("x")
+    model = symgrad.compile(sp.Integer(3) + 0 * x, wrt=[x])
+    value, grads = model.value_and_grad(x=2.0)
+    assert type(model(x=1.0)) is np.float64 and type(value) is np.float64 and value == 3.0
+    assert type(grads["x"]) is np.float64 and grads["x"] == 0.0
+    _, grads = model.value_and_grad(x=np.ones(4))  # an array gets zeros of its shape
+    np.testing.assert_array_equal(grads["x"], np.zeros(4))

@@ -221,7 +221,10 @@ def _lines(graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Pri
             if piecewise:
                 branches.add(node.symbol)
             continue
-        code = f"{node.name} = {printer.doprint(expr)}"
+        if expr.is_Number and node.symbol in roots_set:  # a constant output or gradient
+            code = f"{node.name} = np.float64({float(expr)!r})"  # a NumPy scalar, as usual
+        else:
+            code = f"{node.name} = {printer.doprint(expr)}"
         if node.role == ADJOINT:
             code += "  # " + _one_line(_factor_comment(graph, node, expr, reads))
         if piecewise:
