@@ -31,7 +31,16 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .construct import contains, negated, new, real_symbol, rebuild, substitute
+from .construct import (
+    contains,
+    negated,
+    new,
+    real_symbol,
+    rebuild,
+    substitute,
+    term_base,
+    with_base,
+)
 from .frontend import _is_option
 from .graph import ADJOINT, PARAMETER, TEMP, Graph, Node, Shape
 from .names import Namer
@@ -117,18 +126,20 @@ class _Rules:
             sent = _sum_cotangents(args, g)
             if sent is not None:
                 return sent
+        terms = type(expr) is sp.Add
         if not args or not all(
-            a.is_Symbol or a.is_Number or _is_option(a) or _negated_symbol(a) for a in args
+            a.is_Symbol or a.is_Number or _is_option(a) or (terms and _base_symbol(a))
+            for a in args
         ):
             return vjp(expr, g, out)  # an alias, a constant, a Piecewise: as it is
         slot_of: dict[sp.Symbol, sp.Symbol] = {}
+        bases = {a: _base_symbol(a) for a in args if terms and not a.is_Atom}
         for a in (g, *args, out):  # g first: products print with the adjoint in front, dL1*x
-            a = _negated_symbol(a) or a
+            a = bases.get(a) or a
             if a.is_Symbol and a not in slot_of:
                 slot_of[a] = _slot(len(slot_of))
         pattern = tuple(
-            new(sp.Mul, -sp.S.One, slot_of[u]) if (u := _negated_symbol(a)) else slot_of.get(a, a)
-            for a in args
+            with_base(a, slot_of[bases[a]]) if bases.get(a) else slot_of.get(a, a) for a in args
         )
         key = (type(expr), pattern, slot_of.get(g, g), slot_of[out])
         template = self.templates.get(key)
@@ -144,9 +155,16 @@ def _negated_symbol(a: sp.Basic) -> sp.Symbol | None:
     return u if isinstance(u, sp.Symbol) else None
 
 
+def _base_symbol(a: sp.Basic) -> sp.Symbol | None:
+    """The node symbol u of a sum's term c*u**n (construct.term_base), else None."""
+    u = term_base(a)
+    return u if isinstance(u, sp.Symbol) else None
+
+
 def _sum_cotangents(terms: tuple, g: sp.Expr) -> dict[sp.Symbol, sp.Expr] | None:
-    """A sum sends g to each term's node, -g to a negated one's; None if a node occurs twice
-    (or a term is something else), for the general rule to handle."""
+    """A sum sends g times the term's derivative to each term's node: g to u, -g to -u,
+    g*2*c*u to c*u**2 (the terms the front end keeps in a sum, construct.term_base). None if
+    a node occurs in two terms, for the general rule to handle."""
     sent: dict[sp.Symbol, sp.Expr] = {}
     for a in terms:
         if a.is_Number:
@@ -154,14 +172,23 @@ def _sum_cotangents(terms: tuple, g: sp.Expr) -> dict[sp.Symbol, sp.Expr] | None
         if a.is_Symbol:
             s, c = a, g
         else:
-            s = _negated_symbol(a)
+            s = _base_symbol(a)
             if s is None:
                 return None
-            c = -g if g.is_Number else new(sp.Mul, -sp.S.One, g)
+            c = new(sp.Mul, g, _monomial_derivative(a, s))
         if s in sent:
             return None
         sent[s] = c
     return sent
+
+
+def _monomial_derivative(a: sp.Basic, u: sp.Symbol) -> sp.Expr:
+    """d/du of c*u, u**n or c*u**n (numbers c, n), built as written: c, n*u**(n - 1), ..."""
+    c, power = (a.args[0], a.args[1]) if type(a) is sp.Mul else (sp.S.One, a)
+    if type(power) is not sp.Pow:
+        return c
+    n = power.args[1]
+    return new(sp.Mul, c * n, u if n == 2 else new(sp.Pow, u, n - 1))
 
 
 _SLOTS: list[sp.Symbol] = []

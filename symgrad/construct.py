@@ -127,6 +127,41 @@ def negated(a: sp.Basic) -> sp.Basic | None:
     return None
 
 
+def term_base(a: sp.Basic) -> sp.Basic | None:
+    """``u`` if ``a`` is a monomial of it, ``c*u``, ``u**n`` or ``c*u**n`` (a number c, an
+    integer n >= 2): the terms of a sum that the front end keeps inside the sum, as a person
+    writes ``x - y`` or ``100*t**2 + s**2``, instead of making each a node. Else None.
+
+    >>> x, y = sp.symbols("x y")
+    >>> term_base(-y), term_base(100*(x - y)**2), term_base(x*y), term_base(x**-1)
+    (y, x - y, None, None)
+    """
+    if type(a) is sp.Mul and len(a.args) == 2 and a.args[0].is_Number:
+        a = a.args[1]
+        if a.is_Number:
+            return None
+        if type(a) is not sp.Pow:
+            return a
+    if type(a) is sp.Pow:
+        base, exp = a.args
+        if exp.is_Integer and exp > 1 and not base.is_Number:
+            return base
+    return None
+
+
+def with_base(a: sp.Basic, base: sp.Basic) -> sp.Basic:
+    """The monomial ``a`` (see ``term_base``) of another base, built as written.
+
+    >>> x, t = sp.symbols("x t")
+    >>> with_base(100*(x - 1)**2, t)
+    100*t**2
+    """
+    if type(a) is sp.Pow:
+        return new(sp.Pow, base, a.args[1])
+    c, rest = a.args
+    return new(sp.Mul, c, with_base(rest, base) if type(rest) is sp.Pow else base)
+
+
 def contains(expr: sp.Basic, classes: type | tuple[type, ...]) -> bool:
     """Whether ``expr`` is or has an instance of ``classes`` in it: ``expr.has(...)`` for
     classes, without SymPy's general matching.
@@ -197,5 +232,6 @@ def substitute(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic], memo: dict 
 
 
 __all__ = [
-    "PLAIN", "contains", "mentions", "negated", "new", "real_symbol", "rebuild", "substitute"
+    "PLAIN", "contains", "mentions", "negated", "new", "real_symbol", "rebuild", "substitute",
+    "term_base", "with_base",
 ]

@@ -31,7 +31,7 @@ from typing import Any
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
-from .construct import PLAIN, negated, new, real_symbol, rebuild
+from .construct import PLAIN, real_symbol, rebuild, term_base, with_base
 from .errors import ModelError
 from .functions import matmul, sigmoid, softplus, transpose
 from .graph import INPUT, NAMED, PARAMETER, TEMP, Graph, Node, Shape
@@ -268,11 +268,11 @@ def _operands(e: sp.Basic) -> tuple:
 
 
 def _visited(e: sp.Basic) -> list:
-    """The sub-expressions of ``e`` that become nodes: its operands, but u for an operand -u
+    """The sub-expressions of ``e`` that become nodes: its operands, but u for a term c*u**n
     of a sum (see ``_Builder._operand_nodes``)."""
     if type(e) is not sp.Add:
         return list(_operands(e))
-    return [a if (u := negated(a)) is None else u for a in e.args]
+    return [a if (u := term_base(a)) is None else u for a in e.args]
 
 
 #: Classes every argument of which is an operand (the common case, answered first).
@@ -493,7 +493,7 @@ class _Builder:
         elif rhs in self.memo or not _operands(rhs):
             expr = self._visit(rhs)  # an alias, a constant, or a shared sub-expression
         else:
-            top = self._translate(rhs, self._operand_nodes(rhs))
+            top = self._translate(rhs, self._operand_nodes(rhs), evaluate=False)
             expr = self._rebuild(top, self._operand_nodes(top)) if top.args else top
             self.memo[rhs] = symbol
         self.memo[lhs] = self._add(symbol, expr, NAMED, lhs.name)
@@ -536,13 +536,14 @@ class _Builder:
         return self.memo[expr]
 
     def _operand_nodes(self, e: sp.Basic) -> list:
-        """``e``'s operands as node symbols (or numbers), visited as needed. In a sum, an
-        operand ``-u`` is written ``-t`` with t the node of u: x - u is computed on one line, as
-        a person writes it, not as a sum and a node of its own for -u."""
+        """``e``'s operands as node symbols (or numbers), visited as needed. In a sum, a term
+        ``c*u**n`` (``-u``, ``100*u**2``, see ``construct.term_base``) is written over the node
+        of u: ``x - y`` and ``100*t**2 + s**2`` are computed on one line, as a person writes
+        them, not as a sum and a node of its own for each term."""
         nodes = []
         for a in _operands(e):
-            u = negated(a) if type(e) is sp.Add else None
-            nodes.append(self._visit(a) if u is None else new(sp.Mul, -sp.S.One, self._visit(u)))
+            u = term_base(a) if type(e) is sp.Add else None
+            nodes.append(self._visit(a) if u is None else with_base(a, self._visit(u)))
         return nodes
 
     def _rebuild(self, e: sp.Basic, operands: list) -> sp.Basic:

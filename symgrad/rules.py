@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import sympy as sp
 
-from .construct import negated
+from .construct import term_base
 from .errors import NoRuleError
 from .frontend import free_symbols
 from .functions import (
@@ -229,10 +229,10 @@ def vjp(expr: sp.Basic, g: sp.Expr, out: sp.Expr) -> dict[sp.Symbol, sp.Expr]:
     cotangents: dict[sp.Symbol, sp.Expr] = {}
     for arg, c in zip(expr.args, result, strict=False):  # option arguments (axes) come last
         if not isinstance(arg, sp.Symbol):
-            u = negated(arg)  # a sum's operand -u (the front end keeps x - u on one line)
+            u = term_base(arg) if type(expr) is sp.Add else None  # a term c*u**n of a sum
             if not isinstance(u, sp.Symbol):
                 continue
-            arg, c = u, -c
+            arg, c = u, c * arg.diff(u)
         if c != 0:
             cotangents[arg] = cotangents[arg] + c if arg in cotangents else c
     return cotangents
