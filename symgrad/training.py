@@ -194,7 +194,7 @@ def fit(
             if not math.isfinite(loss):
                 raise _diverged(step, loss, total, saved, losses, optimizer)
             losses.append(loss)
-            if fast is not None:  # the same arrays as at the first step, checked then
+            if fast is not None and fast.ready():  # the arrays checked at the first step
                 fast.save()
                 fast.step(grads)
             else:
@@ -426,7 +426,8 @@ class _InPlace:
 
     def __init__(self, optimizer, updates: list, copies: list):
         self.update = optimizer._update_array
-        self.updates = updates  # (name, parameter array, its optimizer state)
+        self.state = optimizer.state  # name -> that parameter's state (reset() empties it)
+        self.updates = updates  # (name, parameter array)
         self.copies = copies  # (saved array, parameter array)
 
     @classmethod
@@ -445,18 +446,22 @@ class _InPlace:
             return None
         return cls(
             optimizer,
-            [(n, params[n], optimizer.state[n]) for n in trained],
+            [(n, params[n]) for n in trained],
             [(saved[n], params[n]) for n in trained],
         )
+
+    def ready(self) -> bool:
+        """False once the optimizer was reset (by a callback): the next step is checked."""
+        return all(name in self.state for name, _ in self.updates)
 
     def save(self) -> None:
         for saved, p in self.copies:
             np.copyto(saved, p)
 
     def step(self, grads: Mapping[str, Any]) -> None:
-        update = self.update
-        for name, p, state in self.updates:
-            update(name, p, grads[name], state)
+        update, state = self.update, self.state
+        for name, p in self.updates:
+            update(name, p, grads[name], state[name])
 
 
 class _Batches:

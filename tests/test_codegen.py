@@ -272,3 +272,27 @@ def test_golden_file_is_a_working_module(two_layer):
     assert float(value) == pytest.approx(want_value, rel=1e-14)
     for name in want:
         assert float(grads[name]) == pytest.approx(want[name], rel=1e-12)
+
+
+def test_reductions_of_constants_are_numpy_scalars():
+    """x.sum() is a method: a constant node or a number symbol must be a NumPy scalar."""
+    c, f = sp.symbols("c f")
+    model = symgrad.compile([(c, sp.Integer(2)), (f, symgrad.sum(c) + symgrad.sum(c * x))],
+                            wrt=[x])
+    value, grads = model.value_and_grad(x=np.array([1.0, 2.0]))
+    assert float(value) == 8.0
+    np.testing.assert_array_equal(grads["x"], [2.0, 2.0])
+    model = symgrad.compile(symgrad.sum(sp.pi) + symgrad.mean(sp.Float(1.5)) + symgrad.sum(x),
+                            wrt=[x])
+    assert float(model(x=np.ones(2))) == pytest.approx(np.pi + 1.5 + 2)
+
+
+def test_the_scalar_check_comes_after_the_output_even_when_a_gradient_is_due_first(tmp_path):
+    """A gradient that reads no adjoint is scheduled early; the saved (shape-generic) module
+    must still compute the output before it checks that it is a scalar."""
+    c, f = sp.symbols("c f")
+    model = symgrad.compile([(c, symgrad.sum(x)), (f, k * c + symgrad.sum(k * x))], wrt=[k])
+    module = load(model.source)
+    value, grads = module["value_and_grad"](k=2.0, x=np.ones(3))
+    assert float(value) == 12.0 and float(grads["k"]) == 6.0
+    assert model.value_and_grad(k=2.0, x=np.ones(3))[0] == value

@@ -296,6 +296,26 @@ def test_steps_after_the_first_match_a_loop_of_checked_steps(linear, boston_xy, 
         np.testing.assert_array_equal(history.params[name], params[name])
 
 
+def test_a_reset_of_the_optimizer_during_fit_takes_effect(linear, boston_xy):
+    """A callback may reset the optimizer: the next step starts from fresh moments."""
+    def reset_at_3(step, loss, params):
+        if step == 3:
+            optimizer.reset()
+
+    optimizer = Adam(lr=0.1)
+    start = {"k": np.array([1.0]), "b": np.array([0.5])}
+    history = fit(linear, start, boston_xy, optimizer, steps=6, callback=reset_at_3)
+    params, reference = {"k": np.array([1.0]), "b": np.array([0.5])}, Adam(lr=0.1)
+    for step in range(6):
+        _, grads = linear.value_and_grad(**boston_xy, **params)
+        params = reference.step(params, grads)
+        if step == 3:
+            reference.reset()
+    for name in params:
+        np.testing.assert_array_equal(history.params[name], params[name])
+    assert optimizer.state["k"]["step"] == 2  # steps 4 and 5 after the reset
+
+
 def test_a_non_finite_first_loss_blames_the_start_not_the_learning_rate(linear, boston_xy):
     with pytest.raises(TrainingDiverged, match=r"step 0.*starting parameters") as caught:
         fit(linear, {"k": np.nan, "b": 0.0}, boston_xy, SGD(lr=0.01), steps=10)

@@ -82,6 +82,9 @@ def emit(graph: Graph) -> str:
         ]
     convert = _conversions(graph)
     backward_at = next((i for i, line in enumerate(body) if line.node.role == ADJOINT), len(body))
+    # a gradient that reads no adjoint may be scheduled early, but the check reads the output
+    output_at = next(i for i, line in enumerate(body) if line.node.symbol == graph.output)
+    backward_at = max(backward_at, output_at + 1)
     parts = [
         _header(graph),
         "import numpy as np",
@@ -221,8 +224,8 @@ def _lines(graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Pri
             if piecewise:
                 branches.add(node.symbol)
             continue
-        if expr.is_Number and node.symbol in roots_set:  # a constant output or gradient
-            code = f"{node.name} = np.float64({float(expr)!r})"  # a NumPy scalar, as usual
+        if expr.is_number:  # a constant: a NumPy scalar like every other value (x.sum() works)
+            code = f"{node.name} = np.float64({printer.doprint(expr)})"
         else:
             code = f"{node.name} = {printer.doprint(expr)}"
         if node.role == ADJOINT:

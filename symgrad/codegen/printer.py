@@ -257,8 +257,8 @@ class Printer(NumPyPrinter):
         x = expr.args[0]
         if name.startswith("."):  # a method: of an array, never of a Python number
             receiver = self._print(x)
-            if x.is_Number:
-                receiver = f"np.float64({self._print(sp.Float(x))})"
+            if x.is_number:  # a constant (2, pi): a NumPy scalar has the method, a float not
+                receiver = f"np.float64({receiver})"
             elif not (isinstance(x, sp.Symbol) or type(x) in CALLS):
                 receiver = f"({receiver})"  # a call or a name binds tighter than .sum()
             return f"{receiver}{name}({', '.join(options)})"
