@@ -187,8 +187,9 @@ def _monomial_derivative(a: sp.Basic, u: sp.Symbol) -> sp.Expr:
     c, power = (a.args[0], a.args[1]) if type(a) is sp.Mul else (sp.S.One, a)
     if type(power) is not sp.Pow:
         return c
-    n = power.args[1]
-    return new(sp.Mul, c * n, u if n == 2 else new(sp.Pow, u, n - 1))
+    n = power.args[1].p  # an integer >= 2
+    factor = sp.Integer(c.p * n) if c.is_Integer else c * n
+    return new(sp.Mul, factor, u if n == 2 else new(sp.Pow, u, sp.Integer(n - 1)))
 
 
 _SLOTS: list[sp.Symbol] = []

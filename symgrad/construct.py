@@ -144,7 +144,7 @@ def term_base(a: sp.Basic) -> sp.Basic | None:
             return a
     if type(a) is sp.Pow:
         base, exp = a.args
-        if exp.is_Integer and exp > 1 and not base.is_Number:
+        if exp.is_Integer and exp.p > 1 and not base.is_Number:
             return base
     return None
 
