@@ -24,7 +24,7 @@ def forward(k, x):
 def value_and_grad(k, x):
     """f and its gradient with respect to k."""
     k, x = np.asarray(k, dtype=float), np.asarray(x, dtype=float)
-    # forward, in topological order; del frees an array after its last use
+    # forward, in topological order
     f = np.exp(k*x)
     # backward: dV = ∂f/∂V, in reverse topological order
     if np.ndim(f) != 0:
@@ -100,7 +100,8 @@ def emit(graph: Graph) -> str:
         f"def value_and_grad({params}):",
         INDENT + f'"""{_doc(out.name)} and its gradient with respect to {_doc(wrt)}."""',
         *_indent(convert),
-        INDENT + "# forward, in topological order; del frees an array after its last use",
+        INDENT + "# forward, in topological order"
+        + ("; del frees an array after its last use" * any("\ndel " in li.code for li in body)),
         *_indent([line.code for line in body[:backward_at]]),
         INDENT + f"# backward: dV = ∂{out.name}/∂V, in reverse topological order",
         *_indent(check),
@@ -276,12 +277,13 @@ def _schedule(lines: list[_Line], graph: Graph) -> list[_Line]:
 
 def _free_after_last_use(lines: list[_Line], graph: Graph, keep: set) -> list[_Line]:
     """``del`` each array after the line that reads it last: a large model then needs far less
-    memory, and NumPy gets its pages back at once."""
+    memory, and NumPy gets its pages back at once. (Not a value known to be a scalar: there is
+    nothing to free, and a model of scalars would get a ``del`` line for every other line.)"""
     last: dict[sp.Symbol, int] = {}
     for i, line in enumerate(lines):
         for s in line.reads:
             last[s] = i
-    local = {line.node.symbol for line in lines}
+    local = {line.node.symbol for line in lines if line.node.shape != ()}
     result = []
     for i, line in enumerate(lines):
         dead = sorted(
