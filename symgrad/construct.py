@@ -179,24 +179,6 @@ def contains(expr: sp.Basic, classes: type | tuple[type, ...]) -> bool:
     return False
 
 
-def mentions(expr: sp.Basic, symbol: sp.Symbol) -> bool:
-    """Whether ``symbol`` occurs in ``expr``.
-
-    >>> x, y = sp.symbols("x y")
-    >>> mentions(2*x + 1, x), mentions(2*x + 1, y)
-    (True, False)
-    """
-    if expr == symbol or symbol in expr.args:
-        return True
-    stack = [a for a in expr.args if a.args]
-    while stack:
-        e = stack.pop()
-        if symbol in e.args:
-            return True
-        stack.extend(a for a in e.args if a.args)
-    return False
-
-
 def substitute(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic], memo: dict | None = None):
     """``expr`` with the keys of ``mapping`` replaced by their values, its structure kept.
 
@@ -232,6 +214,6 @@ def substitute(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic], memo: dict 
 
 
 __all__ = [
-    "PLAIN", "contains", "mentions", "negated", "new", "real_symbol", "rebuild", "substitute",
+    "PLAIN", "contains", "negated", "new", "real_symbol", "rebuild", "substitute",
     "term_base", "with_base",
 ]

@@ -136,7 +136,7 @@ def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
     def lower(e):  # bottom-up, rebuilding as written (SymPy's replace would re-sort)
         args = e.args
         if args:
-            new = [lower(a) for a in args]
+            new = [lower(a) if a.args else a for a in args]
             if any(n is not a for n, a in zip(new, args, strict=True)):
                 e = rebuild(e, new)
         if isinstance(e, sum_to):

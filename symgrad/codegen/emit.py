@@ -46,7 +46,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from .. import __version__
-from ..construct import PLAIN, contains, mentions, new, rebuild, substitute
+from ..construct import PLAIN, contains, new, rebuild, substitute
 from ..frontend import NodeEquations, larger_than
 from ..functions import sum as reduce_sum
 from ..graph import ADJOINT, PARAMETER, TEMP, Graph, Node
@@ -304,6 +304,9 @@ def _one_line(text: str) -> str:
 def _count_occurrences(expr: sp.Basic, counts: dict) -> None:
     """Add how often each symbol occurs in ``expr`` (a tree of one operation: small) to
     ``counts``."""
+    if type(expr) is sp.Symbol:
+        counts[expr] = counts.get(expr, 0) + 1
+        return
     stack = [expr]
     while stack:
         e = stack.pop()
@@ -349,17 +352,30 @@ def _split_by_source(expr: sp.Expr, sources: list[sp.Symbol]):
     terms = expr.args if expr.is_Add else (expr,)
     owners = []
     for term in terms:
-        found = [s for s in sources if mentions(term, s)]
+        found = _symbols_in(term).intersection(sources)
         if len(found) > 1:  # not a plain sum of one term per source: let SymPy take it apart
             zero = {t: sp.S.Zero for t in sources}
             return [(s, expr.xreplace({**zero, s: s})) for s in sources], None
-        owners.append(found[0] if found else None)
+        owners.append(found.pop() if found else None)
 
     def total(owner):
         mine = [t for t, o in zip(terms, owners, strict=True) if o == owner]
         return None if not mine else mine[0] if len(mine) == 1 else new(sp.Add, *mine)
 
     return [(s, total(s)) for s in sources], total(None)
+
+
+def _symbols_in(expr: sp.Basic) -> set[sp.Symbol]:
+    if type(expr) is sp.Symbol:
+        return {expr}
+    found, stack = set(), [expr]
+    while stack:
+        e = stack.pop()
+        if type(e) is sp.Symbol:
+            found.add(e)
+        else:
+            stack.extend(e.args)
+    return found
 
 
 def _without(alone: sp.Expr, s: sp.Symbol) -> sp.Expr | None:
