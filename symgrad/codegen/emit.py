@@ -67,10 +67,7 @@ def emit(graph: Graph) -> str:
     roots = [graph.output, *(d for _, d in graph.grads)]
     lines = _lines(graph, _needed(graph, roots), roots, printer)
     # forward is value_and_grad's forward part (the same lines: the same value, to the bit)
-    for_value = {n.symbol for n in _needed(graph, [graph.output])}
-    forward_lines = [
-        line for line in lines if line.node.role != ADJOINT and line.node.symbol in for_value
-    ]
+    forward_lines = _for_value(lines, graph.output)
     body = _free_after_last_use(_schedule(lines, graph), graph, set(roots))
     grads = ", ".join(f"{graph[p].label!r}: {d.name}" for p, d in graph.grads)
     check = []
@@ -166,6 +163,15 @@ def _indent(lines: list[str]) -> list[str]:
     return [INDENT + line for text in lines for line in text.split("\n")]
 
 
+def _for_value(lines: list[_Line], output: sp.Symbol) -> list[_Line]:
+    """The lines (of forward nodes) the output's value needs, in order."""
+    keep = {output}
+    for line in reversed(lines):
+        if line.node.symbol in keep and line.node.role != ADJOINT:
+            keep.update(line.reads)
+    return [line for line in lines if line.node.symbol in keep and line.node.role != ADJOINT]
+
+
 def _needed(graph: Graph, roots: list[sp.Symbol]) -> list[Node]:
     """The non-input nodes the roots depend on, in topological order."""
     keep = set(roots)
@@ -225,7 +231,7 @@ def _lines(graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Pri
             if piecewise:
                 branches.add(node.symbol)
             continue
-        if expr.is_number:  # a constant: a NumPy scalar like every other value (x.sum() works)
+        if not args and not expr.is_Symbol:  # a constant: a NumPy scalar, so x.sum() works
             code = f"{node.name} = np.float64({printer.doprint(expr)})"
         else:
             code = f"{node.name} = {printer.doprint(expr)}"
