@@ -163,6 +163,11 @@ class NodeEquations(Sequence):
 
     Compiling a model never needs them whole (explaining and drawing it does), and building one
     is a pass over the whole expression: for a large model, a good part of the compile time.
+
+    >>> x, L1, Loss = sp.symbols("x L1 Loss")
+    >>> g = build([(L1, 2*x), (Loss, L1**2)])
+    >>> g.equations, g.equations[1]
+    (NodeEquations(L1, Loss), (Loss, L1**2))
     """
 
     def __init__(self, symbols: list[sp.Symbol], user_rhs: list[sp.Expr], substitute):

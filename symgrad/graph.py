@@ -53,7 +53,12 @@ class Node:
 
     def with_expr(self, expr: sp.Basic | None, shape: Shape | None) -> Node:
         """This node with another expression and shape (what it reads is kept if its
-        expression is)."""
+        expression is).
+
+        >>> x, t = sp.symbols("x t", real=True)
+        >>> Node(t, sp.exp(x), NAMED, "t").with_expr(sp.sin(x), (3,))
+        Node(symbol=t, expr=sin(x), role='named', label='t', equation=None, shape=(3,), of=None)
+        """
         node = object.__new__(Node)  # a copy of the fields (set as the frozen __init__ does)
         fields = node.__dict__
         fields.update(self.__dict__)

@@ -40,6 +40,14 @@ def text(
 
     ``calls`` maps a function class to its template (``"np.exp({0})"``); ``on_call`` is told
     of every class used. Raises ``Unsupported`` for an expression it does not know.
+
+    >>> t = sp.Symbol("t", real=True)
+    >>> text(-(1 - t)**2, {})
+    '-(1 - t)**2'
+    >>> text(t/2, {})  # a division: left to SymPy's printer
+    Traceback (most recent call last):
+    ...
+    symgrad.codegen.fastprint.Unsupported
     """
 
     def visit(e) -> tuple[str, float]:
