@@ -33,7 +33,6 @@ import sympy as sp
 
 from .construct import (
     contains,
-    negated,
     new,
     real_symbol,
     rebuild,
@@ -148,11 +147,6 @@ class _Rules:
         back = {s: a for a, s in slot_of.items()}
         memo: dict = {}
         return {back[s]: substitute(c, back, memo) for s, c in template.items()}
-
-
-def _negated_symbol(a: sp.Basic) -> sp.Symbol | None:
-    u = negated(a)
-    return u if isinstance(u, sp.Symbol) else None
 
 
 def _base_symbol(a: sp.Basic) -> sp.Symbol | None:

@@ -115,18 +115,6 @@ def real_symbol(name: str) -> sp.Symbol:
     return symbol
 
 
-def negated(a: sp.Basic) -> sp.Basic | None:
-    """``u`` if ``a`` is ``-u`` (``Mul(-1, u)``, how SymPy writes the u of ``x - u``), else None.
-
-    >>> x, y = sp.symbols("x y")
-    >>> negated(-y), negated(2*y), negated(x - y)
-    (y, None, None)
-    """
-    if type(a) is sp.Mul and len(a.args) == 2 and a.args[0] is sp.S.NegativeOne:
-        return a.args[1]
-    return None
-
-
 def term_base(a: sp.Basic) -> sp.Basic | None:
     """``u`` if ``a`` is a monomial of it, ``c*u``, ``u**n`` or ``c*u**n`` (a number c, an
     integer n >= 2): the terms of a sum that the front end keeps inside the sum, as a person
@@ -214,6 +202,6 @@ def substitute(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic], memo: dict 
 
 
 __all__ = [
-    "PLAIN", "contains", "negated", "new", "real_symbol", "rebuild", "substitute",
+    "PLAIN", "contains", "new", "real_symbol", "rebuild", "substitute",
     "term_base", "with_base",
 ]
