@@ -296,3 +296,22 @@ def test_the_scalar_check_comes_after_the_output_even_when_a_gradient_is_due_fir
     value, grads = module["value_and_grad"](k=2.0, x=np.ones(3))
     assert float(value) == 12.0 and float(grads["k"]) == 6.0
     assert model.value_and_grad(k=2.0, x=np.ones(3))[0] == value
+
+
+def test_a_function_compiled_at_first_use_reports_the_module_lines_in_tracebacks():
+    """load() compiles forward and value_and_grad only when first asked for; a traceback
+    through either still points at the right line of the whole module."""
+    import linecache
+    import traceback
+
+    model = symgrad.compile(symgrad.sum(symgrad.sigmoid(k * x) - y), wrt=[k])
+    module = load(model.source)
+    assert "value_and_grad" not in module.compiled and "forward" not in module.compiled
+    for name in ("value_and_grad", "forward"):
+        with pytest.raises(ValueError, match="broadcast") as info:
+            module[name](k=1.0, x=np.ones(3), y=np.ones(4))
+        frame = traceback.extract_tb(info.value.__traceback__)[-1]
+        assert frame.filename.startswith("<symgrad-") and frame.name == name
+        line = linecache.getline(frame.filename, frame.lineno)
+        assert re.fullmatch(r"\s+t\d+ = -y \+ t\d+\n", line), line  # where y meets k*x
+    assert {"forward", "value_and_grad"} <= set(module.compiled)

@@ -1,7 +1,11 @@
-"""Generated source -> callable functions, compiled once, with real lines in tracebacks.
+"""Generated source -> callable functions, each compiled once, at its first use, with real
+lines in tracebacks.
 
 The source is registered in ``linecache`` (as SymPy's ``lambdify`` does) so that a traceback
-through generated code shows the generated lines.
+through generated code shows the generated lines. Python's ``compile`` takes some 6 µs a line,
+and a model of thousands of nodes has thousands of lines in each of ``forward`` and
+``value_and_grad``: a public function is compiled when it is first asked for (training never
+needs ``forward``), the rest of the module (imports, helpers) at once.
 
 >>> ns = load("import numpy as np\\ndef forward(x):\\n    return np.exp(x)\\n")
 >>> float(ns["forward"](0.0))
@@ -12,15 +16,80 @@ from __future__ import annotations
 
 import hashlib
 import linecache
+from collections.abc import Iterator, Mapping
+from itertools import pairwise
 from typing import Any
 
 
-def load(source: str) -> dict[str, Any]:
-    """Compile and run the module ``source``; return its namespace."""
-    digest = hashlib.sha1(source.encode()).hexdigest()[:12]
-    filename = f"<symgrad-{digest}>"
-    code = compile(source, filename, "exec")
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"__name__": f"symgrad_generated_{digest}"}
-    exec(code, namespace)  # the compiler's own output: identifiers are sanitised, labels escaped
-    return namespace
+def load(source: str) -> Module:
+    """Compile and run the module ``source``; return its namespace (public functions are
+    compiled at their first lookup)."""
+    return Module(source)
+
+
+class Module(Mapping):
+    """A generated module's namespace; ``module[name]`` compiles a public function on demand.
+
+    >>> m = Module("def f(x):\\n    return 2*x\\n\\n\\ndef _helper():\\n    pass\\n")
+    >>> sorted(m), m.compiled
+    (['_helper', 'f'], ['_helper'])
+    >>> m["f"](3), m.compiled
+    (6, ['_helper', 'f'])
+    """
+
+    def __init__(self, source: str) -> None:
+        digest = hashlib.sha1(source.encode()).hexdigest()[:12]
+        self._filename = filename = f"<symgrad-{digest}>"
+        lines = source.splitlines(True)
+        linecache.cache[filename] = (len(source), None, lines, filename)
+        self._namespace: dict[str, Any] = {"__name__": f"symgrad_generated_{digest}"}
+        self._pending: dict[str, tuple[int, str]] = {}  # name -> (first line, its source)
+        eager = ["\n"] * len(lines)  # the rest of the module, at the same line numbers
+        for name, start, end in _blocks(lines):
+            if name is not None and not name.startswith("_") and _only_def(lines[start:end]):
+                self._pending[name] = (start, "".join(lines[start:end]))
+            else:
+                eager[start:end] = lines[start:end]
+        self._run("".join(eager))
+        self.compiled: list[str] = sorted(n for n in self._namespace if not n.startswith("__"))
+
+    def _run(self, text: str) -> None:
+        # the compiler's own output: identifiers are sanitised, labels escaped
+        exec(compile(text, self._filename, "exec"), self._namespace)
+
+    def __getitem__(self, name: str) -> Any:
+        pending = self._pending.get(name)
+        if pending is not None:  # (popped only once defined: another thread may be here too)
+            start, text = pending
+            self._run("\n" * start + text)  # padded: tracebacks show the module's own lines
+            self._pending.pop(name, None)
+            self.compiled = sorted({*self.compiled, name})
+        return self._namespace[name]
+
+    def __iter__(self) -> Iterator[str]:
+        names = {n for n in self._namespace if not n.startswith("__")} | set(self._pending)
+        return iter(sorted(names))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _blocks(lines: list[str]) -> Iterator[tuple[str | None, int, int]]:
+    """``(name, start, end)`` for each top-level ``def`` (its lines ``start:end``, up to the
+    next one) and ``(None, start, end)`` for the lines before the first."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("def ")]
+    edges = [0, *starts, len(lines)]
+    for start, end in pairwise(edges):
+        if start == end:
+            continue
+        line = lines[start]
+        if line.startswith("def "):
+            yield line[4 : line.index("(")].strip(), start, end
+        else:
+            yield None, start, end
+
+
+def _only_def(block: list[str]) -> bool:
+    """Whether the block after its ``def`` line is only the body (indented), blank lines and
+    comments: nothing else of the module's may wait for the function's first use."""
+    return all(line[:1] in (" ", "\n", "#", "") for line in block[1:])
