@@ -74,15 +74,33 @@ class Node:
         expr = self.expr
         if expr is None:
             return ()
-        if all(not a.args for a in expr.args):  # one operation of symbols and numbers
-            symbols = {a for a in expr.args if isinstance(a, sp.Symbol)}
-            if isinstance(expr, sp.Symbol):
-                symbols.add(expr)
-        elif all(not b.args for a in expr.args for b in a.args):  # a sum x - t, and the like
-            symbols = {b for a in expr.args for b in (a, *a.args) if isinstance(b, sp.Symbol)}
-        else:
-            symbols = expr.free_symbols
-        return tuple(sorted(symbols, key=_name))  # node symbols: by name
+        found = set()  # expr.free_symbols, without SymPy's recursion through every class
+        stack = [expr]
+        while stack:
+            e = stack.pop()
+            cls = type(e)
+            if cls is sp.Symbol:
+                found.add(e)
+            elif e.args:
+                if _PLAIN_FREE_SYMBOLS.get(cls) or _free_symbols_of_args(cls):
+                    stack.extend(e.args)
+                else:  # binds symbols of its own (a Lambda, ...): let SymPy say which are free
+                    found.update(e.free_symbols)
+            elif isinstance(e, sp.Symbol):  # a Dummy, ...
+                found.add(e)
+        return tuple(sorted(found, key=_name)) if len(found) > 1 else tuple(found)
+
+
+def _free_symbols_of_args(cls: type) -> bool:
+    """Whether ``cls``'s free symbols are those of its arguments (Basic's own rule)."""
+    plain = _PLAIN_FREE_SYMBOLS.get(cls)
+    if plain is None:
+        owner = next(k for k in cls.__mro__ if "free_symbols" in k.__dict__)
+        plain = _PLAIN_FREE_SYMBOLS[cls] = owner is sp.Basic
+    return plain
+
+
+_PLAIN_FREE_SYMBOLS: dict[type, bool] = {}
 
 
 def _name(symbol: sp.Symbol) -> str:

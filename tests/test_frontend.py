@@ -159,3 +159,23 @@ def test_tree_size_counts_the_expanded_tree():
     for _ in range(10):
         e = sp.sin(e) + sp.cos(e)
     assert tree_size(e) == 4 * 2**10 - 3  # T(n) = 1 + 2·(1 + T(n - 1)), T(0) = 1
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        sp.Integer(3),
+        x,
+        k * x + b,
+        -2 * x * y + sp.exp(k) - 2 * b**2,
+        sp.Piecewise((sp.log(x), x > k), (0, True)),
+        symgrad.sum(x * y, axis=0),
+        sp.Integral(h * x, (h, 0, k)),  # h is bound: not something the node reads
+        sp.Derivative(sp.Function("u")(h, x), h),
+    ],
+)
+def test_what_a_node_reads_is_its_expressions_free_symbols(expr):
+    from symgrad.graph import Node
+
+    node = Node(sp.Symbol("n"), expr, TEMP, "n")
+    assert node.args == tuple(sorted(expr.free_symbols, key=lambda s: s.name))
