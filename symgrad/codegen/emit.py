@@ -245,11 +245,23 @@ def _lines(graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Pri
 
 
 def _inline(expr: sp.Basic, full: dict) -> sp.Basic:
-    if not expr.args:  # an alias of another node
+    args = expr.args
+    if not args:  # an alias of another node
         return full.get(expr, expr)
-    if all(not a.args for a in expr.args):  # one operation of symbols and numbers
-        return rebuild(expr, [full.get(a, a) for a in expr.args])
+    if all(not b.args for a in args for b in a.args):  # a sum of products, and the like
+        new = [_put(a, full) for a in args]
+        return expr if all(n is a for n, a in zip(new, args, strict=True)) else rebuild(expr, new)
     return substitute(expr, full)
+
+
+def _put(e: sp.Basic, full: dict) -> sp.Basic:
+    """``e``, an atom or one operation of atoms, with the inlined nodes put in."""
+    args = e.args
+    if not args:
+        return full.get(e, e)
+    if all(a not in full for a in args):
+        return e
+    return rebuild(e, [full.get(a, a) for a in args])
 
 
 def _has_piecewise(expr: sp.Basic) -> bool:
@@ -356,17 +368,18 @@ def _split_by_source(expr: sp.Expr, sources: list[sp.Symbol]):
     """``expr`` as a sum of one part per source adjoint, ``([(source, part)], others)``, where
     ``others`` (or None) holds the terms without an adjoint in them."""
     terms = expr.args if expr.is_Add else (expr,)
-    owners = []
+    wanted = set(sources)
+    mine: dict[sp.Symbol | None, list[sp.Expr]] = {}
     for term in terms:
-        found = _symbols_in(term).intersection(sources)
+        found = _symbols_in(term) & wanted
         if len(found) > 1:  # not a plain sum of one term per source: let SymPy take it apart
             zero = {t: sp.S.Zero for t in sources}
             return [(s, expr.xreplace({**zero, s: s})) for s in sources], None
-        owners.append(found.pop() if found else None)
+        mine.setdefault(found.pop() if found else None, []).append(term)
 
     def total(owner):
-        mine = [t for t, o in zip(terms, owners, strict=True) if o == owner]
-        return None if not mine else mine[0] if len(mine) == 1 else new(sp.Add, *mine)
+        parts = mine.get(owner)
+        return None if not parts else parts[0] if len(parts) == 1 else new(sp.Add, *parts)
 
     return [(s, total(s)) for s in sources], total(None)
 
@@ -387,11 +400,16 @@ def _symbols_in(expr: sp.Basic) -> set[sp.Symbol]:
 def _without(alone: sp.Expr, s: sp.Symbol) -> sp.Expr | None:
     """The factor ``alone`` multiplies the adjoint ``s`` by, if it is a product with ``s`` in
     it (else None: the adjoint goes through an operation, such as a matrix product)."""
-    if alone == s:
+    if alone is s:
         return sp.S.One
-    if not (alone.is_Mul and s in alone.args):
-        return None
-    rest = [a for a in alone.args if a != s]
+    if not alone.is_Mul:
+        return sp.S.One if alone == s else None
+    args = alone.args
+    if all(a is not s for a in args):  # (a node symbol is one object: "is" is the fast "==")
+        if s not in args:
+            return None
+        args = tuple(s if a == s else a for a in args)
+    rest = [a for a in args if a is not s]
     return rest[0] if len(rest) == 1 else sp.Mul._from_args(tuple(rest))
 
 

@@ -99,11 +99,20 @@ def _product(e: sp.Mul, visit, floats: bool) -> tuple[str, float]:
         factors = args[1:]
     else:
         first, factors = None, args
-    if any(a.is_Number for a in factors):
-        raise Unsupported  # unevaluated products are spelled out differently
-    negative = first is not None and first.is_extended_negative
+    for a in factors:
+        if a.is_Number:
+            raise Unsupported  # unevaluated products are spelled out differently
+    if first is None:
+        negative = False
+    elif first.is_Integer:
+        negative = first.p < 0
+    else:
+        negative = float(first) < 0
     if negative:
-        head = [] if first == -1 else [str(-first.p) if first.is_Integer else repr(-float(first))]
+        head = (
+            [] if first is sp.S.NegativeOne
+            else [str(-first.p) if first.is_Integer else repr(-float(first))]
+        )
         prec = ADD
     else:
         head = [] if first is None else [visit(first)[0]]
