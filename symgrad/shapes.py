@@ -115,12 +115,12 @@ SHAPES: dict[type, Callable[..., Shape]] = {
     transpose: _transpose,
     expand_dims: _expand_dims,
     size: lambda expr, x: (),
-    sum_to: lambda expr, g, like: like,
-    full_like: lambda expr, x, c: x,
-    broadcast_like: lambda expr, g, x: x,
     matmul_vjp: lambda expr, g, a, b, *options: (a, b)[expr.which],
-    max_vjp: lambda expr, g, x, out, *options: x,
 }
+
+#: Operation class -> which argument's shape the result has, whatever the others' are (their
+#: shapes need not be known, nor worked out).
+SHAPE_OF_ARGUMENT: dict[type, int] = {sum_to: 1, broadcast_like: 1, full_like: 0, max_vjp: 1}
 
 
 def infer(expr: sp.Basic, shape_of: ShapeOf) -> Shape | None:
@@ -139,6 +139,8 @@ def infer(expr: sp.Basic, shape_of: ShapeOf) -> Shape | None:
         if len(shapes) <= 1:
             return shapes[0] if shapes else ()
         return broadcast(*shapes)
+    if cls in SHAPE_OF_ARGUMENT:
+        return infer(expr.args[SHAPE_OF_ARGUMENT[cls]], shape_of)
     if isinstance(expr, sp.Symbol):
         return shape_of(expr)
     if not expr.args or isinstance(expr, (sp.Tuple, sp.logic.boolalg.Boolean)):
