@@ -135,26 +135,23 @@ def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
 
     def lower(e):  # bottom-up, rebuilding as written (SymPy's replace would re-sort)
         args = e.args
-        if args:
-            new = [lower(a) if a.args else a for a in args]
-            if any(n is not a for n, a in zip(new, args, strict=True)):
-                e = rebuild(e, new)
-        if isinstance(e, sum_to):
-            return _sum_to(e, known)
-        if isinstance(e, matmul_vjp):
-            return _matmul_vjp(e, known)
-        if isinstance(e, broadcast_like):
-            g, x = e.args
-            shape = infer(g, known.get)
-            return g if _certain(shape) and shape == known.get(x) else e
-        if isinstance(e, full_like) and known.get(e.args[0]) == ():
-            return sp.Float(e.args[1])  # a scalar's: the number itself
-        return e
+        new = [lower(a) if a.args else a for a in args]
+        if any(n is not a for n, a in zip(new, args, strict=True)):
+            e = rebuild(e, new)
+        rule = LOWER.get(type(e))
+        return e if rule is None else rule(e, known)
 
     return lower(expr)
 
 
-_LOWERED = (sum_to, matmul_vjp, broadcast_like, full_like)
+def _broadcast_like(e: broadcast_like, known) -> sp.Basic:
+    g, x = e.args
+    shape = infer(g, known.get)
+    return g if _certain(shape) and shape == known.get(x) else e
+
+
+def _full_like(e: full_like, known) -> sp.Basic:
+    return sp.Float(e.args[1]) if known.get(e.args[0]) == () else e  # a scalar's: the number
 
 
 def _certain(shape: Shape | None) -> bool:
@@ -185,3 +182,14 @@ def _matmul_vjp(e: matmul_vjp, known) -> sp.Basic:
     if sa is None or sb is None or len(sa) != 2 or len(sb) != 2:
         return e
     return matmul(g, transpose(b)) if e.which == 0 else matmul(transpose(a), g)
+
+
+#: What the backward pass inserts where shapes were unknown -> ``rule(expr, known shapes)``, its
+#: lowered form now that they are known (or ``expr`` itself, kept for ``_sum_to`` to do).
+LOWER = {
+    sum_to: _sum_to,
+    matmul_vjp: _matmul_vjp,
+    broadcast_like: _broadcast_like,
+    full_like: _full_like,
+}
+_LOWERED = tuple(LOWER)
