@@ -87,13 +87,17 @@ def _flat(cls: type, args: Sequence[sp.Basic]) -> sp.Basic:
     numbers = [a for a in flat if a.is_Rational]
     identity = cls.identity  # S.Zero or S.One: singletons, so compared with "is"
     if numbers and (len(numbers) > 1 or numbers[0] is identity or flat[0] is not numbers[0]):
-        c = cls(*numbers)  # SymPy's own arithmetic on numbers only: exact and cheap
+        c = numbers[0]
+        for n in numbers[1:]:  # SymPy's exact arithmetic on numbers
+            c = c * n if cls is sp.Mul else c + n
         if cls is sp.Mul and c is sp.S.Zero:
             return c
         flat = ([] if c is identity else [c]) + [a for a in flat if not a.is_Rational]
     if len(flat) <= 1:
         return flat[0] if flat else identity
-    return cls._from_args(tuple(flat), is_commutative=True)
+    result = Expr.__new__(cls, *flat)  # what cls._from_args does, without two calls more
+    result.is_commutative = True
+    return result
 
 
 _REAL = sp.Symbol("real", real=True)
