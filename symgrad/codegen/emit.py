@@ -215,9 +215,14 @@ def _lines(graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Pri
     for node in nodes:
         args = node.args
         inlined = [a for a in args if a in full]
-        expr = _inline(node.expr, {a: full[a] for a in inlined}) if inlined else node.expr
-        w = 1 + sum(weight.get(a, 0) for a in inlined)
-        reads = frozenset(a for a in args if a not in full).union(*(reads_of[a] for a in inlined))
+        if inlined:
+            expr = _inline(node.expr, {a: full[a] for a in inlined})
+            w = 1 + sum(weight[a] for a in inlined)
+            reads = frozenset(a for a in args if a not in full).union(
+                *(reads_of[a] for a in inlined)
+            )
+        else:
+            expr, w, reads = node.expr, 1, frozenset(args)
         piecewise = has_branches and (
             _has_piecewise(node.expr) or any(a in branches for a in inlined)
         )
