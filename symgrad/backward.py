@@ -169,7 +169,8 @@ def _sum_cotangents(terms: tuple, g: sp.Expr) -> dict[sp.Symbol, sp.Expr] | None
             s = _base_symbol(a)
             if s is None:
                 return None
-            c = new(sp.Mul, g, _monomial_derivative(a, s))
+            c = _monomial_derivative(a, s)
+            c = c if g is sp.S.One else new(sp.Mul, g, c)
         if s in sent:
             return None
         sent[s] = c

@@ -121,7 +121,7 @@ def build(
     free = {lhs: free_symbols(rhs) for lhs, rhs in equations}
     order = toposort(
         {
-            lhs: sorted((s for s in free[lhs] if s in rhs_of), key=sp.default_sort_key)
+            lhs: sorted_symbols(s for s in free[lhs] if s in rhs_of)
             for lhs, _ in equations
         },
         label=lambda s: s.name,
@@ -129,7 +129,7 @@ def build(
     needed = _reachable(out, free, rhs_of)
     order = [lhs for lhs in order if lhs in needed]
     symbols = _user_symbols(order, free)
-    inputs = sorted((s for s in symbols if s not in rhs_of), key=sp.default_sort_key)
+    inputs = sorted_symbols(s for s in symbols if s not in rhs_of)
     params = _resolve_wrt(wrt, inputs, symbols, rhs_of)
     known_inputs, param_set = set(inputs), set(params)
     for p in params:
@@ -246,10 +246,14 @@ def free_symbols(expr: sp.Basic) -> frozenset[sp.Symbol]:
     stack = [expr]
     while stack:
         e = stack.pop()
+        if not e.args:  # an atom: a symbol, a number
+            if _is_symbol(e):
+                found.add(e)
+            continue
         if e in seen:
             continue
         seen.add(e)
-        if _is_symbol(e):
+        if _is_symbol(e):  # a MatrixSymbol
             found.add(e)
         else:
             stack.extend(_operands(e))
@@ -405,10 +409,27 @@ def _reachable(out: sp.Symbol, free, rhs_of) -> set[sp.Symbol]:
     return seen
 
 
+def sorted_symbols(symbols: Iterable[sp.Basic]) -> list[sp.Basic]:
+    """``sorted(symbols, key=sp.default_sort_key)``: for plain symbols, by name (the same
+    order, without building SymPy's sort key of each).
+
+    >>> sorted_symbols(sp.symbols("x10 x2 b"))
+    [b, x10, x2]
+    """
+    symbols = list(symbols)
+    if all(type(s) is sp.Symbol for s in symbols):
+        return sorted(symbols, key=_name)
+    return sorted(symbols, key=sp.default_sort_key)
+
+
+def _name(symbol: sp.Symbol) -> str:
+    return symbol.name
+
+
 def _user_symbols(order, free) -> list[sp.Symbol]:
     symbols: dict[sp.Symbol, None] = dict.fromkeys(order)
     for lhs in order:
-        symbols.update(dict.fromkeys(sorted(free[lhs], key=sp.default_sort_key)))
+        symbols.update(dict.fromkeys(sorted_symbols(free[lhs])))
     by_name: dict[str, sp.Symbol] = {}
     for s in symbols:
         other = by_name.setdefault(s.name, s)
