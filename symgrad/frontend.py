@@ -246,14 +246,17 @@ def free_symbols(expr: sp.Basic) -> frozenset[sp.Symbol]:
     stack = [expr]
     while stack:
         e = stack.pop()
-        if not e.args:  # an atom: a symbol, a number
-            if _is_symbol(e):
+        args = e.args
+        if not args:  # an atom: a symbol, a number
+            if type(e) is sp.Symbol or _is_symbol(e):
                 found.add(e)
             continue
         if e in seen:
             continue
         seen.add(e)
-        if _is_symbol(e):  # a MatrixSymbol
+        if type(e) in _ALL_OPERANDS:
+            stack.extend(args)
+        elif _is_symbol(e):  # a MatrixSymbol
             found.add(e)
         else:
             stack.extend(_operands(e))
