@@ -327,16 +327,14 @@ def _one_line(text: str) -> str:
 def _count_occurrences(expr: sp.Basic, counts: dict) -> None:
     """Add how often each symbol occurs in ``expr`` (a tree of one operation: small) to
     ``counts``."""
-    if type(expr) is sp.Symbol:
-        counts[expr] = counts.get(expr, 0) + 1
-        return
     stack = [expr]
     while stack:
         e = stack.pop()
-        if isinstance(e, sp.Symbol):
+        args = e.args
+        if args:
+            stack.extend(args)
+        elif isinstance(e, sp.Symbol):
             counts[e] = counts.get(e, 0) + 1
-        elif e.args:
-            stack.extend(e.args)
 
 
 def _factor_comment(graph: Graph, node: Node, expr: sp.Expr, reads: frozenset) -> str:
@@ -415,7 +413,7 @@ def _without(alone: sp.Expr, s: sp.Symbol) -> sp.Expr | None:
             return None
         args = tuple(s if a == s else a for a in args)
     rest = [a for a in args if a is not s]
-    return rest[0] if len(rest) == 1 else sp.Mul._from_args(tuple(rest))
+    return rest[0] if len(rest) == 1 else new(sp.Mul, *rest)
 
 
 class _CommentPrinter(StrPrinter):
