@@ -135,13 +135,23 @@ def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
 
     def lower(e):  # bottom-up, rebuilding as written (SymPy's replace would re-sort)
         args = e.args
-        new = [lower(a) if a.args else a for a in args]
+        # (one operation of atoms, such as the -2*dt*x in sum_to(-2*dt*x, x), has nothing
+        # to lower unless it is one of the lowered operations)
+        new = [lower(a) if type(a) in LOWER or _nested(a) else a for a in args]
         if any(n is not a for n, a in zip(new, args, strict=True)):
             e = rebuild(e, new)
         rule = LOWER.get(type(e))
         return e if rule is None else rule(e, known)
 
     return lower(expr)
+
+
+def _nested(e: sp.Basic) -> bool:
+    """Whether ``e`` has an operation among its arguments."""
+    for a in e.args:
+        if a.args:
+            return True
+    return False
 
 
 def _broadcast_like(e: broadcast_like, known) -> sp.Basic:
