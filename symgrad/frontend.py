@@ -570,9 +570,15 @@ class _Builder:
         of u: ``x - y`` and ``100*t**2 + s**2`` are computed on one line, as a person writes
         them, not as a sum and a node of its own for each term."""
         nodes = []
+        memo = self.memo
+        terms = type(e) is sp.Add
         for a in _operands(e):
-            u = term_base(a) if type(e) is sp.Add else None
-            nodes.append(self._visit(a) if u is None else with_base(a, self._visit(u)))
+            u = term_base(a) if terms else None
+            if u is None:
+                node = memo.get(a)  # (most are built already: visited before their user)
+                nodes.append(self._visit(a) if node is None else node)
+            else:
+                nodes.append(with_base(a, self._visit(u)))
         return nodes
 
     def _rebuild(self, e: sp.Basic, operands: list) -> sp.Basic:

@@ -302,11 +302,13 @@ def _free_after_last_use(lines: list[_Line], graph: Graph, keep: set) -> list[_L
     """``del`` each array after the line that reads it last: a large model then needs far less
     memory, and NumPy gets its pages back at once. (Not a value known to be a scalar: there is
     nothing to free, and a model of scalars would get a ``del`` line for every other line.)"""
+    local = {line.node.symbol for line in lines if line.node.shape != ()}
+    if not local:  # a model of scalars
+        return lines
     last: dict[sp.Symbol, int] = {}
     for i, line in enumerate(lines):
         for s in line.reads:
             last[s] = i
-    local = {line.node.symbol for line in lines if line.node.shape != ()}
     result = []
     for i, line in enumerate(lines):
         dead = sorted(
