@@ -203,8 +203,9 @@ def _accumulate(node: Node, parts: list[sp.Expr], shape_of, exact: bool) -> sp.E
     if node.role == PARAMETER and all(c.is_Number for c in parts):  # d(2*k)/dk: like k
         return full_like(v, sp.Add(*parts))
     exact = exact or len(parts) > 1 or node.role == PARAMETER
+    known = node.shape is not None  # else no part can be known to fit
     fitted = [
-        c if not exact or isinstance(c, EXACT) or _fits(_shape(c, shape_of), node.shape)
+        c if not exact or isinstance(c, EXACT) or (known and _fits(_shape(c, shape_of), node.shape))
         else new(sum_to, c, v)
         for c in parts
     ]
