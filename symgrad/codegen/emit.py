@@ -351,10 +351,12 @@ def _factor_comment(graph: Graph, node: Node, expr: sp.Expr, reads: frozenset) -
     if v.expr is None:  # an input: an outer sum is the broadcast's
         while isinstance(expr, (sum_to, reduce_sum)) and expr.args[0].free_symbols:
             expr, summed = expr.args[0], True
-    sources = sorted((s for s in reads if graph[s].role == ADJOINT), key=graph.position)
+    sources = [s for s in reads if graph[s].role == ADJOINT]
     tail = ", summed over the broadcast axes" if summed else ""
     if not sources:
         return f"∂{graph.output.name}/∂{v.name} = {_show(expr)}{tail}"
+    if len(sources) > 1:
+        sources.sort(key=graph.position)
     parts = []
     split, others = _split_by_source(expr, sources)
     for s, alone in split:
