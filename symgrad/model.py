@@ -39,7 +39,8 @@ class CompiledModel:
         self.wrt: tuple[str, ...] = tuple(graph[p].label for p in graph.wrt)
         self.output: str = graph[graph.output].label
         self._slot = {name: i for i, name in enumerate(self.inputs)}
-        self._variants: dict[tuple, tuple] = {}  # shape pattern -> (source, functions)
+        self._variants: dict[tuple, Any] = {}  # shape pattern -> its functions
+        self._sources: dict[tuple, str] = {}  # shape pattern -> its source, with comments
         self._by_shapes: dict[tuple, dict[str, Any]] = {}  # input shapes -> functions
         self._last_shapes: dict[str, tuple] | None = None  # of the last new shapes called with
 
@@ -47,7 +48,7 @@ class CompiledModel:
     def source(self) -> str:
         """The generated module: shape-generic, or specialised to the declared ``shapes=``."""
         declared = {n.label: n.shape for n in self.ir.inputs if n.shape is not None}
-        return self._variant(declared, cache=False)[0]
+        return self._source(declared, cache=False)
 
     def __repr__(self) -> str:
         return (
@@ -110,31 +111,47 @@ class CompiledModel:
         """
         values = self._arguments(args, inputs)
         shapes = {name: np.shape(v) for name, v in zip(self.inputs, values, strict=True)}
-        return self._variant(shapes)[0]
+        return self._source(shapes)
 
-    def _variant(self, shapes: Mapping[str, tuple], cache: bool = True, known=None):
-        """Source and functions for inputs of these shapes (by name), built once per pattern.
+    def _key(self, shapes: Mapping[str, tuple]) -> tuple:
+        """The generated code depends only on each input's number of dimensions and on which
+        of its sizes are 1: the key of the caches."""
+        return tuple(
+            None if s is None else tuple(n == 1 for n in s)
+            for s in (shapes.get(name) for name in self.inputs)
+        )
 
-        The generated code depends only on each input's number of dimensions and on which of
-        its sizes are 1, so that is the key of the cache.
-        """
+    def _source(self, shapes: Mapping[str, tuple], cache: bool = True) -> str:
+        """The module for inputs of these shapes (by name), as a person reads it."""
+        from .codegen.emit import emit
+        from .memory import no_cycle_collection
+        from .passes import specialize
+
+        key = self._key(shapes)
+        source = self._sources.get(key)
+        if source is None:
+            with no_cycle_collection():
+                source = emit(specialize(self.ir, shapes))
+            if cache:
+                self._sources[key] = source
+        return source
+
+    def _variant(self, shapes: Mapping[str, tuple], known=None):
+        """The functions for inputs of these shapes (by name), built once per pattern: the
+        module of ``_source`` without its comments, which take a fair part of the time to write
+        and none to run (its lines are the same, at the same line numbers)."""
         from .codegen.emit import emit
         from .codegen.load import load
         from .memory import no_cycle_collection
         from .passes import specialize
 
-        key = tuple(
-            None if s is None else tuple(n == 1 for n in s)
-            for s in (shapes.get(name) for name in self.inputs)
-        )
-        if key not in self._variants:
+        key = self._key(shapes)
+        functions = self._variants.get(key)
+        if functions is None:
             with no_cycle_collection():
-                source = emit(specialize(self.ir, shapes, known))
-                functions = load(source)
-            if not cache:
-                return source, functions
-            self._variants[key] = (source, functions)
-        return self._variants[key]
+                functions = load(emit(specialize(self.ir, shapes, known), comments=False))
+            self._variants[key] = functions
+        return functions
 
     def _functions(self, values: list) -> dict[str, Any]:
         shapes = tuple([v.shape for v in values])  # arrays and np.float64s (_as_array)
@@ -150,7 +167,7 @@ class CompiledModel:
             self._last_shapes = by_name
             if len(self._by_shapes) > 64:
                 self._by_shapes.clear()
-            functions = self._by_shapes[shapes] = self._variant(by_name, known=known)[1]
+            functions = self._by_shapes[shapes] = self._variant(by_name, known=known)
         return functions
 
     def _run(self, name: str, values: list):

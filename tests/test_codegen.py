@@ -315,3 +315,27 @@ def test_a_function_compiled_at_first_use_reports_the_module_lines_in_tracebacks
         line = linecache.getline(frame.filename, frame.lineno)
         assert re.fullmatch(r"\s+t\d+ = -y \+ t\d+\n", line), line  # where y meets k*x
     assert {"forward", "value_and_grad"} <= set(module.compiled)
+
+
+def test_the_code_that_runs_is_the_source_without_its_comments(two_layer):
+    """Calls run the module without the backward lines' comments (they take time to write and
+    none to run); it is source_for's module line for line, at the same line numbers."""
+    import linecache
+
+    X = np.linspace(-2.0, 2.0, 7)
+    inputs = dict(x=X, y=np.sin(X), k1=0.5, b1=0.1, k2=-0.3, b2=0.2)
+    value, grads = two_layer.value_and_grad(**inputs)
+    shown = two_layer.source_for(**inputs).splitlines()
+    functions = two_layer._functions(two_layer._arguments((), inputs))  # what the call ran
+    ran = linecache.getlines(functions["value_and_grad"].__code__.co_filename)
+    ran = [line.rstrip("\n") for line in ran]
+    assert len(ran) == len(shown)
+    commented = 0
+    for a, b in zip(ran, shown, strict=True):
+        if a != b:
+            assert b.startswith(a + "  # ∂"), (a, b)
+            commented += 1
+    assert commented == sum("  # ∂" in line for line in shown) > 3
+    namespace = load("\n".join(shown) + "\n")
+    again, grads_again = namespace["value_and_grad"](**inputs)
+    assert again == value and all(np.array_equal(grads[k], grads_again[k]) for k in grads)

@@ -58,14 +58,19 @@ INDENT = "    "
 MAX_HEADER_SIZE = 300  # equations larger than this (as a tree) are not spelled out in the header
 
 
-def emit(graph: Graph) -> str:
-    """The module source for a differentiated graph (see the module docstring)."""
+def emit(graph: Graph, comments: bool = True) -> str:
+    """The module source for a differentiated graph (see the module docstring).
+
+    ``comments=False`` leaves out the backward lines' comments (the factor each applies), and
+    nothing else: the code that runs needs no comments, and writing them is a fair part of
+    the time. The lines are the same, at the same line numbers.
+    """
     printer = Printer()
     out = graph[graph.output]
     params = ", ".join(n.name for n in graph.inputs)
     wrt = ", ".join(graph[p].name for p in graph.wrt) or "nothing"
     roots = [graph.output, *(d for _, d in graph.grads)]
-    lines = _lines(graph, _needed(graph, roots), roots, printer)
+    lines = _lines(graph, _needed(graph, roots), roots, printer, comments)
     # forward is value_and_grad's forward part (the same lines: the same value, to the bit)
     forward_lines = _for_value(lines, graph.output)
     body = _free_after_last_use(_schedule(lines, graph), graph, set(roots))
@@ -199,7 +204,9 @@ class _Line:
 INLINE_LIMIT = 8
 
 
-def _lines(graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Printer):
+def _lines(
+    graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Printer, comments: bool
+):
     """A ``_Line`` for every node that gets its own line; the others are inlined."""
     uses = dict.fromkeys(roots, 1)
     for node in nodes:
@@ -240,7 +247,7 @@ def _lines(graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Pri
             code = f"{node.name} = np.float64({printer.doprint(expr)})"
         else:
             code = f"{node.name} = {printer.doprint(expr)}"
-        if node.role == ADJOINT:
+        if comments and node.role == ADJOINT:
             code += "  # " + _one_line(_factor_comment(graph, node, expr, reads))
         if piecewise:
             guard = 'with np.errstate(all="ignore"):  # np.where drops the branches not taken'
