@@ -66,29 +66,42 @@ class Node:
         if expr is not self.expr:
             fields["expr"] = expr
             fields.pop("args", None)  # what it reads is worked out again
+            fields.pop("occurrences", None)
         return node
 
     @cached_property
     def args(self) -> tuple[sp.Symbol, ...]:
         """The nodes this one reads, in a deterministic order."""
+        found = self.occurrences
+        return tuple(sorted(found, key=_name)) if len(found) > 1 else tuple(found)
+
+    @cached_property
+    def occurrences(self) -> dict[sp.Symbol, int]:
+        """How often each node this one reads occurs in its expression (``t*t``: twice).
+
+        >>> x, t = sp.symbols("x t", real=True)
+        >>> Node(t, x*(1 - x), NAMED, "t").occurrences
+        {x: 2}
+        """
         expr = self.expr
+        found: dict[sp.Symbol, int] = {}  # expr.free_symbols, counted, without SymPy's walk
         if expr is None:
-            return ()
-        found = set()  # expr.free_symbols, without SymPy's recursion through every class
+            return found
         stack = [expr]
         while stack:
             e = stack.pop()
             cls = type(e)
             if cls is sp.Symbol:
-                found.add(e)
+                found[e] = found.get(e, 0) + 1
             elif e.args:
                 if _PLAIN_FREE_SYMBOLS.get(cls) or _free_symbols_of_args(cls):
                     stack.extend(e.args)
                 else:  # binds symbols of its own (a Lambda, ...): let SymPy say which are free
-                    found.update(e.free_symbols)
+                    for s in e.free_symbols:
+                        found[s] = found.get(s, 0) + 2  # (at least once: say more than once)
             elif isinstance(e, sp.Symbol):  # a Dummy, ...
-                found.add(e)
-        return tuple(sorted(found, key=_name)) if len(found) > 1 else tuple(found)
+                found[e] = found.get(e, 0) + 1
+        return found
 
 
 def _free_symbols_of_args(cls: type) -> bool:

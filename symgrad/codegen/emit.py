@@ -208,9 +208,10 @@ def _lines(
     graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Printer, comments: bool
 ):
     """A ``_Line`` for every node that gets its own line; the others are inlined."""
-    uses = dict.fromkeys(roots, 1)
+    uses = dict.fromkeys(roots, 1)  # how often each node is read, all lines together
     for node in nodes:
-        _count_occurrences(node.expr, uses)
+        for s, n in node.occurrences.items():
+            uses[s] = uses.get(s, 0) + n
     roots_set = set(roots)
     full: dict[sp.Symbol, sp.Expr] = {}  # inlined nodes, as expressions over materialised ones
     weight: dict[sp.Symbol, int] = {}  # how many operations an inlined node brings along
@@ -331,19 +332,6 @@ def _free_after_last_use(lines: list[_Line], graph: Graph, keep: set) -> list[_L
 def _one_line(text: str) -> str:
     """Comments are built from identifiers, but never let a line break out of one."""
     return " ".join(text.splitlines())
-
-
-def _count_occurrences(expr: sp.Basic, counts: dict) -> None:
-    """Add how often each symbol occurs in ``expr`` (a tree of one operation: small) to
-    ``counts``."""
-    stack = [expr]
-    while stack:
-        e = stack.pop()
-        args = e.args
-        if args:
-            stack.extend(args)
-        elif isinstance(e, sp.Symbol):
-            counts[e] = counts.get(e, 0) + 1
 
 
 def _factor_comment(graph: Graph, node: Node, expr: sp.Expr, reads: frozenset) -> str:
