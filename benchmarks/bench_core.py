@@ -89,7 +89,8 @@ TARGET_COMPILE_N1000 = 0.5
 TARGET_OVERHEAD = 20e-6
 TARGET_GROWTH = 1.15  # time ∝ size^p with p at most this counts as linear
 #: CasADi's compile time where the issue measured it, at D = 100 and N = 1000: the compile
-#: targets as a multiple of CasADi's, a figure that drifts far less than a time with the machine's speed
+#: targets as a multiple of CasADi's, a figure that drifts far less than a time with the
+#: machine's speed
 ISSUE_CASADI_COMPILE = {"b": 0.15, "c": 0.41}
 
 
