@@ -339,3 +339,45 @@ def test_the_code_that_runs_is_the_source_without_its_comments(two_layer):
     namespace = load("\n".join(shown) + "\n")
     again, grads_again = namespace["value_and_grad"](**inputs)
     assert again == value and all(np.array_equal(grads[k], grads_again[k]) for k in grads)
+
+
+def test_a_module_loads_whole_whatever_its_public_functions_call():
+    """load() defers public functions, but a function that calls another one works, top-level
+    code between functions runs at once, and asking whether a name is there compiles nothing."""
+    module = load(
+        "def value_and_grad(x):\n    return x, {'x': 1.0}\n\n\n"
+        "def grad(x):\n    return value_and_grad(x)[1]\n\n\n"
+        "SCALE = 3.0\n\n\ndef forward(x):\n    return SCALE * x\n"
+    )
+    assert "grad" in module and "value_and_grad" in module and "missing" not in module
+    assert module["grad"](2.0) == {"x": 1.0}
+    assert module["forward"](2.0) == 6.0  # SCALE was defined when the module was loaded
+    lazy = load(
+        "def value_and_grad(x):\n    return x, {'x': 1.0}\n\n\n"
+        "def grad(x):\n    return value_and_grad(x)[1]\n"
+    )
+    assert "grad" in lazy and lazy.compiled == []  # asking compiles nothing
+    assert lazy["grad"](2.0) == {"x": 1.0}  # what grad calls is defined first
+    assert lazy.compiled == ["grad", "value_and_grad"]
+
+
+def test_a_sum_to_of_a_declared_shape_needs_no_helper_in_the_shape_generic_module():
+    """With some shapes declared, an adjoint summed to a declared input has that input's shape:
+    the saved module computes it directly, and agrees with the model for any other shapes."""
+    t, u, v, f = sp.symbols("t u v f")
+    model = symgrad.compile(
+        [(t, k * b), (u, sp.exp(t) * x), (v, symgrad.sum(u, axis=0)), (f, symgrad.sum(v * t))],
+        wrt=[k, b, x], shapes={k: (), b: (1,)},
+    )
+    assert "    dk = (dt*b).sum()  #" in model.source  # a scalar: summed whole
+    assert "    db = dt*k  #" in model.source  # already b's shape, (1,): no _sum_to
+    module = load(model.source)
+    for shape in [(3,), (4, 1), (2, 3)]:
+        x_values = np.linspace(-1.0, 1.0, int(np.prod(shape))).reshape(shape)
+        inputs = dict(k=0.7, b=np.array([0.2]), x=x_values)
+        value, grads = module["value_and_grad"](**inputs)
+        expected, expected_grads = model.value_and_grad(**inputs)
+        assert np.allclose(value, expected)
+        for name in ("k", "b", "x"):
+            assert np.shape(grads[name]) == np.shape(inputs[name])
+            assert np.allclose(grads[name], expected_grads[name], rtol=1e-12, atol=0)

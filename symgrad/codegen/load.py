@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import linecache
+import re
 from collections.abc import Iterator, Mapping
 from itertools import pairwise
+from types import FunctionType
 from typing import Any
 
 
@@ -28,7 +30,8 @@ def load(source: str) -> Module:
 
 
 class Module(Mapping):
-    """A generated module's namespace; ``module[name]`` compiles a public function on demand.
+    """A generated module's namespace; ``module[name]`` compiles a public function on demand
+    (and, first, the public functions its body names).
 
     >>> m = Module("def f(x):\\n    return 2*x\\n\\n\\ndef _helper():\\n    pass\\n")
     >>> sorted(m), m.compiled
@@ -50,21 +53,39 @@ class Module(Mapping):
                 self._pending[name] = (start, "".join(lines[start:end]))
             else:
                 eager[start:end] = lines[start:end]
-        self._run("".join(eager))
-        self.compiled: list[str] = sorted(n for n in self._namespace if not n.startswith("__"))
+        eager_text = "".join(eager)
+        if any(re.search(rf"\b{name}\b", eager_text) for name in self._pending):
+            self._pending.clear()  # the rest of the module names one: load it all at once
+            eager_text = source
+        self._run(eager_text)
+
+    @property
+    def compiled(self) -> list[str]:
+        """The functions defined so far."""
+        return sorted(n for n, v in self._namespace.items() if isinstance(v, FunctionType))
 
     def _run(self, text: str) -> None:
         # the compiler's own output: identifiers are sanitised, labels escaped
         exec(compile(text, self._filename, "exec"), self._namespace)
 
-    def __getitem__(self, name: str) -> Any:
+    def _define(self, name: str) -> None:
         pending = self._pending.get(name)
-        if pending is not None:  # (popped only once defined: another thread may be here too)
-            start, text = pending
-            self._run("\n" * start + text)  # padded: tracebacks show the module's own lines
-            self._pending.pop(name, None)
-            self.compiled = sorted({*self.compiled, name})
+        if pending is None:
+            return
+        start, text = pending
+        for other in list(self._pending):  # what the body calls by name is defined first
+            if other != name and re.search(rf"\b{other}\b", text):
+                self._define(other)
+        self._run("\n" * start + text)  # padded: tracebacks show the module's own lines
+        self._pending.pop(name, None)  # (only once defined: another thread may be here too)
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._pending:
+            self._define(name)
         return self._namespace[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._pending or name in self._namespace
 
     def __iter__(self) -> Iterator[str]:
         names = {n for n in self._namespace if not n.startswith("__")} | set(self._pending)
