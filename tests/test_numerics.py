@@ -183,6 +183,26 @@ def test_piecewise_with_a_parameter_in_the_condition(strict_warnings):
     assert float(grads["y"]) == pytest.approx(2 * 1.0 * 2 - 0.5, rel=1e-15)
 
 
+
+@pytest.mark.parametrize(
+    ("condition", "y_value", "value", "dy"),
+    [
+        ((x > 0) | (y > 1), 0.5, 1.0, 2.0),  # x > 0 only where x = 2
+        ((x > 0) | (y > 1), 1.5, 1.5, 1.0),  # the scalar y > 1 takes both
+        ((x > 0) & (y > 1), 1.5, 3.0, 2.0),
+        ((x > 0) & (y < 1) & (x < 5), 0.5, 1.0, 2.0),
+    ],
+)
+def test_piecewise_conditions_joining_an_array_and_a_scalar(
+    condition, y_value, value, dy, strict_warnings
+):
+    """And/Or of an array condition and a scalar one broadcast like the arithmetic does."""
+    model = symgrad.compile(symgrad.sum(sp.Piecewise((x * y, condition), (0, True))), wrt=[y])
+    v, grads = model.value_and_grad(x=np.array([-1.0, 2.0]), y=y_value)
+    assert float(v) == pytest.approx(value, rel=1e-15)
+    assert float(grads["y"]) == pytest.approx(dy, rel=1e-15)
+
+
 # -- conventions at non-smooth points (PyTorch's) ---------------------------------------------
 
 

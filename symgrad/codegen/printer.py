@@ -197,6 +197,20 @@ class Printer(NumPyPrinter):
 
     _print_Abs = _print_sign = _print_call
 
+    def _print_And(self, expr):
+        return self._logical("np.logical_and", expr)
+
+    def _print_Or(self, expr):
+        return self._logical("np.logical_or", expr)
+
+    def _logical(self, function: str, expr) -> str:
+        """``a & b & c`` as nested two-argument calls, which broadcast (SymPy's
+        ``logical_and.reduce((a, b, c))`` stacks its operands: a scalar beside an array fails)."""
+        text, *rest = (self._print(a) for a in expr.args)
+        for a in rest:
+            text = f"{function}({text}, {a})"
+        return text
+
     def _print_Mul(self, expr):
         """Rational coefficients as a division: ``x/2``, ``-3*x/4``, not ``(1/2)*x``; a factor
         made of sizes first, so an array is multiplied once: ``(2/np.size(t))*t``."""
