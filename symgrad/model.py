@@ -122,16 +122,13 @@ class CompiledModel:
         )
 
     def _source(self, shapes: Mapping[str, tuple], cache: bool = True) -> str:
-        """The module for inputs of these shapes (by name), as a person reads it."""
-        from .codegen.emit import emit
-        from .memory import no_cycle_collection
-        from .passes import specialize
-
+        """The module for inputs of these shapes (by name), as a person reads it. (The
+        shape-generic ``source`` is not cached here: its declared ``None`` sizes share a key
+        with calls' sizes, and its code is not theirs.)"""
         key = self._key(shapes)
-        source = self._sources.get(key)
+        source = self._sources.get(key) if cache else None
         if source is None:
-            with no_cycle_collection():
-                source = emit(specialize(self.ir, shapes))
+            source = self._emit(shapes)
             if cache:
                 self._sources[key] = source
         return source
@@ -140,18 +137,21 @@ class CompiledModel:
         """The functions for inputs of these shapes (by name), built once per pattern: the
         module of ``_source`` without its comments, which take a fair part of the time to write
         and none to run (its lines are the same, at the same line numbers)."""
-        from .codegen.emit import emit
         from .codegen.load import load
-        from .memory import no_cycle_collection
-        from .passes import specialize
 
         key = self._key(shapes)
         functions = self._variants.get(key)
         if functions is None:
-            with no_cycle_collection():
-                functions = load(emit(specialize(self.ir, shapes, known), comments=False))
-            self._variants[key] = functions
+            functions = self._variants[key] = load(self._emit(shapes, known, comments=False))
         return functions
+
+    def _emit(self, shapes: Mapping[str, tuple], known=None, comments: bool = True) -> str:
+        from .codegen.emit import emit
+        from .memory import no_cycle_collection
+        from .passes import specialize
+
+        with no_cycle_collection():
+            return emit(specialize(self.ir, shapes, known), comments=comments)
 
     def _functions(self, values: list) -> dict[str, Any]:
         shapes = tuple([v.shape for v in values])  # arrays and np.float64s (_as_array)

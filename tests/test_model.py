@@ -211,3 +211,21 @@ def test_a_constant_output_and_gradient_are_numpy_floats_like_any_other():
     assert type(grads["x"]) is np.float64 and grads["x"] == 0.0
     _, grads = model.value_and_grad(x=np.ones(4))  # an array gets zeros of its shape
     np.testing.assert_array_equal(grads["x"], np.zeros(4))
+
+
+def test_source_is_the_declared_shapes_module_whatever_was_asked_before():
+    """source (declared shapes, None for any size) is the same whether or not source_for was
+    asked first for sizes that share its cache key."""
+    X, W, y = sp.symbols("X W y")
+
+    def make():
+        return symgrad.compile(
+            symgrad.mean((symgrad.matmul(X, W) - y) ** 2),
+            wrt=[W], shapes={X: (None, 3), W: (3, 1), y: (None, 1)},
+        )
+
+    fresh = make().source
+    model = make()
+    specialised = model.source_for(X=np.ones((5, 3)), W=np.ones((3, 1)), y=np.ones((5, 1)))
+    assert model.source == fresh
+    assert specialised != fresh  # (the sizes known at a call make other code)
