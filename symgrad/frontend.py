@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 import sympy as sp
@@ -421,12 +422,8 @@ def sorted_symbols(symbols: Iterable[sp.Basic]) -> list[sp.Basic]:
     """
     symbols = list(symbols)
     if all(type(s) is sp.Symbol for s in symbols):
-        return sorted(symbols, key=_name)
+        return sorted(symbols, key=attrgetter("name"))
     return sorted(symbols, key=sp.default_sort_key)
-
-
-def _name(symbol: sp.Symbol) -> str:
-    return symbol.name
 
 
 def _user_symbols(order, free) -> list[sp.Symbol]:

@@ -195,7 +195,7 @@ def _matmul_vjp(e: matmul_vjp, known) -> sp.Basic:
 
 
 #: What the backward pass inserts where shapes were unknown -> ``rule(expr, known shapes)``, its
-#: lowered form now that they are known (or ``expr`` itself, kept for ``_sum_to`` to do).
+#: lowered form now that they are known (or ``expr`` itself where they still leave it open).
 LOWER = {
     sum_to: _sum_to,
     matmul_vjp: _matmul_vjp,
