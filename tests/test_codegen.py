@@ -361,6 +361,22 @@ def test_a_module_loads_whole_whatever_its_public_functions_call():
     assert lazy.compiled == ["grad", "value_and_grad"]
 
 
+def test_training_compiles_value_and_grad_alone():
+    """value_and_grad's "# forward, in topological order" names forward only in a comment: a
+    training loop's call compiles value_and_grad and not forward (half the compile time)."""
+    model = symgrad.compile(symgrad.mean((symgrad.sigmoid(k * x) - y) ** 2), wrt=[k])
+    inputs = dict(x=np.linspace(-2.0, 2.0, 7), y=np.ones(7), k=0.5)
+    assert "# forward, in topological order" in model.source_for(**inputs)
+    model.value_and_grad(**inputs)
+    module = model._functions(model._arguments((), inputs))
+    assert "value_and_grad" in module.compiled and "forward" not in module.compiled
+    module = load(
+        "def forward(x):\n    return x\n\n\n"
+        "def twice(x):\n    y = 'forward#'  # forward\n    return forward(x) + forward(x)\n"
+    )
+    assert module["twice"](2.0) == 4.0  # named after a '#' in a string: still defined first
+
+
 def test_a_sum_to_of_a_declared_shape_needs_no_helper_in_the_shape_generic_module():
     """With some shapes declared, an adjoint summed to a declared input has that input's shape:
     the saved module computes it directly, and agrees with the model for any other shapes."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import linecache
-import re
 from collections.abc import Iterator, Mapping
 from itertools import pairwise
 from types import FunctionType
@@ -54,7 +53,7 @@ class Module(Mapping):
             else:
                 eager[start:end] = lines[start:end]
         eager_text = "".join(eager)
-        if any(re.search(rf"\b{name}\b", eager_text) for name in self._pending):
+        if any(_names(name, eager_text) for name in self._pending):
             self._pending.clear()  # the rest of the module names one: load it all at once
             eager_text = source
         self._run(eager_text)
@@ -74,7 +73,7 @@ class Module(Mapping):
             return
         start, text = pending
         for other in list(self._pending):  # what the body calls by name is defined first
-            if other != name and re.search(rf"\b{other}\b", text):
+            if other != name and _names(other, text):
                 self._define(other)
         self._run("\n" * start + text)  # padded: tracebacks show the module's own lines
         self._pending.pop(name, None)  # (only once defined: another thread may be here too)
@@ -93,6 +92,29 @@ class Module(Mapping):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+def _names(name: str, text: str) -> bool:
+    """Whether ``text`` names ``name`` outside its comment lines (``# forward, in topological
+    order`` does not make ``value_and_grad`` wait for ``forward``); a name in a string or after
+    code on a line counts, which costs at most an early compile.
+
+    >>> _names("forward", "    # forward\n    y = 1\n"), _names("forward", "    y = forward(x)\n")
+    (False, True)
+    """
+    start = text.find(name)
+    while start != -1:
+        end = start + len(name)
+        whole = not _in_word(text[start - 1 : start]) and not _in_word(text[end : end + 1])
+        line = text[text.rfind("\n", 0, start) + 1 : start]
+        if whole and not line.lstrip().startswith("#"):
+            return True
+        start = text.find(name, end)
+    return False
+
+
+def _in_word(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 def _blocks(lines: list[str]) -> Iterator[tuple[str | None, int, int]]:
