@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import subprocess
 import sys
 import textwrap
+import weakref
 
 import pytest
+
+from symgrad.memory import no_cycle_collection
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
@@ -76,3 +80,54 @@ def test_elsewhere_it_does_nothing(monkeypatch):
         monkeypatch.delenv(k, raising=False)
     assert memory.keep_freed_memory() is False
     assert memory.keep_freed_memory() is False  # decided once
+
+
+# -- cycle collection paused while compiling ---------------------------------------------------
+
+
+class _Cyclic:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_what_a_compile_built_skips_the_young_generation():
+    assert gc.isenabled()
+    with no_cycle_collection():
+        assert not gc.isenabled()
+        kept = [[i] for i in range(20_000)]  # the block's objects, alive afterwards
+    assert gc.isenabled()
+    assert gc.get_count()[0] < 700  # not 20,000 waiting for a young collection to scan them
+    assert len(kept) == 20_000 and all(gc.is_tracked(k) for k in kept[:10])
+
+
+def test_a_cycle_made_while_paused_is_still_collected():
+    with no_cycle_collection():
+        ref = weakref.ref(_Cyclic())
+    assert ref() is not None  # a cycle: reference counting alone cannot free it
+    gc.collect()
+    assert ref() is None
+
+
+def test_another_owners_freeze_stands():
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with no_cycle_collection():
+            _ = [[i] for i in range(1000)]
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_the_collector_comes_back_as_it_was():
+    with pytest.raises(KeyError), no_cycle_collection():
+        raise KeyError("x")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with no_cycle_collection():
+            pass
+        assert not gc.isenabled()  # the user's choice
+    finally:
+        gc.enable()
