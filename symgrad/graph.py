@@ -152,7 +152,7 @@ class Graph:
         """Where the node of ``symbol`` stands in the topological order."""
         return self._index[symbol]
 
-    @property
+    @cached_property
     def inputs(self) -> tuple[Node, ...]:
         """The input nodes (data and parameters), in the order of the generated signature."""
         return tuple(n for n in self.nodes if n.role in (INPUT, PARAMETER))

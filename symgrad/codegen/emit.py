@@ -182,7 +182,7 @@ def _needed(graph: Graph, roots: list[sp.Symbol]) -> list[Node]:
     keep = set(roots)
     for node in reversed(graph.nodes):
         if node.symbol in keep:
-            keep.update(node.args)
+            keep.update(node.occurrences)
     return [n for n in graph.nodes if n.symbol in keep and n.expr is not None]
 
 
@@ -221,7 +221,7 @@ def _lines(
     has_branches = any(isinstance(node.expr, sp.Piecewise) for node in nodes)
     lines = []
     for node in nodes:
-        args = node.args
+        args = node.occurrences  # (in no particular order: none is needed here)
         inlined = [a for a in args if a in full]
         if inlined:
             expr = _inline(node.expr, {a: full[a] for a in inlined})
