@@ -10,6 +10,9 @@ scalar parameter broadcast over the data) and is summed back with ``sum_to`` whe
 are not known to agree: at parameters, before operations that are not elementwise, and where
 cotangents from several users meet.
 
+A temporary's adjoint that only one cotangent reads (``dt2`` below) is written into it instead
+of becoming a node.
+
 >>> import sympy as sp
 >>> from symgrad.frontend import build
 >>> from symgrad.functions import mean
@@ -23,8 +26,7 @@ t2 = t1 - y
 t3 = t2**2
 f = mean(t3)
 dt3 = broadcast_like(1/size(t2), t2)
-dt2 = 2*dt3*t2
-dk = sum_to(dt2*x, k)
+dk = sum_to(2*dt3*t2*x, k)
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from .construct import (
     with_base,
 )
 from .frontend import _is_option
-from .graph import ADJOINT, PARAMETER, TEMP, Graph, Node, Shape
+from .graph import ADJOINT, INLINE_LIMIT, PARAMETER, TEMP, Graph, Node, Shape
 from .names import Namer
 from .ops import broadcast_like, full_like, matmul_vjp, max_vjp, size, sum_to
 from .rules import is_elementwise, vjp
@@ -49,16 +51,23 @@ from .shapes import infer
 
 
 def differentiate(graph: Graph) -> Graph:
-    """``graph`` with the adjoint nodes of the reverse sweep appended, and ``grads`` set."""
+    """``graph`` with the adjoint nodes of the reverse sweep appended, and ``grads`` set.
+
+    A temporary's adjoint that one cotangent alone reads is put into that cotangent, not made
+    a node: the generated code would write it into its one reader anyway (as emit does with
+    temporaries used once, within the same INLINE_LIMIT), and a model of thousands of such
+    temporaries saves as many nodes in every stage after this one.
+    """
     needed = _on_paths(graph)
     namer = Namer({n.name for n in graph})
     shape_of: dict[sp.Symbol, Shape | None] = {n.symbol: n.shape for n in graph}
     adjoint: dict[sp.Symbol, sp.Expr] = {graph.output: sp.S.One}
     cotangents: dict[sp.Symbol, list[sp.Expr]] = {s: [] for s in needed}
+    carried: dict[sp.Symbol, int] = {}  # operations of adjoints put into a node's cotangents
     new_nodes: list[Node] = []
 
-    def add(of: Node, expr: sp.Expr) -> sp.Symbol:
-        symbol = real_symbol(namer.fresh("d" + of.name))
+    def add(of: Node, expr: sp.Expr, symbol: sp.Symbol | None = None) -> sp.Symbol:
+        symbol = symbol or real_symbol(namer.fresh("d" + of.name))
         shape = _shape(expr, shape_of)
         new_nodes.append(Node(symbol, expr, ADJOINT, "d" + of.label, of.equation, shape, of.symbol))
         shape_of[symbol] = shape
@@ -66,31 +75,70 @@ def differentiate(graph: Graph) -> Graph:
 
     vjp = _Rules()
     for node in reversed(graph.nodes):
-        if node.symbol not in needed:
+        v = node.symbol
+        if v not in needed:
             continue
-        if node.symbol != graph.output:
-            parts = cotangents[node.symbol]
+        pending = None  # an adjoint that may go into its one reader instead of a node
+        if v != graph.output:
+            parts = cotangents[v]
             if not parts:
                 continue
             exact = not is_elementwise(node.expr) if node.expr is not None else True
             total = _accumulate(node, parts, shape_of, exact)
             if node.role == TEMP and (isinstance(total, sp.Symbol) or total.is_Number):
-                adjoint[node.symbol] = total  # passed on as it is: another adjoint, a number
+                adjoint[v] = total  # passed on as it is: another adjoint, a number
+            elif (
+                node.role == TEMP
+                and 1 + carried.get(v, 0) <= INLINE_LIMIT
+                and not isinstance(total, broadcast_like)  # (left to specialize's rewrite)
+            ):
+                pending = total
+                adjoint[v] = real_symbol(namer.fresh("d" + node.name))  # its name, if a node
             else:
-                adjoint[node.symbol] = add(node, total)
+                adjoint[v] = add(node, total)
         if node.expr is None:
             continue
-        g = adjoint[node.symbol]
+        g = adjoint[v]
         reduction = not is_elementwise(node.expr)  # only a reduction's rule brings in size()
-        for arg, c in vjp(node.expr, g, node.symbol).items():
-            if arg in needed:
-                cotangents[arg].append(_simplify_sizes(c, graph) if reduction else c)
+        sent = [
+            (arg, _simplify_sizes(c, graph) if reduction else c)
+            for arg, c in vjp(node.expr, g, v).items()
+            if arg in needed
+        ]
+        if pending is not None:
+            readers = [(i, n) for i, (_, c) in enumerate(sent) if (n := _count(c, g))]
+            if len(readers) == 1 and readers[0][1] == 1:
+                i = readers[0][0]
+                arg, c = sent[i]
+                sent[i] = arg, substitute(c, {g: pending})
+                carried[arg] = carried.get(arg, 0) + 1 + carried.get(v, 0)
+            else:
+                add(node, pending, g)
+        for arg, c in sent:
+            cotangents[arg].append(c)
     grads = []
     for p in graph.wrt:
         if p not in adjoint:  # the output does not depend on p
             adjoint[p] = add(graph[p], full_like(p, 0))
         grads.append((p, adjoint[p]))
     return graph.with_nodes(graph.nodes + tuple(new_nodes), grads=tuple(grads))
+
+
+def _count(expr: sp.Basic, symbol: sp.Symbol) -> int:
+    """How often ``symbol`` occurs in ``expr`` (as printed: a repeated sub-expression counts
+    each time), up to 2."""
+    if expr == symbol:
+        return 1
+    found, stack = 0, list(expr.args)
+    while stack:
+        e = stack.pop()
+        if e is symbol or (e.is_Symbol and e == symbol):
+            found += 1
+            if found > 1:
+                return found
+        elif e.args:
+            stack.extend(e.args)
+    return found
 
 
 def _on_paths(graph: Graph) -> set[sp.Symbol]:

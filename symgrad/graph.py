@@ -28,6 +28,11 @@ ADJOINT = "adjoint"  # d(output)/d(node), built by the backward pass
 
 Shape = tuple[int | None, ...]
 
+#: A temporary used once is written into its user only while the user's expression stays this
+#: small (in operations): lines stay readable, and no line nests deeper than Python can parse.
+#: (The backward pass puts a temporary's adjoint into its one user at once, emit the rest.)
+INLINE_LIMIT = 8
+
 
 @dataclass(frozen=True)
 class Node:

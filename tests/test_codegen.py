@@ -228,6 +228,44 @@ def test_an_adjoint_read_twice_is_computed_once():
         assert float(grads[s.name]) == pytest.approx(float(f.diff(s).subs(point)), rel=1e-12)
 
 
+def test_a_temporarys_adjoint_read_once_is_written_into_its_reader():
+    """The adjoint of a temporary that one cotangent alone reads is no node of its own: it is
+    written into that reader (``dx0 = ... - 2*t1``), as emit writes a temporary used once; an
+    adjoint read twice keeps its node and line."""
+    xs = sp.symbols("x0:4")
+    f = sp.Add(*[100 * (xs[i + 1] - xs[i] ** 2) ** 2 + (1 - xs[i]) ** 2 for i in range(3)])
+    model = symgrad.compile(f)
+    graph = model.ir
+    adjoint_of = {graph[n.of].expr for n in graph.nodes if n.role == "adjoint"}
+    temps = {n.expr: n for n in graph.nodes if n.role == "temp"}
+    once = [e for e in temps if e.is_Add and sp.S.One in e.args]  # 1 - x_i: read by f alone
+    twice = [e for e in temps if e not in once]  # x_{i+1} - x_i**2: its adjoint read twice
+    assert len(once) == 3 and not adjoint_of & set(once)
+    assert len(twice) == 3 and set(twice) <= adjoint_of
+    point = {s.name: 0.5 for s in xs}
+    vg = _function_source(model.source_for(**point), "value_and_grad")
+    assert re.search(rf"\n +dx0 = .* - 2\*{temps[once[0]].name}  #", vg), vg
+    assert not re.search(rf"\bd{temps[once[0]].name}\b", vg)
+
+
+def test_a_long_chain_of_temporaries_keeps_its_lines_short():
+    """Adjoints written into their readers stop at INLINE_LIMIT operations: a chain of 20
+    functions keeps an adjoint node (and a line) every few links, and the right derivative."""
+    from symgrad.graph import INLINE_LIMIT
+
+    e = k * x
+    for i in range(20):  # (SymPy folds sin(atan(u)) into u/sqrt(u**2 + 1): longer still)
+        e = (sp.sin, symgrad.sigmoid, sp.atan)[i % 3](e)
+    model = symgrad.compile(e, wrt=[k])
+    temps = [n for n in model.ir.nodes if n.role == "temp"]
+    adjoints = [n for n in model.ir.nodes if n.role == "adjoint" and n.of != k]
+    assert len(temps) > 2 * INLINE_LIMIT
+    assert len(temps) / INLINE_LIMIT <= len(adjoints) < len(temps)
+    point = {k: 0.7, x: 0.4}
+    want = float(sp.diff(e, k).subs(point))
+    assert float(model.grad(point)["k"]) == pytest.approx(want, rel=1e-12)
+
+
 def test_forward_computes_the_value_exactly_as_value_and_grad_does(two_layer):
     """forward is value_and_grad's forward part: the same value, to the last bit."""
     rng = np.random.default_rng(3)

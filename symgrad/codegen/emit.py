@@ -49,7 +49,7 @@ from .. import __version__
 from ..construct import PLAIN, contains, new, rebuild, substitute
 from ..frontend import NodeEquations, larger_than
 from ..functions import sum as reduce_sum
-from ..graph import ADJOINT, PARAMETER, TEMP, Graph, Node
+from ..graph import ADJOINT, INLINE_LIMIT, PARAMETER, TEMP, Graph, Node
 from ..ops import sum_to
 from . import fastprint
 from .printer import ELEMENTWISE, HELPERS, Printer
@@ -198,10 +198,6 @@ class _Line:
     code: str
     reads: frozenset  # the symbols the line reads
 
-
-#: A temporary used once is written into its user only while the user's expression stays this
-#: small (in operations): lines stay readable, and no line nests deeper than Python can parse.
-INLINE_LIMIT = 8
 
 
 def _lines(
