@@ -99,8 +99,10 @@ def _names(name: str, text: str) -> bool:
     order`` does not make ``value_and_grad`` wait for ``forward``); a name in a string or after
     code on a line counts, which costs at most an early compile.
 
-    >>> _names("forward", "    # forward\\n    y = 1\\n"), _names("forward", "    y = forward(x)\\n")
-    (False, True)
+    >>> _names("forward", "    # forward\\n    y = 1\\n")
+    False
+    >>> _names("forward", "    y = forward(x)\\n")
+    True
     """
     start = text.find(name)
     while start != -1:
