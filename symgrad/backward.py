@@ -61,13 +61,14 @@ def differentiate(graph: Graph) -> Graph:
     needed = _on_paths(graph)
     namer = Namer({n.name for n in graph})
     shape_of: dict[sp.Symbol, Shape | None] = {n.symbol: n.shape for n in graph}
-    adjoint: dict[sp.Symbol, sp.Expr] = {graph.output: sp.S.One}
+    output = graph[graph.output].symbol  # (the node's own symbol: compared with "is")
+    adjoint: dict[sp.Symbol, sp.Expr] = {output: sp.S.One}
     cotangents: dict[sp.Symbol, list[sp.Expr]] = {s: [] for s in needed}
     carried: dict[sp.Symbol, int] = {}  # operations of adjoints put into a node's cotangents
     new_nodes: list[Node] = []
 
-    def add(of: Node, expr: sp.Expr, symbol: sp.Symbol | None = None) -> sp.Symbol:
-        symbol = symbol or real_symbol(namer.fresh("d" + of.name))
+    def add(of: Node, expr: sp.Expr) -> sp.Symbol:
+        symbol = real_symbol(namer.fresh("d" + of.name))
         shape = _shape(expr, shape_of)
         new_nodes.append(Node(symbol, expr, ADJOINT, "d" + of.label, of.equation, shape, of.symbol))
         shape_of[symbol] = shape
@@ -78,8 +79,7 @@ def differentiate(graph: Graph) -> Graph:
         v = node.symbol
         if v not in needed:
             continue
-        pending = None  # an adjoint that may go into its one reader instead of a node
-        if v != graph.output:
+        if v is not output:
             parts = cotangents[v]
             if not parts:
                 continue
@@ -91,31 +91,19 @@ def differentiate(graph: Graph) -> Graph:
                 node.role == TEMP
                 and 1 + carried.get(v, 0) <= INLINE_LIMIT
                 and not isinstance(total, broadcast_like)  # (left to specialize's rewrite)
+                and (readers := vjp.readers(node.expr, v, needed)) is not None
+                and len(readers) == 1
             ):
-                pending = total
-                adjoint[v] = real_symbol(namer.fresh("d" + node.name))  # its name, if a node
+                adjoint[v] = total  # read once: written into that cotangent
+                carried[readers[0]] = carried.get(readers[0], 0) + 1 + carried.get(v, 0)
             else:
                 adjoint[v] = add(node, total)
         if node.expr is None:
             continue
-        g = adjoint[v]
         reduction = not is_elementwise(node.expr)  # only a reduction's rule brings in size()
-        sent = [
-            (arg, _simplify_sizes(c, graph) if reduction else c)
-            for arg, c in vjp(node.expr, g, v).items()
-            if arg in needed
-        ]
-        if pending is not None:
-            readers = [(i, n) for i, (_, c) in enumerate(sent) if (n := _count(c, g))]
-            if len(readers) == 1 and readers[0][1] == 1:
-                i = readers[0][0]
-                arg, c = sent[i]
-                sent[i] = arg, substitute(c, {g: pending})
-                carried[arg] = carried.get(arg, 0) + 1 + carried.get(v, 0)
-            else:
-                add(node, pending, g)
-        for arg, c in sent:
-            cotangents[arg].append(c)
+        for arg, c in vjp(node.expr, adjoint[v], v).items():
+            if arg in needed:
+                cotangents[arg].append(_simplify_sizes(c, graph) if reduction else c)
     grads = []
     for p in graph.wrt:
         if p not in adjoint:  # the output does not depend on p
@@ -145,12 +133,12 @@ def _on_paths(graph: Graph) -> set[sp.Symbol]:
     """The nodes on some path from a parameter up to the output."""
     below = set(graph.wrt)  # depends on a parameter
     for node in graph.nodes:
-        if any(a in below for a in node.args):
+        if not below.isdisjoint(node.occurrences):
             below.add(node.symbol)
     above = {graph.output}  # the output depends on it
     for node in reversed(graph.nodes):
         if node.symbol in above:
-            above.update(node.args)
+            above.update(node.occurrences)
     return below & above
 
 
@@ -166,22 +154,70 @@ class _Rules:
 
     def __init__(self) -> None:
         self.templates: dict[tuple, dict[sp.Symbol, sp.Expr]] = {}
+        self.reads: dict[tuple, dict[sp.Symbol, int]] = {}  # key -> slot -> uses of g there
+        self._last: tuple | None = None  # (expr, g, out, plan): readers() then __call__()
 
     def __call__(self, expr: sp.Basic, g: sp.Expr, out: sp.Symbol) -> dict[sp.Symbol, sp.Expr]:
+        """``{operand: cotangent}``: what the node ``out = expr`` sends back of its adjoint g."""
+        plan = self._plan(expr, g, out)
+        if plan[0] == "sum":
+            return _sum_cotangents(expr.args, plan[1], g)
+        if plan[0] == "as is":
+            return vjp(expr, g, out)
+        _, key, template, slot_of = plan
+        back = {s: a for a, s in slot_of.items()}
+        if not g.is_Number:
+            back[key[2]] = g  # (the plan may have been made for another adjoint)
+        memo: dict = {}
+        return {back[s]: substitute(c, back, memo) for s, c in template.items()}
+
+    def readers(self, expr: sp.Basic, out: sp.Symbol, needed) -> list[sp.Symbol] | None:
+        """The operands in ``needed`` whose cotangent reads the adjoint, once per time it is
+        read; None when the rule is not known before it runs."""
+        plan = self._plan(expr, _ADJOINT, out)
+        if plan[0] == "sum":
+            return [s for s in plan[1] if s in needed]
+        if plan[0] == "as is":
+            return None
+        _, key, template, slot_of = plan
+        reads = self.reads.get(key)
+        if reads is None:
+            reads = self.reads[key] = {s: _count(c, key[2]) for s, c in template.items()}
+        back = {s: a for a, s in slot_of.items()}
+        return [back[s] for s, n in reads.items() if back[s] in needed for _ in range(n)]
+
+    def _plan(self, expr: sp.Basic, g: sp.Expr, out: sp.Symbol) -> tuple:
+        """``("sum", bases)``, ``("as is",)`` or ``("template", key, template, slot_of)``: the
+        same for every adjoint g that is not a number (the last one is kept for the next call)."""
+        last = self._last
+        if (
+            last is not None
+            and last[0] is expr
+            and last[2] is out
+            and (last[1] is g or not (g.is_Number or last[1].is_Number))
+        ):
+            return last[3]
+        plan = self._make_plan(expr, g, out)
+        self._last = (expr, g, out, plan)
+        return plan
+
+    def _make_plan(self, expr: sp.Basic, g: sp.Expr, out: sp.Symbol) -> tuple:
         args = expr.args
-        if type(expr) is sp.Add:  # the sum's rule, most common of all: g to every term
-            sent = _sum_cotangents(args, g)
-            if sent is not None:
-                return sent
         terms = type(expr) is sp.Add
+        if terms:  # the sum's rule, most common of all: g to every term
+            bases = _sum_bases(args)
+            if bases is not None:
+                return ("sum", bases)
         if not args or not all(
             a.is_Symbol or a.is_Number or _is_option(a) or (terms and _base_symbol(a))
             for a in args
         ):
-            return vjp(expr, g, out)  # an alias, a constant, a Piecewise: as it is
-        slot_of: dict[sp.Symbol, sp.Symbol] = {}
+            return ("as is",)  # an alias, a constant, a Piecewise: the rule runs on it
+        slot_of: dict[sp.Basic, sp.Symbol] = {}
+        if not g.is_Number:  # g first: products print with the adjoint in front, dL1*x
+            slot_of[g] = _slot(0)
         bases = {a: _base_symbol(a) for a in args if terms and not a.is_Atom}
-        for a in (g, *args, out):  # g first: products print with the adjoint in front, dL1*x
+        for a in (*args, out):
             a = bases.get(a) or a
             if a.is_Symbol and a not in slot_of:
                 slot_of[a] = _slot(len(slot_of))
@@ -192,9 +228,7 @@ class _Rules:
         template = self.templates.get(key)
         if template is None:
             template = self.templates[key] = vjp(rebuild(expr, pattern), key[2], key[3])
-        back = {s: a for a, s in slot_of.items()}
-        memo: dict = {}
-        return {back[s]: substitute(c, back, memo) for s, c in template.items()}
+        return ("template", key, template, slot_of)
 
 
 def _base_symbol(a: sp.Basic) -> sp.Symbol | None:
@@ -203,25 +237,31 @@ def _base_symbol(a: sp.Basic) -> sp.Symbol | None:
     return u if isinstance(u, sp.Symbol) else None
 
 
-def _sum_cotangents(terms: tuple, g: sp.Expr) -> dict[sp.Symbol, sp.Expr] | None:
-    """A sum sends g times the term's derivative to each term's node: g to u, -g to -u,
-    g*2*c*u to c*u**2 (the terms the front end keeps in a sum, construct.term_base). None if
+def _sum_bases(terms: tuple) -> list[sp.Symbol] | None:
+    """The node of each term of a sum that is not a number (u for u, -u, c*u**2: the terms
+    the front end keeps in a sum, construct.term_base). None if a term is none of those, or
     a node occurs in two terms, for the general rule to handle."""
-    sent: dict[sp.Symbol, sp.Expr] = {}
+    bases = []
     for a in terms:
         if a.is_Number:
             continue
-        if a.is_Symbol:
-            s, c = a, g
-        else:
-            s = _base_symbol(a)
-            if s is None:
-                return None
-            c = _monomial_derivative(a, s)
-            c = c if g is sp.S.One else new(sp.Mul, g, c)
-        if s in sent:
+        s = a if a.is_Symbol else _base_symbol(a)
+        if s is None:
             return None
-        sent[s] = c
+        bases.append(s)
+    return bases if len(set(bases)) == len(bases) else None
+
+
+def _sum_cotangents(terms: tuple, bases: list, g: sp.Expr) -> dict[sp.Symbol, sp.Expr]:
+    """A sum sends g times the term's derivative to each term's node: g to u, -g to -u,
+    g*2*c*u to c*u**2."""
+    sent: dict[sp.Symbol, sp.Expr] = {}
+    for a, s in zip((a for a in terms if not a.is_Number), bases, strict=True):
+        if a is s:
+            sent[s] = g
+        else:
+            c = _monomial_derivative(a, s)
+            sent[s] = c if g is sp.S.One else new(sp.Mul, g, c)
     return sent
 
 
@@ -236,6 +276,9 @@ def _monomial_derivative(a: sp.Basic, u: sp.Symbol) -> sp.Expr:
 
 
 _SLOTS: list[sp.Symbol] = []
+
+#: Stands for a temporary's adjoint while its rule is planned (in its place, any symbol will do).
+_ADJOINT = sp.Symbol("_adjoint", real=True)
 
 
 def _slot(i: int) -> sp.Symbol:

@@ -85,7 +85,7 @@ def emit(graph: Graph, comments: bool = True) -> str:
     convert = _conversions(graph)
     backward_at = next((i for i, line in enumerate(body) if line.node.role == ADJOINT), len(body))
     # a gradient that reads no adjoint may be scheduled early, but the check reads the output
-    output_at = next(i for i, line in enumerate(body) if line.node.symbol == graph.output)
+    output_at = next(i for i, line in enumerate(body) if line.node is out)
     backward_at = max(backward_at, output_at + 1)
     parts = [
         _header(graph),
@@ -170,11 +170,12 @@ def _indent(lines: list[str]) -> list[str]:
 
 def _for_value(lines: list[_Line], output: sp.Symbol) -> list[_Line]:
     """The lines (of forward nodes) the output's value needs, in order."""
+    forward = [line for line in lines if line.node.role != ADJOINT]
     keep = {output}
-    for line in reversed(lines):
-        if line.node.symbol in keep and line.node.role != ADJOINT:
+    for line in reversed(forward):
+        if line.node.symbol in keep:
             keep.update(line.reads)
-    return [line for line in lines if line.node.symbol in keep and line.node.role != ADJOINT]
+    return [line for line in forward if line.node.symbol in keep]
 
 
 def _needed(graph: Graph, roots: list[sp.Symbol]) -> list[Node]:
@@ -286,16 +287,16 @@ def _schedule(lines: list[_Line], graph: Graph) -> list[_Line]:
     """Each parameter's gradient as soon as what it reads is computed, so that the arrays it
     reads can be freed early."""
 
-    def is_gradient(line: _Line) -> bool:
-        return line.node.role == ADJOINT and graph[line.node.of].role == PARAMETER
-
-    others = [line for line in lines if not is_gradient(line)]
+    parameters = {n.symbol for n in graph.inputs if n.role == PARAMETER}
+    others, gradients = [], []
+    for line in lines:
+        node = line.node
+        (gradients if node.role == ADJOINT and node.of in parameters else others).append(line)
     position = {line.node.symbol: i for i, line in enumerate(others)}
     after: dict[int, list[_Line]] = {}  # position of the last line read -> gradients due then
-    for line in lines:
-        if is_gradient(line):
-            at = max((position[s] for s in line.reads if s in position), default=len(others) - 1)
-            after.setdefault(at, []).append(line)
+    for line in gradients:
+        at = max((position[s] for s in line.reads if s in position), default=len(others) - 1)
+        after.setdefault(at, []).append(line)
     order = after.get(-1, [])
     for i, line in enumerate(others):
         order += [line, *after.get(i, [])]
