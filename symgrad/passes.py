@@ -171,6 +171,8 @@ def _certain(shape: Shape | None) -> bool:
 def _sum_to(e: sum_to, known) -> sp.Basic:
     g, like = e.args
     source, target = infer(g, known.get), known.get(like)
+    if source == target and _certain(source):  # the common case: nothing to sum
+        return g
     if not (_certain(source) and _certain(target)) or len(source) < len(target):
         return e
     lead = len(source) - len(target)
