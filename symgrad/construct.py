@@ -128,13 +128,16 @@ def term_base(a: sp.Basic) -> sp.Basic | None:
     >>> term_base(-y), term_base(100*(x - y)**2), term_base(x*y), term_base(x**-1)
     (y, x - y, None, None)
     """
-    if type(a) is sp.Mul and len(a.args) == 2 and a.args[0].is_Number:
-        a = a.args[1]
-        if a.is_Number:
+    cls = type(a)
+    if cls is sp.Mul:
+        args = a.args
+        if len(args) != 2 or not args[0].is_Number:
             return None
-        if type(a) is not sp.Pow:
-            return a
-    if type(a) is sp.Pow:
+        a = args[1]
+        cls = type(a)
+        if cls is not sp.Pow:
+            return None if a.is_Number else a
+    if cls is sp.Pow:
         base, exp = a.args
         if exp.is_Integer and exp.p > 1 and not base.is_Number:
             return base

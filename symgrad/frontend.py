@@ -575,7 +575,10 @@ class _Builder:
                 node = memo.get(a)  # (most are built already: visited before their user)
                 nodes.append(self._visit(a) if node is None else node)
             else:
-                nodes.append(with_base(a, self._visit(u)))
+                node = memo.get(u)
+                if node is None:
+                    node = self._visit(u)
+                nodes.append(a if node is u else with_base(a, node))  # (u a node already)
         return nodes
 
     def _rebuild(self, e: sp.Basic, operands: list) -> sp.Basic:
@@ -587,6 +590,8 @@ class _Builder:
                     self._temp(rebuild(e, operands[i : i + MAX_ARITY]))
                     for i in range(0, len(operands), MAX_ARITY)
                 ]
+            return rebuild(e, operands)
+        if type(e) in _ALL_OPERANDS:  # no option arguments to keep in place
             return rebuild(e, operands)
         return _rebuild(e, operands, evaluate=False)
 

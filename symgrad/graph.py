@@ -15,7 +15,7 @@ t = exp(x)
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import sympy as sp
@@ -121,6 +121,26 @@ def _free_symbols_of_args(cls: type) -> bool:
 _PLAIN_FREE_SYMBOLS: dict[type, bool] = {}
 
 
+def _index(nodes: tuple[Node, ...], before: tuple[Node, ...] = (), index: dict | None = None):
+    """Node symbol -> position; ``index`` is that of the nodes ``before``, whose order the new
+    nodes keep as far as they go (a pass copies nodes, the backward pass appends to them)."""
+    kept = 0
+    if index is not None:
+        for a, b in zip(nodes, before, strict=False):  # (the new nodes may be fewer, or more)
+            if a.symbol is not b.symbol:
+                break
+            kept += 1
+    if kept == len(before) and kept:
+        result = index.copy()
+    else:
+        kept = 0
+        result = {}
+    for i in range(kept, len(nodes)):
+        result[nodes[i].symbol] = i
+    assert len(result) == len(nodes), "a node is defined twice"
+    return result
+
+
 def _name(symbol: sp.Symbol) -> str:
     return symbol.name
 
@@ -137,9 +157,7 @@ class Graph:
     _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        index = self._index
-        index.update((node.symbol, i) for i, node in enumerate(self.nodes))
-        assert len(index) == len(self.nodes), "a node is defined twice"
+        self._index.update(_index(self.nodes))
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
@@ -164,7 +182,13 @@ class Graph:
 
     def with_nodes(self, nodes: tuple[Node, ...], **changes) -> Graph:
         """A copy of this graph with other nodes (and any other field changed)."""
-        return replace(self, nodes=nodes, **changes)
+        graph = object.__new__(Graph)  # as replace() would make it, with the index at hand
+        fields = graph.__dict__
+        fields.update(self.__dict__)
+        fields.pop("inputs", None)  # (cached: worked out again)
+        fields.update(nodes=nodes, **changes)
+        fields["_index"] = _index(nodes, self.nodes, self._index)
+        return graph
 
     def users(self) -> dict[sp.Symbol, list[sp.Symbol]]:
         """For every node, the nodes that read it, in topological order."""

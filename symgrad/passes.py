@@ -55,6 +55,7 @@ def specialize(
     known = dict(check_shapes(graph, shapes) if known is None else known)
     alias: dict[sp.Symbol, sp.Symbol] = {}
     nodes: list[Node] = []
+    broadcasts = False
     for node in graph.nodes:
         expr = node.expr
         if expr is not None:
@@ -62,20 +63,20 @@ def specialize(
                 expr = substitute(expr, alias)
             if node.role == ADJOINT:  # only the backward pass inserts what is lowered
                 expr = _lower(expr, known)
+                broadcasts = broadcasts or type(expr) is broadcast_like
             if isinstance(expr, sp.Symbol) and _propagable(graph, node):
                 alias[node.symbol] = expr
                 continue
         nodes.append(node.with_expr(expr, known[node.symbol]))
     grads = tuple((p, alias.get(d, d)) for p, d in graph.grads)
-    returned = {d for _, d in grads}
-    return graph.with_nodes(tuple(_drop_broadcasts(nodes, known, returned)), grads=grads)
+    if broadcasts:
+        nodes = _drop_broadcasts(nodes, known, {d for _, d in grads})
+    return graph.with_nodes(tuple(nodes), grads=grads)
 
 
 def _drop_broadcasts(nodes: list[Node], known: dict, returned: set) -> list[Node]:
     """``d = broadcast_like(g, x)`` -> ``d = g`` where every user broadcasts ``g`` anyway (a
     gradient handed back to the caller has no user: it keeps its shape)."""
-    if not any(isinstance(node.expr, broadcast_like) for node in nodes):
-        return nodes
     users: dict[sp.Symbol, list[Node]] = {}
     for node in nodes:
         for a in node.args:
