@@ -65,7 +65,12 @@ def compile(
     with no_cycle_collection():
         graph = differentiate(build(model, name=name, output=output, wrt=wrt, shapes=shapes))
         check_printable(graph)
-        return CompiledModel(graph, _user_symbols(graph, model, wrt, name))
+        # the user's symbols are looked for only if a symbolic view asks (a walk of the whole
+        # model), in what was passed now (the containers copied: the user may change them)
+        given = dict(model) if isinstance(model, Mapping) else (
+            list(model) if isinstance(model, list | tuple) else model)
+        wrt_given = list(wrt) if isinstance(wrt, list | tuple) else wrt
+        return CompiledModel(graph, lambda: _user_symbols(graph, given, wrt_given, name))
 
 
 def _user_symbols(graph, model: Any, wrt, name: str) -> dict[sp.Symbol, sp.Symbol]:

@@ -260,19 +260,20 @@ def _sum_cotangents(terms: tuple, bases: list, g: sp.Expr) -> dict[sp.Symbol, sp
         if a is s:
             sent[s] = g
         else:
-            c = _monomial_derivative(a, s)
-            sent[s] = c if g is sp.S.One else new(sp.Mul, g, c)
+            factors = _monomial_derivative(a, s)
+            sent[s] = new(sp.Mul, *factors) if g is sp.S.One else new(sp.Mul, g, *factors)
     return sent
 
 
-def _monomial_derivative(a: sp.Basic, u: sp.Symbol) -> sp.Expr:
-    """d/du of c*u, u**n or c*u**n (numbers c, n), built as written: c, n*u**(n - 1), ..."""
+def _monomial_derivative(a: sp.Basic, u: sp.Symbol) -> tuple[sp.Expr, ...]:
+    """The factors of d/du of c*u, u**n or c*u**n (numbers c, n), as written: (c,) or
+    (n*c, u**(n - 1))."""
     c, power = (a.args[0], a.args[1]) if type(a) is sp.Mul else (sp.S.One, a)
     if type(power) is not sp.Pow:
-        return c
+        return (c,)
     n = power.args[1].p  # an integer >= 2
     factor = sp.Integer(c.p * n) if c.is_Integer else c * n
-    return new(sp.Mul, factor, u if n == 2 else new(sp.Pow, u, sp.Integer(n - 1)))
+    return factor, u if n == 2 else new(sp.Pow, u, sp.Integer(n - 1))
 
 
 _SLOTS: list[sp.Symbol] = []

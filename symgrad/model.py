@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -32,9 +32,13 @@ from .rules import derivative
 class CompiledModel:
     """A model compiled to NumPy: call it for the value, ``value_and_grad`` for both."""
 
-    def __init__(self, graph: Graph, user_symbols: Mapping[sp.Symbol, sp.Symbol]):
+    def __init__(
+        self,
+        graph: Graph,
+        user_symbols: Mapping[sp.Symbol, sp.Symbol] | Callable[[], Mapping[sp.Symbol, sp.Symbol]],
+    ):
         self.ir = graph  # the differentiated Graph (symgrad.graph.Graph), shape-generic
-        self._user = dict(user_symbols)  # node symbol -> the user's symbol
+        self._user_symbols = user_symbols  # (or how to find them: only the symbolic views ask)
         self.inputs: tuple[str, ...] = tuple(n.label for n in graph.inputs)
         self.wrt: tuple[str, ...] = tuple(graph[p].label for p in graph.wrt)
         self.output: str = graph[graph.output].label
@@ -43,6 +47,12 @@ class CompiledModel:
         self._sources: dict[tuple, str] = {}  # shape pattern -> its source, with comments
         self._by_shapes: dict[tuple, dict[str, Any]] = {}  # input shapes -> functions
         self._last_shapes: dict[str, tuple] | None = None  # of the last new shapes called with
+
+    @cached_property
+    def _user(self) -> dict[sp.Symbol, sp.Symbol]:
+        """Node symbol -> the user's own symbol (with its assumptions)."""
+        found = self._user_symbols
+        return dict(found() if callable(found) else found)
 
     @cached_property
     def source(self) -> str:

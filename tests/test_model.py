@@ -229,3 +229,18 @@ def test_source_is_the_declared_shapes_module_whatever_was_asked_before():
     specialised = model.source_for(X=np.ones((5, 3)), W=np.ones((3, 1)), y=np.ones((5, 1)))
     assert model.source == fresh
     assert specialised != fresh  # (the sizes known at a call make other code)
+
+
+def test_symbolic_views_see_the_model_as_it_was_compiled():
+    """The user's own symbols (with their assumptions) are looked up only when a symbolic view
+    asks; equations changed after compile change nothing."""
+    k, x, y = sp.Symbol("k", positive=True), sp.Symbol("x"), sp.Symbol("y")
+    equations = {y: symgrad.sum(k * x)}
+    wrt = [k]
+    model = symgrad.compile(equations, wrt=wrt)
+    equations[y] = symgrad.sum(sp.Symbol("k") * x)  # a k without assumptions, afterwards
+    wrt.append(sp.Symbol("k"))
+    (symbol,) = model.gradients
+    assert symbol == k and symbol.is_positive
+    assert {s for s in model.gradients[k].free_symbols if s.name == "k"} == {k}
+    assert all(s.is_positive for s in model.gradients[k].free_symbols if s.name == "k")
