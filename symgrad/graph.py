@@ -34,7 +34,7 @@ Shape = tuple[int | None, ...]
 INLINE_LIMIT = 8
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Node:
     """One vertex: its symbol (named like the code variable), expression, role and label.
 
@@ -50,6 +50,22 @@ class Node:
     equation: str | None = None
     shape: Shape | None = None
     of: sp.Symbol | None = None
+
+    def __init__(
+        self,
+        symbol: sp.Symbol,
+        expr: sp.Basic | None,
+        role: str,
+        label: str,
+        equation: str | None = None,
+        shape: Shape | None = None,
+        of: sp.Symbol | None = None,
+    ) -> None:
+        # what the frozen dataclass's __init__ does field by field, at half the cost (a model
+        # has thousands of nodes)
+        self.__dict__.update(
+            symbol=symbol, expr=expr, role=role, label=label, equation=equation, shape=shape, of=of
+        )
 
     @property
     def name(self) -> str:

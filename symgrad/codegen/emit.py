@@ -39,6 +39,7 @@ def _sum_to(g, like):
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 import sympy as sp
@@ -197,7 +198,7 @@ def _inlinable(graph: Graph, node: Node) -> bool:
 class _Line:
     node: Node
     code: str
-    reads: frozenset  # the symbols the line reads
+    reads: Collection[sp.Symbol]  # the symbols the line reads
 
 
 
@@ -212,7 +213,7 @@ def _lines(
     roots_set = set(roots)
     full: dict[sp.Symbol, sp.Expr] = {}  # inlined nodes, as expressions over materialised ones
     weight: dict[sp.Symbol, int] = {}  # how many operations an inlined node brings along
-    reads_of: dict[sp.Symbol, frozenset] = {}  # the materialised nodes an inlined one reads
+    reads_of: dict[sp.Symbol, Collection] = {}  # the materialised nodes an inlined one reads
     branches: set[sp.Symbol] = set()  # inlined nodes with a Piecewise in them
     # only a Piecewise node, and the adjoints its rule makes, have one in them
     has_branches = any(isinstance(node.expr, sp.Piecewise) for node in nodes)
@@ -227,7 +228,7 @@ def _lines(
                 *(reads_of[a] for a in inlined)
             )
         else:
-            expr, w, reads = node.expr, 1, frozenset(args)
+            expr, w, reads = node.expr, 1, args.keys()
         piecewise = has_branches and (
             _has_piecewise(node.expr) or any(a in branches for a in inlined)
         )
@@ -331,7 +332,7 @@ def _one_line(text: str) -> str:
     return " ".join(text.splitlines())
 
 
-def _factor_comment(graph: Graph, node: Node, expr: sp.Expr, reads: frozenset) -> str:
+def _factor_comment(graph: Graph, node: Node, expr: sp.Expr, reads: Collection) -> str:
     """What the line applies: ``∂U/∂V = factor`` for each node U whose adjoint flows in.
 
     An elementwise factor is written out (``∂σ/∂L1 = σ*(1 - σ)``); otherwise the product as it
