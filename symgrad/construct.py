@@ -81,7 +81,7 @@ def _flat(cls: type, args: Sequence[sp.Basic]) -> sp.Basic:
     flat: list[sp.Basic] = []
     for a in args:
         if type(a) is cls:
-            flat.extend(a.args)
+            flat.extend(a._args)  # (as SymPy keeps them: .args is a property around _args)
         else:
             flat.append(a)
     numbers = [a for a in flat if a.is_Rational]
@@ -130,7 +130,7 @@ def term_base(a: sp.Basic) -> sp.Basic | None:
     """
     cls = type(a)
     if cls is sp.Mul:
-        args = a.args
+        args = a._args
         if len(args) != 2 or not args[0].is_Number:
             return None
         a = args[1]
@@ -138,7 +138,7 @@ def term_base(a: sp.Basic) -> sp.Basic | None:
         if cls is not sp.Pow:
             return None if a.is_Number else a
     if cls is sp.Pow:
-        base, exp = a.args
+        base, exp = a._args
         if exp.is_Integer and exp.p > 1 and not base.is_Number:
             return base
     return None

@@ -114,6 +114,10 @@ class Node:
             cls = type(e)
             if cls is sp.Symbol:
                 found[e] = found.get(e, 0) + 1
+            elif cls in _OPERATIONS:  # (their arguments as SymPy keeps them: .args is a
+                stack.extend(e._args)  # property around _args, a call per sub-expression)
+            elif e.is_Number:
+                continue
             elif e.args:
                 if _PLAIN_FREE_SYMBOLS.get(cls) or _free_symbols_of_args(cls):
                     stack.extend(e.args)
@@ -135,6 +139,7 @@ def _free_symbols_of_args(cls: type) -> bool:
 
 
 _PLAIN_FREE_SYMBOLS: dict[type, bool] = {}
+_OPERATIONS = frozenset({sp.Add, sp.Mul, sp.Pow})
 
 
 def _index(nodes: tuple[Node, ...], before: tuple[Node, ...] = (), index: dict | None = None):

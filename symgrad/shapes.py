@@ -130,8 +130,13 @@ def infer(expr: sp.Basic, shape_of: ShapeOf) -> Shape | None:
         return shape_of(expr)
     if cls in _BROADCASTING:  # the common case first
         shapes = []
-        for a in expr.args:
-            shape = shape_of(a) if type(a) is sp.Symbol else infer(a, shape_of) if a.args else ()
+        for a in expr._args:  # (as SymPy keeps them: .args is a property around _args)
+            if type(a) is sp.Symbol:
+                shape = shape_of(a)
+            elif a.is_Number:
+                continue
+            else:
+                shape = infer(a, shape_of)
             if shape is None:
                 return None
             if shape:

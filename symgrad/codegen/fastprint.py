@@ -57,11 +57,12 @@ def text(
         if e.is_Integer:
             return str(e.p), (ATOM if e.p >= 0 else ADD)
         if cls is sp.Add:
-            return _sum([visit(a) for a in e.args], e.args), ADD
+            args = e._args  # (as SymPy keeps them: .args is a property around _args)
+            return _sum([visit(a) for a in args], args), ADD
         if cls is sp.Mul:
             return _product(e, visit, floats)
         if cls is sp.Pow:
-            base, exp = e.args
+            base, exp = e._args
             if not exp.is_Integer or exp.p < 2 or base.is_Number:
                 raise Unsupported
             b, prec = visit(base)
@@ -91,7 +92,7 @@ def _sum(printed: list[tuple[str, float]], terms: tuple) -> str:
 
 
 def _product(e: sp.Mul, visit, floats: bool) -> tuple[str, float]:
-    args = e.args
+    args = e._args
     first = args[0]
     if first.is_Number:
         if first is sp.S.One or not (first.is_Integer or (floats and first.is_Float)):
