@@ -79,15 +79,6 @@ def no_cycle_collection() -> Iterator[None]:
     which would trigger a collection every 700 allocations, and full ones as the heap grows);
     reference counting frees memory as usual. Restored even if the block raises.
 
-    What the block built lives as long as the model (its graph, expressions, code). Left in
-    the youngest generation, it would all be scanned by the first collection after the block,
-    some 15 ms for a model of 6,000 nodes: a tenth of compiling it. So on the way out the
-    objects go straight to the oldest generation (``gc.freeze()`` then ``gc.unfreeze()``, which
-    moves them without scanning; mypy does the same after building its graph), where only
-    full collections look at them. Garbage cycles made meanwhile are collected by the next full
-    collection instead of a young one. Skipped when something else holds objects frozen
-    (``gc.get_freeze_count()``): unfreezing would undo its freeze.
-
     >>> with no_cycle_collection():
     ...     gc.isenabled()
     False
@@ -100,9 +91,6 @@ def no_cycle_collection() -> Iterator[None]:
         yield
     finally:
         if enabled:
-            if gc.get_freeze_count() == 0:  # (else another owner's freeze must stand)
-                gc.freeze()
-                gc.unfreeze()
             gc.enable()
 
 
