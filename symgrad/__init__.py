@@ -69,21 +69,8 @@ def compile(
         # model), in what was passed now (the containers copied: the user may change them)
         given = dict(model) if isinstance(model, Mapping) else (
             list(model) if isinstance(model, list | tuple) else model)
-        wrt_given = list(wrt) if isinstance(wrt, list | tuple) else wrt
-        return CompiledModel(graph, lambda: _user_symbols(graph, given, wrt_given, name))
-
-
-def _user_symbols(graph, model: Any, wrt, name: str) -> dict[sp.Symbol, sp.Symbol]:
-    """Each input node -> the user's own symbol (with its assumptions), found by name."""
-    from .frontend import equations_of, free_symbols
-
-    by_name: dict[str, sp.Symbol] = {}
-    for _, rhs in equations_of(model, name):
-        by_name.update((s.name, s) for s in free_symbols(rhs))
-    for s in [wrt] if isinstance(wrt, sp.Symbol) else wrt or ():
-        if isinstance(s, sp.Symbol):
-            by_name.setdefault(s.name, s)
-    return {n.symbol: by_name.get(n.label, sp.Symbol(n.label)) for n in graph.inputs}
+        wrt_given = wrt if wrt is None or isinstance(wrt, sp.Symbol | str) else list(wrt)
+        return CompiledModel(graph, given, wrt_given, name)
 
 
 __all__ = [

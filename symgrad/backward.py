@@ -10,8 +10,9 @@ scalar parameter broadcast over the data) and is summed back with ``sum_to`` whe
 are not known to agree: at parameters, before operations that are not elementwise, and where
 cotangents from several users meet.
 
-A temporary's adjoint that only one cotangent reads (``dt2`` below) is written into it instead
-of becoming a node.
+A temporary's adjoint that only one cotangent reads is written into it instead of becoming a
+node (``dt2`` below stays one: it reads a broadcast, which specialize may drop once shapes are
+known, if what reads it is elementwise).
 
 >>> import sympy as sp
 >>> from symgrad.frontend import build
@@ -26,7 +27,8 @@ t2 = t1 - y
 t3 = t2**2
 f = mean(t3)
 dt3 = broadcast_like(1/size(t2), t2)
-dk = sum_to(2*dt3*t2*x, k)
+dt2 = 2*dt3*t2
+dk = sum_to(dt2*x, k)
 """
 
 from __future__ import annotations
@@ -67,11 +69,16 @@ def differentiate(graph: Graph) -> Graph:
     carried: dict[sp.Symbol, int] = {}  # operations of adjoints put into a node's cotangents
     new_nodes: list[Node] = []
 
+    broadcasts: set[sp.Symbol] = set()  # adjoint nodes that are a broadcast_like
+
     def add(of: Node, expr: sp.Expr) -> sp.Symbol:
         symbol = real_symbol(namer.fresh("d" + of.name))
         shape = _shape(expr, shape_of)
-        new_nodes.append(Node(symbol, expr, ADJOINT, "d" + of.label, of.equation, shape, of.symbol))
+        label, inlined = "d" + of.label, carried.get(of.symbol, 0)
+        new_nodes.append(Node(symbol, expr, ADJOINT, label, of.equation, shape, of.symbol, inlined))
         shape_of[symbol] = shape
+        if type(expr) is broadcast_like:
+            broadcasts.add(symbol)
         return symbol
 
     vjp = _Rules()
@@ -90,7 +97,9 @@ def differentiate(graph: Graph) -> Graph:
             elif (
                 node.role == TEMP
                 and 1 + carried.get(v, 0) <= INLINE_LIMIT
-                and not isinstance(total, broadcast_like)  # (left to specialize's rewrite)
+                # (a broadcast, and what reads one, are left as nodes to specialize's rewrite)
+                and not isinstance(total, broadcast_like)
+                and not (broadcasts and _reads_any(total, broadcasts))
                 and (readers := vjp.readers(node.expr, v, needed)) is not None
                 and len(readers) == 1
             ):
@@ -110,6 +119,16 @@ def differentiate(graph: Graph) -> Graph:
             adjoint[p] = add(graph[p], full_like(p, 0))
         grads.append((p, adjoint[p]))
     return graph.with_nodes(graph.nodes + tuple(new_nodes), grads=tuple(grads))
+
+
+def _reads_any(expr: sp.Basic, symbols: set[sp.Symbol]) -> bool:
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if e in symbols:
+            return True
+        stack.extend(e.args)
+    return False
 
 
 def _count(expr: sp.Basic, symbol: sp.Symbol) -> int:

@@ -40,7 +40,9 @@ class Node:
 
     ``label`` is the name a person sees (the user's own, such as ``σ`` or ``a b``); the symbol's
     name is the sanitised identifier used in generated code. ``equation`` is the label of the
-    equation the node was built for; ``of`` is, for an adjoint, the node it belongs to.
+    equation the node was built for; ``of`` is, for an adjoint, the node it belongs to;
+    ``inlined`` counts the nodes already written into ``expr`` (the backward pass writes a
+    temporary's adjoint that one cotangent reads into it), against INLINE_LIMIT.
     """
 
     symbol: sp.Symbol
@@ -50,6 +52,7 @@ class Node:
     equation: str | None = None
     shape: Shape | None = None
     of: sp.Symbol | None = None
+    inlined: int = field(default=0, repr=False, compare=False)
 
     def __init__(
         self,
@@ -60,11 +63,13 @@ class Node:
         equation: str | None = None,
         shape: Shape | None = None,
         of: sp.Symbol | None = None,
+        inlined: int = 0,
     ) -> None:
         # what the frozen dataclass's __init__ does field by field, at half the cost (a model
         # has thousands of nodes)
         self.__dict__.update(
-            symbol=symbol, expr=expr, role=role, label=label, equation=equation, shape=shape, of=of
+            symbol=symbol, expr=expr, role=role, label=label, equation=equation, shape=shape,
+            of=of, inlined=inlined,
         )
 
     @property

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -32,13 +32,9 @@ from .rules import derivative
 class CompiledModel:
     """A model compiled to NumPy: call it for the value, ``value_and_grad`` for both."""
 
-    def __init__(
-        self,
-        graph: Graph,
-        user_symbols: Mapping[sp.Symbol, sp.Symbol] | Callable[[], Mapping[sp.Symbol, sp.Symbol]],
-    ):
+    def __init__(self, graph: Graph, model: Any = None, wrt: Any = None, name: str = "f"):
         self.ir = graph  # the differentiated Graph (symgrad.graph.Graph), shape-generic
-        self._user_symbols = user_symbols  # (or how to find them: only the symbolic views ask)
+        self._compiled = (model, wrt, name)  # what was compiled, as symgrad.compile was given it
         self.inputs: tuple[str, ...] = tuple(n.label for n in graph.inputs)
         self.wrt: tuple[str, ...] = tuple(graph[p].label for p in graph.wrt)
         self.output: str = graph[graph.output].label
@@ -50,9 +46,19 @@ class CompiledModel:
 
     @cached_property
     def _user(self) -> dict[sp.Symbol, sp.Symbol]:
-        """Node symbol -> the user's own symbol (with its assumptions)."""
-        found = self._user_symbols
-        return dict(found() if callable(found) else found)
+        """Node symbol -> the user's own symbol (with its assumptions), found by name in what
+        was compiled: only the symbolic views ask, and it is a walk of the whole model."""
+        from .frontend import equations_of, free_symbols
+
+        model, wrt, name = self._compiled
+        by_name: dict[str, sp.Symbol] = {}
+        if model is not None:
+            for _, rhs in equations_of(model, name):
+                by_name.update((s.name, s) for s in free_symbols(rhs))
+        for s in [wrt] if isinstance(wrt, sp.Symbol) else wrt or ():
+            if isinstance(s, sp.Symbol):
+                by_name.setdefault(s.name, s)
+        return {n.symbol: by_name.get(n.label, sp.Symbol(n.label)) for n in self.ir.inputs}
 
     @cached_property
     def source(self) -> str:

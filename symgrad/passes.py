@@ -13,7 +13,7 @@ are propagated away.
 >>> k, x, y = sp.symbols("k x y")
 >>> g = differentiate(build(mean((k*x - y)**2), wrt=[k]))
 >>> print(specialize(g, {"k": (), "x": (506,), "y": (506,)}).nodes[-1].expr)
-sum(2*dt3*t2*x)
+sum(dt2*x)
 """
 
 from __future__ import annotations

@@ -248,6 +248,19 @@ def test_a_temporarys_adjoint_read_once_is_written_into_its_reader():
     assert not re.search(rf"\bd{temps[once[0]].name}\b", vg)
 
 
+def test_an_adjoint_written_into_its_reader_leaves_broadcasts_to_be_dropped():
+    """The adjoint of a mean is a broadcast that specialize drops where its readers broadcast
+    anyway; writing the temporaries' adjoints into their readers must leave it droppable (no
+    np.broadcast_to, no extra array), found in review."""
+    for f in (sp.sin(symgrad.mean(sp.exp(k * x) * y)), symgrad.mean(sp.tanh(k * x + y)) ** 3):
+        model = symgrad.compile(f, wrt=[k])
+        inputs = dict(k=0.3, x=np.linspace(0.0, 1.0, 4), y=np.linspace(1.0, 2.0, 4))
+        assert "broadcast_to" not in model.source_for(**inputs)
+        h = 1e-6
+        fd = (float(model(**{**inputs, "k": 0.3 + h})) - float(model(**{**inputs, "k": 0.3 - h})))
+        assert float(model.grad(**inputs)["k"]) == pytest.approx(fd / (2 * h), rel=1e-6)
+
+
 def test_a_long_chain_of_temporaries_keeps_its_lines_short():
     """Adjoints written into their readers stop at INLINE_LIMIT operations: a chain of 20
     functions keeps an adjoint node (and a line) every few links, and the right derivative."""
@@ -264,6 +277,25 @@ def test_a_long_chain_of_temporaries_keeps_its_lines_short():
     point = {k: 0.7, x: 0.4}
     want = float(sp.diff(e, k).subs(point))
     assert float(model.grad(point)["k"]) == pytest.approx(want, rel=1e-12)
+
+
+def test_inlining_keeps_within_its_limit_across_passes():
+    """What the backward pass wrote into an adjoint counts against INLINE_LIMIT when emit
+    inlines that adjoint in turn: lines stay short and shallow (a chain of 60 with every link
+    in the output once gave lines nested 160 deep, near Python's limit of 200; review)."""
+    e, terms = k * x, []
+    for _ in range(60):
+        e = sp.sin(e)
+        terms.append(e)
+    model = symgrad.compile(sp.Add(*terms), wrt=[k])
+    source = model.source_for(k=0.7, x=0.4)
+    depth = 0
+    for line in source.splitlines():
+        level = 0
+        for char in line.split("  #")[0]:
+            level += (char == "(") - (char == ")")
+            depth = max(depth, level)
+    assert depth <= 12, depth
 
 
 def test_forward_computes_the_value_exactly_as_value_and_grad_does(two_layer):

@@ -244,3 +244,16 @@ def test_symbolic_views_see_the_model_as_it_was_compiled():
     assert symbol == k and symbol.is_positive
     assert {s for s in model.gradients[k].free_symbols if s.name == "k"} == {k}
     assert all(s.is_positive for s in model.gradients[k].free_symbols if s.name == "k")
+
+
+def test_a_freshly_compiled_model_pickles():
+    """A compiled model holds data, not closures: it pickles (before its first call, which adds
+    compiled functions) and the copy computes the same."""
+    import pickle
+
+    k, x = sp.symbols("k x")
+    model = symgrad.compile(symgrad.mean((k * x - 1) ** 2), wrt=[k])
+    copy = pickle.loads(pickle.dumps(model))
+    X = np.linspace(0.0, 1.0, 5)
+    assert copy.value_and_grad(k=0.5, x=X)[1]["k"] == model.value_and_grad(k=0.5, x=X)[1]["k"]
+    assert copy.gradients.keys() == model.gradients.keys()

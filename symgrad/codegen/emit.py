@@ -223,12 +223,12 @@ def _lines(
         inlined = [a for a in args if a in full]
         if inlined:
             expr = _inline(node.expr, {a: full[a] for a in inlined})
-            w = 1 + sum(weight[a] for a in inlined)
+            w = 1 + node.inlined + sum(weight[a] for a in inlined)
             reads = frozenset(a for a in args if a not in full).union(
                 *(reads_of[a] for a in inlined)
             )
         else:
-            expr, w, reads = node.expr, 1, args.keys()
+            expr, w, reads = node.expr, 1 + node.inlined, args.keys()
         piecewise = has_branches and (
             _has_piecewise(node.expr) or any(a in branches for a in inlined)
         )
