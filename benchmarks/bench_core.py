@@ -90,7 +90,8 @@ TARGET_OVERHEAD = 20e-6
 TARGET_GROWTH = 1.15  # time ∝ size^p with p at most this counts as linear
 #: CasADi's compile time where the issue measured it, at D = 100 and N = 1000: the compile
 #: targets as a multiple of CasADi's, a figure that drifts far less than a time with the
-#: machine's speed
+#: machine's speed. (The strictest yardstick for (c): this CasADi builds that case, relative
+#: to (b), 2.4× faster than the one the issue measured; docs/benchmarks.md.)
 ISSUE_CASADI_COMPILE = {"b": 0.15, "c": 0.41}
 
 
