@@ -68,7 +68,6 @@ def differentiate(graph: Graph) -> Graph:
     cotangents: dict[sp.Symbol, list[sp.Expr]] = {s: [] for s in needed}
     carried: dict[sp.Symbol, int] = {}  # operations of adjoints put into a node's cotangents
     new_nodes: list[Node] = []
-
     broadcasts: set[sp.Symbol] = set()  # adjoint nodes that are a broadcast_like
 
     def add(of: Node, expr: sp.Expr) -> sp.Symbol:
@@ -122,6 +121,7 @@ def differentiate(graph: Graph) -> Graph:
 
 
 def _reads_any(expr: sp.Basic, symbols: set[sp.Symbol]) -> bool:
+    """Whether any of ``symbols`` occurs in ``expr``."""
     stack = [expr]
     while stack:
         e = stack.pop()
