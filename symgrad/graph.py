@@ -208,6 +208,10 @@ class Graph:
 
     def with_nodes(self, nodes: tuple[Node, ...], **changes) -> Graph:
         """A copy of this graph with other nodes (and any other field changed)."""
+        settable = self.__dataclass_fields__.keys() - {"nodes", "_index"}
+        unknown = changes.keys() - settable
+        if unknown:
+            raise TypeError(f"Graph has no field {', '.join(sorted(unknown))} to change")
         graph = object.__new__(Graph)  # as replace() would make it, with the index at hand
         fields = graph.__dict__
         fields.update(self.__dict__)
