@@ -190,22 +190,23 @@ def substitute(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic], memo: dict 
             return mapping.get(expr, expr)
         new = [mapping.get(a, a) for a in args]
         return expr if all(n is a for n, a in zip(new, args, strict=True)) else rebuild(expr, new)
-    memo = {} if memo is None else memo
+    return _substituted(expr, mapping, {} if memo is None else memo)
 
-    def visit(e):
-        if e in mapping:
-            return mapping[e]
-        args = e.args
-        if not args:
-            return e
-        done = memo.get(e)
-        if done is None:
-            new = [visit(a) for a in args]
-            done = e if all(n is a for n, a in zip(new, args, strict=True)) else rebuild(e, new)
-            memo[e] = done
-        return done
 
-    return visit(expr)
+def _substituted(e: sp.Basic, mapping: Mapping, memo: dict) -> sp.Basic:
+    """``substitute``'s walk. (A function of its own, not a closure: a closure that calls
+    itself is a reference cycle, left for the cycle collector at every call.)"""
+    if e in mapping:
+        return mapping[e]
+    args = e.args
+    if not args:
+        return e
+    done = memo.get(e)
+    if done is None:
+        new = [_substituted(a, mapping, memo) for a in args]
+        done = e if all(n is a for n, a in zip(new, args, strict=True)) else rebuild(e, new)
+        memo[e] = done
+    return done
 
 
 __all__ = [

@@ -131,20 +131,20 @@ def _propagable(graph: Graph, node: Node) -> bool:
 
 
 def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
-    if not contains(expr, _LOWERED):
-        return expr
+    return _lowered(expr, known) if contains(expr, _LOWERED) else expr
 
-    def lower(e):  # bottom-up, rebuilding as written (SymPy's replace would re-sort)
-        args = e.args
-        # (one operation of atoms, such as the -2*dt*x in sum_to(-2*dt*x, x), has nothing
-        # to lower unless it is one of the lowered operations)
-        new = [lower(a) if type(a) in LOWER or _nested(a) else a for a in args]
-        if any(n is not a for n, a in zip(new, args, strict=True)):
-            e = rebuild(e, new)
-        rule = LOWER.get(type(e))
-        return e if rule is None else rule(e, known)
 
-    return lower(expr)
+def _lowered(e: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
+    """Bottom-up, rebuilt as written (SymPy's replace would re-sort). (A function of its own,
+    not a closure in ``_lower``: a closure that calls itself is a reference cycle.)"""
+    args = e.args
+    # (one operation of atoms, such as the -2*dt*x in sum_to(-2*dt*x, x), has nothing to
+    # lower unless it is one of the lowered operations)
+    new = [_lowered(a, known) if type(a) in LOWER or _nested(a) else a for a in args]
+    if any(n is not a for n, a in zip(new, args, strict=True)):
+        e = rebuild(e, new)
+    rule = LOWER.get(type(e))
+    return e if rule is None else rule(e, known)
 
 
 def _nested(e: sp.Basic) -> bool:

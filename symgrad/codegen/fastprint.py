@@ -50,34 +50,38 @@ def text(
     symgrad.codegen.fastprint.Unsupported
     """
 
-    def visit(e) -> tuple[str, float]:
-        cls = type(e)
-        if cls is sp.Symbol:
-            return e.name, ATOM
-        if e.is_Integer:
-            return str(e.p), (ATOM if e.p >= 0 else ADD)
-        if cls is sp.Add:
-            args = e._args  # (as SymPy keeps them: .args is a property around _args)
-            return _sum([visit(a) for a in args], args), ADD
-        if cls is sp.Mul:
-            return _product(e, visit, floats)
-        if cls is sp.Pow:
-            base, exp = e._args
-            if not exp.is_Integer or exp.p < 2 or base.is_Number:
-                raise Unsupported
-            b, prec = visit(base)
-            return f"({b})**{exp.p}" if prec <= POW else f"{b}**{exp.p}", POW
-        if floats and cls is sp.Float:
-            value = float(e)
-            return repr(value), (ATOM if value >= 0 else ADD)
-        template = calls.get(cls)
-        if template is None:
-            raise Unsupported
-        if on_call is not None:
-            on_call(cls)
-        return template.format(*(visit(a)[0] for a in e.args)), FUNC
+    return _visit(expr, calls, floats, on_call)[0]
 
-    return visit(expr)[0]
+
+def _visit(e: sp.Basic, calls, floats: bool, on_call) -> tuple[str, float]:
+    """``(text, precedence)`` of ``e``. (A function of its own, not a closure in ``text``: a
+    closure that calls itself is a reference cycle, left for the cycle collector, at every
+    line printed.)"""
+    cls = type(e)
+    if cls is sp.Symbol:
+        return e.name, ATOM
+    if e.is_Integer:
+        return str(e.p), (ATOM if e.p >= 0 else ADD)
+    if cls is sp.Add:
+        args = e._args  # (as SymPy keeps them: .args is a property around _args)
+        return _sum([_visit(a, calls, floats, on_call) for a in args], args), ADD
+    if cls is sp.Mul:
+        return _product(e, calls, floats, on_call)
+    if cls is sp.Pow:
+        base, exp = e._args
+        if not exp.is_Integer or exp.p < 2 or base.is_Number:
+            raise Unsupported
+        b, prec = _visit(base, calls, floats, on_call)
+        return f"({b})**{exp.p}" if prec <= POW else f"{b}**{exp.p}", POW
+    if floats and cls is sp.Float:
+        value = float(e)
+        return repr(value), (ATOM if value >= 0 else ADD)
+    template = calls.get(cls)
+    if template is None:
+        raise Unsupported
+    if on_call is not None:
+        on_call(cls)
+    return template.format(*(_visit(a, calls, floats, on_call)[0] for a in e.args)), FUNC
 
 
 def _sum(printed: list[tuple[str, float]], terms: tuple) -> str:
@@ -91,7 +95,7 @@ def _sum(printed: list[tuple[str, float]], terms: tuple) -> str:
     return ("-" if parts[0] == "-" else "") + " ".join(parts[1:])
 
 
-def _product(e: sp.Mul, visit, floats: bool) -> tuple[str, float]:
+def _product(e: sp.Mul, calls, floats: bool, on_call) -> tuple[str, float]:
     args = e._args
     first = args[0]
     if first.is_Number:
@@ -116,9 +120,9 @@ def _product(e: sp.Mul, visit, floats: bool) -> tuple[str, float]:
         )
         prec = ADD
     else:
-        head = [] if first is None else [visit(first)[0]]
+        head = [] if first is None else [_visit(first, calls, floats, on_call)[0]]
         prec = MUL
-    printed = [visit(a) for a in factors]
+    printed = [_visit(a, calls, floats, on_call) for a in factors]
     if negative and not head and len(printed) == 1:
         t, p = printed[0]
         return "-" + (f"({t})" if p <= UNARY else t), ADD
