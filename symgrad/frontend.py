@@ -587,13 +587,12 @@ class _Builder:
     def _rebuild(self, e: sp.Basic, operands: list) -> sp.Basic:
         """``e`` over its operands' nodes; a long sum or product is split into nodes of at
         most MAX_ARITY terms (Python cannot compile a line of a few thousand terms)."""
-        if isinstance(e, (sp.Add, sp.Mul)) and len(operands) > MAX_ARITY:
+        if isinstance(e, (sp.Add, sp.Mul)):
             while len(operands) > MAX_ARITY:
                 operands = [
                     self._temp(rebuild(e, operands[i : i + MAX_ARITY]))
                     for i in range(0, len(operands), MAX_ARITY)
                 ]
-            return rebuild(e, operands)
         if type(e) in _ALL_OPERANDS:  # no option arguments to keep in place
             return rebuild(e, operands)
         return _rebuild(e, operands, evaluate=False)

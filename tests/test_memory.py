@@ -129,6 +129,8 @@ def test_a_cycle_made_while_paused_is_still_collected():
 
 
 def test_another_owners_freeze_stands():
+    """Objects the caller froze (gc.freeze, before forking workers) stay frozen through a
+    compile: pausing the collector must not unfreeze them."""
     gc.freeze()
     try:
         frozen = gc.get_freeze_count()

@@ -201,7 +201,6 @@ class _Line:
     reads: Collection[sp.Symbol]  # the symbols the line reads
 
 
-
 def _lines(
     graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Printer, comments: bool
 ):
