@@ -29,6 +29,7 @@ import sympy as sp
 from sympy.core.expr import Expr
 
 from .functions import relu, sigmoid, softplus
+from .graph import NodeSymbol
 from .ops import broadcast_like, expand_dims, full_like, sum_to
 
 #: Functions whose SymPy constructor only evaluates (exp(log(x)) -> x, ...) or checks the
@@ -103,13 +104,15 @@ def _flat(cls: type, args: Sequence[sp.Basic]) -> sp.Basic:
 _REAL = sp.Symbol("real", real=True)
 
 
-def real_symbol(name: str) -> sp.Symbol:
-    """``Symbol(name, real=True)``, without deducing the assumptions again (a node symbol).
+def real_symbol(name: str) -> NodeSymbol:
+    """A new node symbol: ``Symbol(name, real=True)`` as a ``graph.NodeSymbol`` (equal to
+    itself alone), without deducing the assumptions again.
 
-    >>> real_symbol("t1") == sp.Symbol("t1", real=True), real_symbol("t1").is_real
-    (True, True)
+    >>> t = real_symbol("t1")
+    >>> t.is_real, t == t, t == real_symbol("t1"), t == sp.Symbol("t1", real=True)
+    (True, True, False, False)
     """
-    symbol = Expr.__new__(sp.Symbol)
+    symbol = Expr.__new__(NodeSymbol)
     symbol.name = name
     # what follows from real=True, shared: facts SymPy adds to it later (is_positive: None)
     # follow from the same assumptions, so they hold for every node symbol alike

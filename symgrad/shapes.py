@@ -26,6 +26,7 @@ import sympy as sp
 
 from .errors import ShapeError
 from .functions import _AlongAxis, _Reduction, matmul, transpose
+from .graph import NodeSymbol
 from .ops import broadcast_like, expand_dims, full_like, matmul_vjp, max_vjp, size, sum_to
 
 Shape = tuple[int | None, ...]
@@ -126,12 +127,12 @@ SHAPE_OF_ARGUMENT: dict[type, int] = {sum_to: 1, broadcast_like: 1, full_like: 0
 def infer(expr: sp.Basic, shape_of: ShapeOf) -> Shape | None:
     """The shape of an expression over node symbols, or None where an operand's is unknown."""
     cls = type(expr)
-    if cls is sp.Symbol:
+    if cls is NodeSymbol:
         return shape_of(expr)
     if cls in _BROADCASTING:  # the common case first
         shapes = []
         for a in expr._args:  # (as SymPy keeps them: .args is a property around _args)
-            if type(a) is sp.Symbol:
+            if type(a) is NodeSymbol:
                 shape = shape_of(a)
             elif a.is_Number:
                 continue

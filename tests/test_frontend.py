@@ -179,3 +179,23 @@ def test_what_a_node_reads_is_its_expressions_free_symbols(expr):
 
     node = Node(sp.Symbol("n"), expr, TEMP, "n")
     assert node.args == tuple(sorted(expr.free_symbols, key=lambda s: s.name))
+
+
+def test_a_node_symbol_is_equal_to_itself_alone_and_ordered_as_a_symbol():
+    """Node symbols compare and hash by identity (each node has its own), yet SymPy orders
+    and prints them exactly as plain real symbols: the same code, the same explanations."""
+    import pickle
+
+    from symgrad.construct import real_symbol
+
+    t, s = real_symbol("t18"), real_symbol("t19")
+    twin = real_symbol("t18")
+    assert t == t and t != twin and len({t, twin}) == 2
+    assert t != sp.Symbol("t18", real=True) and sp.Symbol("t18", real=True) != t
+    assert t.is_real and t.is_Symbol and t.name == "t18"
+    a, b = sp.symbols("t18 t19", real=True)
+    assert str(t * s * (1 - t)) == str(a * b * (1 - a)) == "t18*t19*(1 - t18)"
+    assert sp.default_sort_key(t) == sp.default_sort_key(a)
+    assert sp.diff(t**2 * s, t) == 2 * t * s
+    copy = pickle.loads(pickle.dumps(t * s))
+    assert str(copy) == "t18*t19" and all(c.is_real for c in copy.free_symbols)

@@ -50,7 +50,7 @@ from .. import __version__
 from ..construct import PLAIN, contains, new, rebuild, substitute
 from ..frontend import NodeEquations, larger_than
 from ..functions import sum as reduce_sum
-from ..graph import ADJOINT, INLINE_LIMIT, PARAMETER, TEMP, Graph, Node
+from ..graph import ADJOINT, INLINE_LIMIT, PARAMETER, TEMP, Graph, Node, NodeSymbol
 from ..ops import sum_to
 from . import fastprint
 from .printer import ELEMENTWISE, HELPERS, Printer
@@ -384,12 +384,12 @@ def _split_by_source(expr: sp.Expr, sources: list[sp.Symbol]):
 
 
 def _symbols_in(expr: sp.Basic) -> set[sp.Symbol]:
-    if type(expr) is sp.Symbol:
+    if type(expr) is NodeSymbol:
         return {expr}
     found, stack = set(), [expr]
     while stack:
         e = stack.pop()
-        if type(e) is sp.Symbol:
+        if type(e) is NodeSymbol:
             found.add(e)
         else:
             stack.extend(e.args)

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
+from ..graph import NodeSymbol
+
 ATOM, FUNC, POW, MUL, ADD = (PRECEDENCE[k] for k in ("Atom", "Func", "Pow", "Mul", "Add"))
 UNARY = (POW + MUL) / 2  # where SymPy puts a unary minus
 
@@ -58,7 +60,7 @@ def _visit(e: sp.Basic, calls, floats: bool, on_call) -> tuple[str, float]:
     closure that calls itself is a reference cycle, left for the cycle collector, at every
     line printed.)"""
     cls = type(e)
-    if cls is sp.Symbol:
+    if cls is NodeSymbol or cls is sp.Symbol:
         return e.name, ATOM
     if e.is_Integer:
         return str(e.p), (ATOM if e.p >= 0 else ADD)
