@@ -173,17 +173,19 @@ class CompiledModel:
         shapes = tuple([v.shape for v in values])  # arrays and np.float64s (_as_array)
         functions = self._by_shapes.get(shapes)
         if functions is None:
-            from .memory import keep_freed_memory
+            from .memory import keep_freed_memory, no_cycle_collection
             from .passes import check_shapes
 
             keep_freed_memory()  # once per process: freed temporaries stay warm (memory.py)
 
             by_name = dict(zip(self.inputs, shapes, strict=True))
-            known = check_shapes(self.ir, by_name)  # a mismatch names its equation, first
-            self._last_shapes = by_name
+            with no_cycle_collection():  # (shapes, code and functions: many objects at once)
+                known = check_shapes(self.ir, by_name)  # a mismatch names its equation, first
+                self._last_shapes = by_name
+                functions = self._variant(by_name, known=known)
             if len(self._by_shapes) > 64:
                 self._by_shapes.clear()
-            functions = self._by_shapes[shapes] = self._variant(by_name, known=known)
+            self._by_shapes[shapes] = functions
         return functions
 
     def _run(self, name: str, values: list):

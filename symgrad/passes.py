@@ -23,7 +23,7 @@ from dataclasses import replace
 
 import sympy as sp
 
-from .construct import contains, rebuild, substitute
+from .construct import rebuild, substitute
 from .errors import ShapeError
 from .frontend import describe
 from .functions import matmul, sum, transpose
@@ -130,29 +130,23 @@ def _propagable(graph: Graph, node: Node) -> bool:
     return node.role == ADJOINT and graph[node.of].role == TEMP
 
 
-def _lower(expr: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
-    return _lowered(expr, known) if contains(expr, _LOWERED) else expr
-
-
-def _lowered(e: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
-    """Bottom-up, rebuilt as written (SymPy's replace would re-sort). (A function of its own,
-    not a closure in ``_lower``: a closure that calls itself is a reference cycle.)"""
-    args = e.args
-    # (one operation of atoms, such as the -2*dt*x in sum_to(-2*dt*x, x), has nothing to
-    # lower unless it is one of the lowered operations)
-    new = [_lowered(a, known) if type(a) in LOWER or _nested(a) else a for a in args]
-    if any(n is not a for n, a in zip(new, args, strict=True)):
+def _lower(e: sp.Basic, known: Mapping[sp.Symbol, Shape | None]) -> sp.Basic:
+    """``e`` with what LOWER lists lowered, bottom-up, rebuilt as written (SymPy's replace
+    would re-sort); ``e`` itself where nothing changes. (One walk, recursive over operations
+    only: an adjoint nests a few levels deep.)"""
+    args = e._args  # (as SymPy keeps them: .args is a property around _args)
+    new = None
+    for i, a in enumerate(args):
+        if a._args:  # an operation: it may hold something to lower
+            lowered = _lower(a, known)
+            if lowered is not a:
+                if new is None:
+                    new = list(args)
+                new[i] = lowered
+    if new is not None:
         e = rebuild(e, new)
     rule = LOWER.get(type(e))
     return e if rule is None else rule(e, known)
-
-
-def _nested(e: sp.Basic) -> bool:
-    """Whether ``e`` has an operation among its arguments."""
-    for a in e.args:
-        if a.args:
-            return True
-    return False
 
 
 def _broadcast_like(e: broadcast_like, known) -> sp.Basic:
@@ -205,4 +199,3 @@ LOWER = {
     broadcast_like: _broadcast_like,
     full_like: _full_like,
 }
-_LOWERED = tuple(LOWER)
