@@ -11,9 +11,10 @@ from sympy.printing.numpy import NumPyPrinter
 from symgrad.codegen import fastprint
 from symgrad.codegen.emit import COMMENT_CALLS, _CommentPrinter
 from symgrad.codegen.printer import ELEMENTWISE, FAST_CALLS, HELPERS, Printer
-from symgrad.construct import new
+from symgrad.construct import new, real_symbol
 
 x, y, z = sp.symbols("x y z", real=True)
+u, v = real_symbol("u"), real_symbol("v")  # node symbols: the fast path prints them in place
 FUNCTIONS = st.sampled_from(ELEMENTWISE)
 NUMBERS = st.sampled_from([sp.Integer(n) for n in (-3, -2, -1, 2, 3, 100)]
                           + [sp.Float(0.5), sp.Float(-2.25), sp.Rational(1, 2)])
@@ -22,7 +23,7 @@ NUMBERS = st.sampled_from([sp.Integer(n) for n in (-3, -2, -1, 2, 3, 100)]
 def expressions(raw: bool):
     """Random expressions, built by SymPy (``raw=False``) or as written (construct.new)."""
     make = new if raw else (lambda cls, *args: cls(*args))
-    leaves = st.one_of(st.sampled_from([x, y, z]), NUMBERS)
+    leaves = st.one_of(st.sampled_from([x, y, z, u, v]), NUMBERS)
 
     def extend(inner):
         return st.one_of(
@@ -44,7 +45,8 @@ def slow_code(expr) -> str:
 NAMESPACE: dict = {"np": np}
 for _helper in HELPERS.values():
     exec(_helper, NAMESPACE)
-POINTS = [{"x": 0.3, "y": -1.7, "z": 2.5}, {"x": -0.8, "y": 0.45, "z": -3.0}]
+POINTS = [{"x": 0.3, "y": -1.7, "z": 2.5, "u": 1.1, "v": -0.6},
+          {"x": -0.8, "y": 0.45, "z": -3.0, "u": -2.2, "v": 0.9}]
 
 
 def value(code: str, point: dict) -> float:

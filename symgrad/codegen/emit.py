@@ -194,7 +194,7 @@ def _inlinable(graph: Graph, node: Node) -> bool:
     return node.role == ADJOINT and graph[node.of].role == TEMP
 
 
-@dataclass
+@dataclass(slots=True)
 class _Line:
     node: Node
     code: str

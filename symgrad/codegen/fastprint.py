@@ -58,23 +58,25 @@ def text(
 def _visit(e: sp.Basic, calls, floats: bool, on_call) -> tuple[str, float]:
     """``(text, precedence)`` of ``e``. (A function of its own, not a closure in ``text``: a
     closure that calls itself is a reference cycle, left for the cycle collector, at every
-    line printed.)"""
+    line printed.) Node symbols, the most common operands, are printed where they are met,
+    without a call."""
     cls = type(e)
     if cls is NodeSymbol or cls is sp.Symbol:
         return e.name, ATOM
-    if e.is_Integer:
-        return str(e.p), (ATOM if e.p >= 0 else ADD)
     if cls is sp.Add:
-        args = e._args  # (as SymPy keeps them: .args is a property around _args)
-        return _sum([_visit(a, calls, floats, on_call) for a in args], args), ADD
+        return _sum(e._args, calls, floats, on_call), ADD  # (.args: a property around _args)
     if cls is sp.Mul:
-        return _product(e, calls, floats, on_call)
+        return _product(e._args, calls, floats, on_call)
     if cls is sp.Pow:
         base, exp = e._args
         if not exp.is_Integer or exp.p < 2 or base.is_Number:
             raise Unsupported
+        if type(base) is NodeSymbol:
+            return f"{base.name}**{exp.p}", POW
         b, prec = _visit(base, calls, floats, on_call)
         return f"({b})**{exp.p}" if prec <= POW else f"{b}**{exp.p}", POW
+    if e.is_Integer:
+        return str(e.p), (ATOM if e.p >= 0 else ADD)
     if floats and cls is sp.Float:
         value = float(e)
         return repr(value), (ATOM if value >= 0 else ADD)
@@ -86,50 +88,58 @@ def _visit(e: sp.Basic, calls, floats: bool, on_call) -> tuple[str, float]:
     return template.format(*(_visit(a, calls, floats, on_call)[0] for a in e.args)), FUNC
 
 
-def _sum(printed: list[tuple[str, float]], terms: tuple) -> str:
-    parts = []
-    for (t, prec), term in zip(printed, terms, strict=True):
-        if t[0] == "-" and not term.is_Add:
-            sign, t = "-", t[1:]
+def _sum(terms: tuple, calls, floats: bool, on_call) -> str:
+    """``a + b - c``: each term's sign written as the operator before it."""
+    parts = []  # " + ", term, " - ", term, ...
+    for term in terms:
+        cls = type(term)
+        if cls is NodeSymbol:
+            parts += (" + ", term.name)
+            continue
+        t, prec = _visit(term, calls, floats, on_call)
+        if cls is sp.Add:
+            parts += (" + ", f"({t})")
+        elif t[0] == "-":
+            parts += (" - ", f"({t[1:]})" if prec < ADD else t[1:])
         else:
-            sign = "+"
-        parts += (sign, f"({t})" if prec < ADD or term.is_Add else t)
-    return ("-" if parts[0] == "-" else "") + " ".join(parts[1:])
+            parts += (" + ", f"({t})" if prec < ADD else t)
+    return ("-" if parts[0] == " - " else "") + "".join(parts[1:])
 
 
-def _product(e: sp.Mul, calls, floats: bool, on_call) -> tuple[str, float]:
-    args = e._args
+def _product(args: tuple, calls, floats: bool, on_call) -> tuple[str, float]:
+    """``2*x*y``, ``-x*y``, ``-2*x*(1 - y)``: an integer (or, in code, float) coefficient
+    first, then the factors."""
     first = args[0]
     if first.is_Number:
-        if first is sp.S.One or not (first.is_Integer or (floats and first.is_Float)):
+        if first is _ONE or not (first.is_Integer or (floats and first.is_Float)):
             raise Unsupported  # a rational coefficient is printed as a division
         factors = args[1:]
+        value = first.p if first.is_Integer else float(first)
+        negative = value < 0
+        if negative:
+            head = "" if first is _MINUS_ONE else (
+                str(-value) if first.is_Integer else repr(-value)) + "*"
+            prec = ADD
+        else:
+            head = _visit(first, calls, floats, on_call)[0] + "*"
+            prec = MUL
     else:
-        first, factors = None, args
+        factors, negative, head, prec = args, False, "", MUL
+    printed = []
     for a in factors:
+        if type(a) is NodeSymbol:
+            printed.append(a.name)
+            continue
         if a.is_Number:
             raise Unsupported  # unevaluated products are spelled out differently
-    if first is None:
-        negative = False
-    elif first.is_Integer:
-        negative = first.p < 0
-    else:
-        negative = float(first) < 0
-    if negative:
-        head = (
-            [] if first is sp.S.NegativeOne
-            else [str(-first.p) if first.is_Integer else repr(-float(first))]
-        )
-        prec = ADD
-    else:
-        head = [] if first is None else [_visit(first, calls, floats, on_call)[0]]
-        prec = MUL
-    printed = [_visit(a, calls, floats, on_call) for a in factors]
-    if negative and not head and len(printed) == 1:
-        t, p = printed[0]
-        return "-" + (f"({t})" if p <= UNARY else t), ADD
-    body = head + [f"({t})" if p <= prec else t for t, p in printed]
-    return ("-" if negative else "") + "*".join(body), prec
+        t, p = _visit(a, calls, floats, on_call)
+        if negative and not head and len(factors) == 1:
+            return "-" + (f"({t})" if p <= UNARY else t), ADD
+        printed.append(f"({t})" if p <= prec else t)
+    return ("-" if negative else "") + head + "*".join(printed), prec
+
+
+_ONE, _MINUS_ONE = sp.S.One, sp.S.NegativeOne
 
 
 __all__ = ["Unsupported", "text"]
