@@ -34,6 +34,7 @@ dk = sum_to(dt2*x, k)
 from __future__ import annotations
 
 import sympy as sp
+from sympy.core.expr import Expr
 
 from .construct import (
     contains,
@@ -45,7 +46,7 @@ from .construct import (
     with_base,
 )
 from .frontend import _is_option
-from .graph import ADJOINT, INLINE_LIMIT, PARAMETER, TEMP, Graph, Node, Shape
+from .graph import ADJOINT, INLINE_LIMIT, PARAMETER, TEMP, Graph, Node, NodeSymbol, Shape
 from .names import Namer
 from .ops import broadcast_like, full_like, matmul_vjp, max_vjp, size, sum_to
 from .rules import is_elementwise, vjp
@@ -275,22 +276,41 @@ def _sum_cotangents(terms: tuple, bases: list, g: sp.Expr) -> dict[sp.Symbol, sp
     """A sum sends g times the term's derivative to each term's node: g to u, -g to -u,
     g*2*c*u to c*u**2."""
     sent: dict[sp.Symbol, sp.Expr] = {}
-    for a, s in zip((a for a in terms if not a.is_Number), bases, strict=True):
+    plain = g is sp.S.One or type(g) is NodeSymbol  # (the product is then built at once)
+    i = 0
+    for a in terms:
+        if a.is_Number:
+            continue
+        s = bases[i]
+        i += 1
         if a is s:
             sent[s] = g
+            continue
+        factors = _monomial_derivative(a, s)
+        c = factors[0]
+        if plain and type(c) is sp.Integer:  # (not 0, 1 or -1: SymPy's singletons)
+            args = factors if g is sp.S.One else (c, g, *factors[1:])
+            sent[s] = c if len(args) == 1 else _product(args)
         else:
-            factors = _monomial_derivative(a, s)
             sent[s] = new(sp.Mul, *factors) if g is sp.S.One else new(sp.Mul, g, *factors)
     return sent
+
+
+def _product(args: tuple) -> sp.Mul:
+    """The product of ``args``, as ``construct.new`` would build it from them: for factors
+    that are already its normal form (an integer first, no product among them)."""
+    product = Expr.__new__(sp.Mul, *args)
+    product.is_commutative = True
+    return product
 
 
 def _monomial_derivative(a: sp.Basic, u: sp.Symbol) -> tuple[sp.Expr, ...]:
     """The factors of d/du of c*u, u**n or c*u**n (numbers c, n), as written: (c,) or
     (n*c, u**(n - 1))."""
-    c, power = (a.args[0], a.args[1]) if type(a) is sp.Mul else (sp.S.One, a)
+    c, power = a._args if type(a) is sp.Mul else (sp.S.One, a)
     if type(power) is not sp.Pow:
         return (c,)
-    n = power.args[1].p  # an integer >= 2
+    n = power._args[1].p  # an integer >= 2
     factor = sp.Integer(c.p * n) if c.is_Integer else c * n
     return factor, u if n == 2 else new(sp.Pow, u, sp.Integer(n - 1))
 
@@ -311,8 +331,11 @@ def _slot(i: int) -> sp.Symbol:
 def _accumulate(node: Node, parts: list[sp.Expr], shape_of, exact: bool) -> sp.Expr:
     """The sum of the cotangents sent to ``node``, each brought to its shape where needed."""
     v = node.symbol
-    if node.role == PARAMETER and all(c.is_Number for c in parts):  # d(2*k)/dk: like k
-        return full_like(v, sp.Add(*parts))
+    if node.role == PARAMETER:
+        if all(c.is_Number for c in parts):  # d(2*k)/dk: like k
+            return full_like(v, sp.Add(*parts))
+    elif len(parts) == 1 and not exact:  # the common case: one cotangent, of v's shape
+        return parts[0]
     exact = exact or len(parts) > 1 or node.role == PARAMETER
     known = node.shape is not None  # else no part can be known to fit
     fitted = [
