@@ -154,10 +154,22 @@ def with_base(a: sp.Basic, base: sp.Basic) -> sp.Basic:
     >>> with_base(100*(x - 1)**2, t)
     100*t**2
     """
-    if type(a) is sp.Pow:
-        return new(sp.Pow, base, a.args[1])
-    c, rest = a.args
-    return new(sp.Mul, c, with_base(rest, base) if type(rest) is sp.Pow else base)
+    c, power = (None, a) if type(a) is sp.Pow else a._args
+    if not (base.is_Symbol and base.is_commutative):  # (a number, say: c*n folds)
+        if c is None:
+            return new(sp.Pow, base, power._args[1])
+        return new(sp.Mul, c, with_base(power, base) if type(power) is sp.Pow else base)
+    # over a symbol, nothing folds: the parts are put together as they are (as new would)
+    if type(power) is sp.Pow:
+        power = Expr.__new__(sp.Pow, base, power._args[1])
+        power.is_commutative = True
+    else:
+        power = base
+    if c is None:
+        return power
+    product = Expr.__new__(sp.Mul, c, power)
+    product.is_commutative = True
+    return product
 
 
 def contains(expr: sp.Basic, classes: type | tuple[type, ...]) -> bool:

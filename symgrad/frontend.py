@@ -552,11 +552,12 @@ class _Builder:
             elif not _operands(e):
                 self.memo[e] = self._atom(e)
             else:
-                todo = [a for a in _visited(e) if a not in self.memo]
+                visited = _visited(e)
+                todo = [a for a in visited if a not in self.memo]
                 if todo:
                     stack.extend(reversed(todo))
                     continue
-                operands = self._operand_nodes(e)
+                operands = self._operand_nodes(e, visited)
                 if isinstance(e, sp.MatrixExpr):  # over node symbols now: decompose it in turn
                     self.memo[e] = self._visit(self._translate(e, operands))
                 else:
@@ -564,23 +565,23 @@ class _Builder:
             stack.pop()
         return self.memo[expr]
 
-    def _operand_nodes(self, e: sp.Basic) -> list:
+    def _operand_nodes(self, e: sp.Basic, visited: list | None = None) -> list:
         """``e``'s operands as node symbols (or numbers), visited as needed. In a sum, a term
         ``c*u**n`` (``-u``, ``100*u**2``, see ``construct.term_base``) is written over the node
         of u: ``x - y`` and ``100*t**2 + s**2`` are computed on one line, as a person writes
-        them, not as a sum and a node of its own for each term."""
+        them, not as a sum and a node of its own for each term. (``visited``: ``_visited(e)``,
+        if the caller has it.)"""
         nodes = []
         memo = self.memo
-        terms = type(e) is sp.Add
-        for a in _operands(e):
-            u = term_base(a) if terms else None
-            if u is None:
-                node = memo.get(a)  # (most are built already: visited before their user)
-                nodes.append(self._visit(a) if node is None else node)
-            else:
-                node = memo.get(u)
-                if node is None:
-                    node = self._visit(u)
+        if visited is None:
+            visited = _visited(e)
+        for a, u in zip(_operands(e), visited, strict=True):
+            node = memo.get(u)  # (most are built already: visited before their user)
+            if node is None:
+                node = self._visit(u)
+            if u is a:
+                nodes.append(node)
+            else:  # the base of a term
                 nodes.append(a if node is u else with_base(a, node))  # (u a node already)
         return nodes
 
