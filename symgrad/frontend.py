@@ -149,9 +149,12 @@ def build(
     )
     graph = Graph(tuple(builder.nodes), output=builder.symbol_of[out], wrt=(), equations=equations)
     known = infer_graph(graph, {}, describe=lambda node: describe(graph, node))
-    nodes = tuple(n.with_expr(n.expr, known[n.symbol]) for n in builder.nodes)
-    # the equations keep the builder (its substitute) alive: not its nodes, which the graph
-    # holds as copies, nor its memo of every sub-expression (memory, and work for the collector)
+    nodes = tuple(
+        n if n.shape == known[n.symbol] else n.with_expr(n.expr, known[n.symbol])
+        for n in builder.nodes
+    )
+    # the equations keep the builder (its substitute) alive: not its list of nodes, nor its
+    # memo of every sub-expression (memory, and work for the collector)
     builder.nodes, builder.memo = [], {}
     return Graph(
         nodes,

@@ -36,6 +36,15 @@ def sanitize(name: str) -> str:
     return _sanitize(name)
 
 
+def _plain(name: str) -> bool:
+    """Whether ``fresh`` makes ``name`` itself of ``name``, if it is not taken (which it is,
+    if it is reserved): an ASCII identifier with no ``_`` at either end and no ``__``."""
+    return (
+        name.isascii() and name.isidentifier() and "__" not in name
+        and name[0] != "_" and name[-1] != "_"
+    )
+
+
 def _sanitize(name: str) -> str:
     name = unicodedata.normalize("NFKC", name)  # Python reads identifiers in NFKC
     chars = [c if ("_" + c).isidentifier() else "_" for c in name]
@@ -55,6 +64,9 @@ class Namer:
 
     def fresh(self, name: str) -> str:
         """A new identifier close to ``name``."""
+        if name not in self.taken and _plain(name):  # the common case: the name itself
+            self.taken.add(name)
+            return name
         base = sanitize(name)
         if base.startswith("_") and not name.startswith("_"):
             base = "v" + base
