@@ -71,7 +71,7 @@ def emit(graph: Graph, comments: bool = True) -> str:
     params = ", ".join(n.name for n in graph.inputs)
     wrt = ", ".join(graph[p].name for p in graph.wrt) or "nothing"
     roots = [graph.output, *(d for _, d in graph.grads)]
-    lines = _lines(graph, _needed(graph, roots), roots, printer, comments)
+    lines = _lines(graph, roots, printer, comments)
     # forward is value_and_grad's forward part (the same lines: the same value, to the bit)
     forward_lines = _for_value(lines, graph.output)
     body = _free_after_last_use(_schedule(lines, graph), graph, set(roots))
@@ -179,13 +179,18 @@ def _for_value(lines: list[_Line], output: sp.Symbol) -> list[_Line]:
     return [line for line in forward if line.node.symbol in keep]
 
 
-def _needed(graph: Graph, roots: list[sp.Symbol]) -> list[Node]:
-    """The non-input nodes the roots depend on, in topological order."""
-    keep = set(roots)
+def _needed(graph: Graph, roots: list[sp.Symbol]) -> tuple[list[Node], dict[sp.Symbol, int]]:
+    """The non-input nodes the roots depend on, in topological order, and how often each
+    node is read by them (a root once more: it is returned)."""
+    uses = dict.fromkeys(roots, 1)
+    needed = []
     for node in reversed(graph.nodes):
-        if node.symbol in keep:
-            keep.update(node.occurrences)
-    return [n for n in graph.nodes if n.symbol in keep and n.expr is not None]
+        if node.symbol in uses and node.expr is not None:
+            needed.append(node)
+            for s, n in node.occurrences.items():
+                uses[s] = uses.get(s, 0) + n
+    needed.reverse()
+    return needed, uses
 
 
 def _inlinable(graph: Graph, node: Node) -> bool:
@@ -201,14 +206,9 @@ class _Line:
     reads: Collection[sp.Symbol]  # the symbols the line reads
 
 
-def _lines(
-    graph: Graph, nodes: list[Node], roots: list[sp.Symbol], printer: Printer, comments: bool
-):
+def _lines(graph: Graph, roots: list[sp.Symbol], printer: Printer, comments: bool):
     """A ``_Line`` for every node that gets its own line; the others are inlined."""
-    uses = dict.fromkeys(roots, 1)  # how often each node is read, all lines together
-    for node in nodes:
-        for s, n in node.occurrences.items():
-            uses[s] = uses.get(s, 0) + n
+    nodes, uses = _needed(graph, roots)  # uses: how often each node is read, all lines together
     roots_set = set(roots)
     full: dict[sp.Symbol, sp.Expr] = {}  # inlined nodes, as expressions over materialised ones
     weight: dict[sp.Symbol, int] = {}  # how many operations an inlined node brings along
