@@ -165,7 +165,7 @@ def with_base(a: sp.Basic, base: sp.Basic) -> sp.Basic:
         power.is_commutative = True
     else:
         power = base
-    if c is None:
+    if c is None or c is sp.S.One:  # (1*u: unevaluated input; new drops the 1)
         return power
     product = Expr.__new__(sp.Mul, c, power)
     product.is_commutative = True

@@ -35,7 +35,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from .construct import PLAIN, real_symbol, rebuild, term_base, with_base
 from .errors import ModelError
 from .functions import matmul, sigmoid, softplus, transpose
-from .graph import INPUT, NAMED, PARAMETER, TEMP, Graph, Node, Shape
+from .graph import INPUT, NAMED, PARAMETER, TEMP, Graph, Node, NodeSymbol, Shape
 from .names import Namer
 from .order import toposort
 from .shapes import infer_graph
@@ -636,8 +636,8 @@ class _Builder:
         )
 
     def _temp(self, expr: sp.Basic) -> sp.Basic:
-        if isinstance(expr, sp.Number):  # the operands folded to a number
-            return expr
+        if isinstance(expr, sp.Number) or type(expr) is NodeSymbol:
+            return expr  # the operands folded to a number, or to one of them (x*1, unevaluated)
         self.temps += 1
         symbol = real_symbol(self.namer.fresh(f"t{self.temps}"))
         return self._add(symbol, expr, TEMP, symbol.name)

@@ -199,3 +199,28 @@ def test_a_node_symbol_is_equal_to_itself_alone_and_ordered_as_a_symbol():
     assert sp.diff(t**2 * s, t) == 2 * t * s
     copy = pickle.loads(pickle.dumps(t * s))
     assert str(copy) == "t18*t19" and all(c.is_real for c in copy.free_symbols)
+
+
+def test_a_real_user_symbol_named_like_another_inputs_code_name_stays_apart():
+    """``a b`` is written ``a_b`` in code; the user's own real symbol ``a_b`` is another input
+    (a node's symbol is equal to itself alone, never to a user symbol of the same name)."""
+    a, b = sp.Symbol("a b", real=True), sp.Symbol("a_b", real=True)
+    model = symgrad.compile(a**2 + 3 * b)
+    value, grads = model.value_and_grad(**{"a b": 1.0, "a_b": 10.0})
+    assert (value, grads) == (31.0, {"a b": 2.0, "a_b": 3.0})
+
+
+def test_unevaluated_input_is_compiled_as_its_value():
+    """SymPy's evaluate(False) leaves ``x*1`` and ``1*x`` in place: they are x, not a node of
+    their own (an alias node once lost its adjoint's owner and failed at the first call)."""
+    import re
+
+    u, v = sp.symbols("u v")
+    with sp.evaluate(False):
+        f = v**2 * 1 + 1 * (u * (v**2 * 1 + 1 * u) ** 2)
+    model = symgrad.compile(f, wrt=[v])
+    plain, at = v**2 + u * (v**2 + u) ** 2, {u: 0.5, v: 1.5}
+    value, grads = model.value_and_grad(u=0.5, v=1.5)
+    assert value == pytest.approx(float(plain.subs(at)), rel=1e-14)
+    assert grads["v"] == pytest.approx(float(sp.diff(plain, v).subs(at)), rel=1e-14)
+    assert not re.search(r"(?<![\w.])1\*", model.source)

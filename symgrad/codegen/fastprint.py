@@ -114,6 +114,8 @@ def _product(args: tuple, calls, floats: bool, on_call) -> tuple[str, float]:
         if first is _ONE or not (first.is_Integer or (floats and first.is_Float)):
             raise Unsupported  # a rational coefficient is printed as a division
         factors = args[1:]
+        if not factors:  # a product of one number: not one the compiler builds
+            raise Unsupported
         value = first.p if first.is_Integer else float(first)
         negative = value < 0
         if negative:
