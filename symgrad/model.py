@@ -44,6 +44,12 @@ class CompiledModel:
         self._by_shapes: dict[tuple, dict[str, Any]] = {}  # input shapes -> functions
         self._last_shapes: dict[str, tuple] | None = None  # of the last new shapes called with
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickles: all but the compiled functions (built again at the next call)."""
+        state = self.__dict__.copy()
+        state["_variants"], state["_by_shapes"] = {}, {}
+        return state
+
     @cached_property
     def _user(self) -> dict[sp.Symbol, sp.Symbol]:
         """Node symbol -> the user's own symbol (with its assumptions), found by name in what

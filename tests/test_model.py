@@ -247,8 +247,7 @@ def test_symbolic_views_see_the_model_as_it_was_compiled():
 
 
 def test_a_freshly_compiled_model_pickles():
-    """A compiled model holds data, not closures: it pickles (before its first call, which adds
-    compiled functions) and the copy computes the same."""
+    """A compiled model holds data, not closures: it pickles and the copy computes the same."""
     import pickle
 
     k, x = sp.symbols("k x")
@@ -257,3 +256,19 @@ def test_a_freshly_compiled_model_pickles():
     X = np.linspace(0.0, 1.0, 5)
     assert copy.value_and_grad(k=0.5, x=X)[1]["k"] == model.value_and_grad(k=0.5, x=X)[1]["k"]
     assert copy.gradients.keys() == model.gradients.keys()
+
+
+def test_a_model_that_has_run_pickles_without_its_compiled_functions():
+    """After calls (compiled functions held for each shape pattern) a model still pickles:
+    the functions are left out and built again at the copy's first call."""
+    import pickle
+
+    k, x = sp.symbols("k x")
+    model = symgrad.compile(symgrad.mean((k * x - 1) ** 2), wrt=[k])
+    X = np.linspace(0.0, 1.0, 5)
+    value, grads = model.value_and_grad(k=0.5, x=X)
+    model(k=0.5, x=2.0)
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.value_and_grad(k=0.5, x=X) == (value, grads)
+    assert copy.source_for(k=0.5, x=X) == model.source_for(k=0.5, x=X)
+    assert model.value_and_grad(k=0.5, x=X) == (value, grads)  # the original keeps its own
