@@ -34,9 +34,9 @@ dk = sum_to(dt2*x, k)
 from __future__ import annotations
 
 import sympy as sp
-from sympy.core.expr import Expr
 
 from .construct import (
+    assembled,
     contains,
     new,
     real_symbol,
@@ -290,18 +290,10 @@ def _sum_cotangents(terms: tuple, bases: list, g: sp.Expr) -> dict[sp.Symbol, sp
         c = factors[0]
         if plain and type(c) is sp.Integer:  # (not 0, 1 or -1: SymPy's singletons)
             args = factors if g is sp.S.One else (c, g, *factors[1:])
-            sent[s] = c if len(args) == 1 else _product(args)
+            sent[s] = c if len(args) == 1 else assembled(sp.Mul, *args)
         else:
             sent[s] = new(sp.Mul, *factors) if g is sp.S.One else new(sp.Mul, g, *factors)
     return sent
-
-
-def _product(args: tuple) -> sp.Mul:
-    """The product of ``args``, as ``construct.new`` would build it from them: for factors
-    that are already its normal form (an integer first, no product among them)."""
-    product = Expr.__new__(sp.Mul, *args)
-    product.is_commutative = True
-    return product
 
 
 def _monomial_derivative(a: sp.Basic, u: sp.Symbol) -> tuple[sp.Expr, ...]:

@@ -65,9 +65,7 @@ def new(cls: type, *args: sp.Basic) -> sp.Basic:
     elif cls is sp.Pow:
         base, exp = args
         if base.is_commutative and exp.is_commutative:
-            power = Expr.__new__(sp.Pow, base, exp)
-            power.is_commutative = True
-            return power
+            return assembled(sp.Pow, base, exp)
     elif cls in PLAIN:
         return Expr.__new__(cls, *args)
     try:
@@ -96,7 +94,19 @@ def _flat(cls: type, args: Sequence[sp.Basic]) -> sp.Basic:
         flat = ([] if c is identity else [c]) + [a for a in flat if not a.is_Rational]
     if len(flat) <= 1:
         return flat[0] if flat else identity
-    result = Expr.__new__(cls, *flat)  # what cls._from_args does, without two calls more
+    return assembled(cls, *flat)
+
+
+def assembled(cls: type, *args: sp.Basic) -> sp.Basic:
+    """The sum, product or power ``cls`` of commutative ``args``, exactly as given: what
+    ``new`` builds once nothing is left to flatten or fold (and ``cls._from_args`` does,
+    without two calls more). For parts already in that form.
+
+    >>> x, t = sp.symbols("x t", real=True)
+    >>> assembled(sp.Mul, sp.Integer(-2), t, x).args
+    (-2, t, x)
+    """
+    result = Expr.__new__(cls, *args)
     result.is_commutative = True
     return result
 
@@ -160,16 +170,10 @@ def with_base(a: sp.Basic, base: sp.Basic) -> sp.Basic:
             return new(sp.Pow, base, power._args[1])
         return new(sp.Mul, c, with_base(power, base) if type(power) is sp.Pow else base)
     # over a symbol, nothing folds: the parts are put together as they are (as new would)
-    if type(power) is sp.Pow:
-        power = Expr.__new__(sp.Pow, base, power._args[1])
-        power.is_commutative = True
-    else:
-        power = base
+    power = assembled(sp.Pow, base, power._args[1]) if type(power) is sp.Pow else base
     if c is None or c is sp.S.One:  # (1*u: unevaluated input; new drops the 1)
         return power
-    product = Expr.__new__(sp.Mul, c, power)
-    product.is_commutative = True
-    return product
+    return assembled(sp.Mul, c, power)
 
 
 def contains(expr: sp.Basic, classes: type | tuple[type, ...]) -> bool:
@@ -225,6 +229,6 @@ def _substituted(e: sp.Basic, mapping: Mapping, memo: dict) -> sp.Basic:
 
 
 __all__ = [
-    "PLAIN", "contains", "new", "real_symbol", "rebuild", "substitute",
+    "PLAIN", "assembled", "contains", "new", "real_symbol", "rebuild", "substitute",
     "term_base", "with_base",
 ]
