@@ -46,11 +46,12 @@ from .construct import (
     with_base,
 )
 from .frontend import _is_option
+from .functions import _Reduction
 from .graph import ADJOINT, INLINE_LIMIT, PARAMETER, TEMP, Graph, Node, NodeSymbol, Shape
 from .names import Namer
-from .ops import broadcast_like, full_like, matmul_vjp, max_vjp, size, sum_to
+from .ops import broadcast_like, full_like, matmul_vjp, size, sum_to
 from .rules import is_elementwise, vjp
-from .shapes import infer
+from .shapes import SHAPE_OF_ARGUMENT, infer
 
 
 def differentiate(graph: Graph) -> Graph:
@@ -65,7 +66,7 @@ def differentiate(graph: Graph) -> Graph:
     namer = Namer({n.name for n in graph})
     shape_of: dict[sp.Symbol, Shape | None] = {n.symbol: n.shape for n in graph}
     output = graph[graph.output].symbol  # (the node's own symbol: compared with "is")
-    adjoint: dict[sp.Symbol, sp.Expr] = {output: sp.S.One}
+    adjoint: dict[sp.Symbol, sp.Expr] = {output: _seed(graph[output], shape_of)}
     cotangents: dict[sp.Symbol, list[sp.Expr]] = {s: [] for s in needed}
     carried: dict[sp.Symbol, int] = {}  # operations of adjoints put into a node's cotangents
     new_nodes: list[Node] = []
@@ -119,6 +120,22 @@ def differentiate(graph: Graph) -> Graph:
             adjoint[p] = add(graph[p], full_like(p, 0))
         grads.append((p, adjoint[p]))
     return graph.with_nodes(graph.nodes + tuple(new_nodes), grads=tuple(grads))
+
+
+def _seed(out: Node, shape_of) -> sp.Expr:
+    """The output's own adjoint: 1, spread to the output's shape where an operation that is not
+    elementwise computes an output that may not be a scalar (``sum(X, axis=1)``). The gradient
+    of such an output is never computed (value_and_grad refuses it), but every node must have
+    a shape."""
+    e = out.expr
+    if (
+        e is None
+        or is_elementwise(e)
+        or (isinstance(e, _Reduction) and e.axis is None and not e.keepdims)
+        or _shape(e, shape_of) == ()
+    ):
+        return sp.S.One
+    return broadcast_like(sp.S.One, out.symbol)
 
 
 def _reads_any(expr: sp.Basic, symbols: set[sp.Symbol]) -> bool:
@@ -331,7 +348,7 @@ def _accumulate(node: Node, parts: list[sp.Expr], shape_of, exact: bool) -> sp.E
     exact = exact or len(parts) > 1 or node.role == PARAMETER
     known = node.shape is not None  # else no part can be known to fit
     fitted = [
-        c if not exact or isinstance(c, EXACT) or (known and _fits(_shape(c, shape_of), node.shape))
+        c if not exact or _shaped_like(c, v) or (known and _fits(_shape(c, shape_of), node.shape))
         else new(sum_to, c, v)
         for c in parts
     ]
@@ -341,8 +358,15 @@ def _accumulate(node: Node, parts: list[sp.Expr], shape_of, exact: bool) -> sp.E
     return sp.Add._from_args(tuple(terms), is_commutative=True)  # as they come, not re-sorted
 
 
-#: Cotangents that always have their operand's exact shape.
-EXACT = (matmul_vjp, max_vjp, full_like, broadcast_like)
+def _shaped_like(c: sp.Expr, v: sp.Symbol) -> bool:
+    """Whether the cotangent ``c`` has ``v``'s shape whatever the shapes are: a broadcast to
+    ``v``, or a gradient helper made for ``v`` itself (it has the shape of the operand it was made
+    for, and a sum passes it on unchanged to terms of other shapes: ``max(a + t)``)."""
+    cls = type(c)
+    if cls is matmul_vjp:
+        return c.args[1 + c.which] is v
+    argument = SHAPE_OF_ARGUMENT.get(cls)
+    return argument is not None and c.args[argument] is v
 
 
 def _fits(shape: Shape | None, target: Shape | None) -> bool:

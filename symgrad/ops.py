@@ -50,11 +50,23 @@ class broadcast_like(sp.Function):
 
 
 class expand_dims(sp.Function):
-    """``g`` with length-one axes inserted at ``axes``: a reduction's gradient, spread back."""
+    """``g`` with length-one axes inserted at ``axes``: a reduction's gradient, spread back.
+
+    A number stays a number: it broadcasts to any shape (the seed 1 of an output that is not a
+    scalar, whose gradient is never run, must still have a shape).
+
+    >>> expand_dims(sp.S.One, sp.Tuple(1))
+    1
+    """
 
     elementwise = False
 
     nargs = 2
+
+    @classmethod
+    def eval(cls, g, axes):
+        if g.is_Number:
+            return g
 
 
 class matmul_vjp(sp.Function):

@@ -49,11 +49,12 @@ from sympy.printing.str import StrPrinter
 from .. import __version__
 from ..construct import PLAIN, contains, new, rebuild, substitute
 from ..frontend import NodeEquations, larger_than
+from ..functions import matmul
 from ..functions import sum as reduce_sum
 from ..graph import ADJOINT, INLINE_LIMIT, PARAMETER, TEMP, Graph, Node, NodeSymbol
 from ..ops import sum_to
 from . import fastprint
-from .printer import ELEMENTWISE, HELPERS, Printer
+from .printer import ELEMENTWISE, HELPERS, Printer, _matmul_text
 
 INDENT = "    "
 MAX_HEADER_SIZE = 300  # equations larger than this (as a tree) are not spelled out in the header
@@ -423,12 +424,16 @@ class _CommentPrinter(StrPrinter):
     _print__AlongAxis = _print__Reduction
 
     def _print_matmul_vjp(self, expr):
-        g, a, b = (self.parenthesize(x, PRECEDENCE["Mul"], strict=True) for x in expr.args[:3])
+        g, a, b = (self.parenthesize(x, PRECEDENCE["Mul"]) for x in expr.args[:3])
         return f"{g} @ {b}ᵀ" if expr.which == 0 else f"{a}ᵀ @ {g}"
 
+    def parenthesize(self, item, level, strict=False):
+        if isinstance(item, matmul):  # (as the code printer does)
+            return f"({self._print(item)})"
+        return super().parenthesize(item, level, strict)
+
     def _print_matmul(self, expr):
-        a, b = (self.parenthesize(x, PRECEDENCE["Mul"], strict=True) for x in expr.args)
-        return f"{a} @ {b}"
+        return _matmul_text(self, expr)
 
     def _print_transpose(self, expr):
         if expr.axes is not None:

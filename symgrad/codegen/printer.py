@@ -25,6 +25,7 @@ from ..errors import ModelError
 from ..functions import (
     log_softmax,
     logsumexp,
+    matmul,
     max,
     mean,
     ones_like,
@@ -150,6 +151,15 @@ def _sum_to(g, like):
 }
 
 
+def _matmul_text(printer, expr) -> str:
+    """``a @ b`` with each operand parenthesized where Python would read it otherwise: ``@``
+    binds like ``*`` and ``/``, from the left (``(w*A) @ v``, ``A @ (w*v)``, ``A @ B @ C``)."""
+    a, b = expr.args
+    mul = PRECEDENCE["Mul"]  # (SymPy's strict=False: parenthesized at Mul's precedence too)
+    left = printer._print(a) if isinstance(a, matmul) else printer.parenthesize(a, mul)
+    return f"{left} @ {printer.parenthesize(b, mul)}"
+
+
 def _is_size_factor(e: sp.Basic) -> bool:
     """size(x), or a power of it: a number known only when the code runs."""
     return isinstance(e, size) or (isinstance(e, sp.Pow) and isinstance(e.base, size))
@@ -228,10 +238,15 @@ class Printer(NumPyPrinter):
             body = f"{abs(c.p)}*{body}"
         return f"{'-' if c < 0 else ''}{body}/{c.q}"
 
+    def parenthesize(self, item, level, strict=False):
+        """As SymPy's, knowing that Python's ``@`` binds like ``*``: a matrix product is
+        parenthesized as the operand of any operator (a sum prints its terms without asking)."""
+        if isinstance(item, matmul):
+            return f"({self._print(item)})"
+        return super().parenthesize(item, level, strict)
+
     def _print_matmul(self, expr):
-        a, b = expr.args
-        mul = PRECEDENCE["Mul"]
-        return f"{self.parenthesize(a, mul, strict=True)} @ {self.parenthesize(b, mul)}"
+        return _matmul_text(self, expr)
 
     def _print_transpose(self, expr):
         x = expr.args[0]

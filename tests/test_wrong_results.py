@@ -1,0 +1,152 @@
+"""Wrong numbers found by trying symgrad as a new user would, each checked against an independent
+reference (NumPy evaluating the same formula, central finite differences).
+
+The random sweeps that cover each class live in test_fuzz.py; these are the reported cases.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import sympy as sp
+from helpers import finite_difference
+
+import symgrad
+
+a, t, w, v = sp.symbols("a t w v")
+A, B, C, X, y = sp.symbols("A B C X y")
+
+
+def check_gradients(model, point, rel=1e-7):
+    """Every gradient has its input's shape and equals central finite differences."""
+    grads = model.grad(**point)
+    for name, g in grads.items():
+        assert np.shape(g) == np.shape(point[name]), name
+        expected = finite_difference(lambda **p: model(**p), point, name)
+        np.testing.assert_allclose(g, expected, rtol=rel, atol=1e-8, err_msg=name)
+
+
+# -- 1. a gradient summed back to its parameter's shape ------------------------------------------
+
+
+@pytest.mark.parametrize("reduce", [symgrad.max, symgrad.sum, symgrad.mean, symgrad.logsumexp])
+@pytest.mark.parametrize("param_shape", [(), (1,)])
+def test_a_parameter_reaching_a_reduction_through_a_plain_sum_gets_its_own_shape(
+    reduce, param_shape
+):
+    model = symgrad.compile(reduce(a + t), wrt=[t])
+    point = {"a": np.array([1.0, 3.0, 2.0]), "t": np.zeros(param_shape)}
+    check_gradients(model, point)
+    assert np.shape(model.grad(**point)["t"]) == param_shape
+
+
+def test_the_reported_max_case_is_one():
+    model = symgrad.compile(symgrad.max(a + t), wrt=[t])
+    assert float(model.grad(a=np.array([1.0, 3.0, 2.0]), t=0.0)["t"]) == 1.0
+
+
+def test_fit_trains_a_scalar_offset_under_a_max():
+    model = symgrad.compile((symgrad.max(a + t) - 5) ** 2, wrt=[t])
+    params = symgrad.fit(
+        model, {"t": 0.0}, {"a": np.array([1.0, 3.0, 2.0])}, symgrad.optim.SGD(lr=0.1),
+        steps=200, progress=False,
+    ).params
+    assert np.shape(params["t"]) == ()
+    assert abs(float(params["t"]) - 2.0) < 1e-6
+
+
+# -- 2. operator precedence around matmul ----------------------------------------------------
+
+
+def run_every_way(model, point, tmp_path):
+    """The value through the call, the shape-specialised source and the saved module."""
+    values = [model(**point)]
+    namespace: dict = {}
+    exec(compile(model.source_for(**point), "<source_for>", "exec"), namespace)
+    values.append(namespace["forward"](**point))
+    path = model.save(tmp_path / "saved.py")
+    spec = importlib.util.spec_from_file_location("saved", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    values.append(module.forward(**point))
+    return values
+
+
+def test_a_product_with_a_matmul_keeps_its_parentheses(tmp_path):
+    model = symgrad.compile(symgrad.sum(w * symgrad.matmul(A, v)), wrt=[v])
+    point = {"A": np.array([[0.0, 1.0], [1.0, 0.0]]), "v": np.array([1.0, 0.0]),
+             "w": np.array([1.0, 2.0])}
+    expected = np.sum(point["w"] * (point["A"] @ point["v"]))
+    assert expected == 2.0
+    for value in run_every_way(model, point, tmp_path):
+        assert float(value) == expected
+    np.testing.assert_allclose(model.grad(**point)["v"], point["A"].T @ point["w"])
+
+
+@pytest.mark.parametrize(
+    "make, reference",
+    [
+        (lambda: symgrad.matmul(A, w * v), lambda p: p["A"] @ (p["w"] * p["v"])),
+        (lambda: -w * symgrad.matmul(A, v), lambda p: -p["w"] * (p["A"] @ p["v"])),
+        (lambda: symgrad.matmul(A, v) / w, lambda p: (p["A"] @ p["v"]) / p["w"]),
+        (lambda: symgrad.matmul(A, v) ** 2, lambda p: (p["A"] @ p["v"]) ** 2),
+        (lambda: w - symgrad.matmul(A, v), lambda p: p["w"] - p["A"] @ p["v"]),
+        (lambda: symgrad.matmul(A, v / w), lambda p: p["A"] @ (p["v"] / p["w"])),
+        (lambda: symgrad.matmul(w * A, v), lambda p: (p["w"] * p["A"]) @ p["v"]),
+    ],
+)
+def test_matmul_beside_every_binary_operator(make, reference, tmp_path):
+    rng = np.random.default_rng(0)
+    point = {"A": rng.normal(size=(3, 3)), "v": rng.normal(size=3),
+             "w": rng.uniform(1, 2, size=3)}
+    model = symgrad.compile(symgrad.sum(make()), wrt=[v])
+    expected = np.sum(reference(point))
+    point = {name: point[name] for name in model.inputs}
+    for value in run_every_way(model, point, tmp_path):
+        np.testing.assert_allclose(value, expected, rtol=1e-12)
+    check_gradients(model, point)
+
+
+def test_an_elementwise_factor_between_matmuls_in_a_gradient():
+    rng = np.random.default_rng(1)
+    point = {n: rng.normal(size=(3, 3)) for n in "ABC"}
+    e = symgrad.sum(symgrad.matmul(sp.tanh(symgrad.matmul(symgrad.matmul(B, A), B)), C))
+    check_gradients(symgrad.compile(e, wrt=[A]), point)
+
+
+def test_the_textbook_logistic_loss_with_labels_of_shape_n():
+    rng = np.random.default_rng(2)
+    point = {"X": rng.normal(size=(20, 3)), "y": rng.choice([-1.0, 1.0], size=20),
+             "w": rng.normal(size=3)}
+    model = symgrad.compile(symgrad.mean(symgrad.softplus(-y * symgrad.matmul(X, w))), wrt=[w])
+    expected = np.mean(np.logaddexp(0, -point["y"] * (point["X"] @ point["w"])))
+    np.testing.assert_allclose(model(**point), expected, rtol=1e-12)
+    check_gradients(model, point)
+
+
+# -- 9. an output that is not a scalar evaluates -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make, reference",
+    [
+        (lambda: symgrad.sum(X * w, axis=1), lambda p: np.sum(p["X"] * p["w"], axis=1)),
+        (lambda: symgrad.mean(X * w, axis=-1), lambda p: np.mean(p["X"] * p["w"], axis=-1)),
+        (lambda: symgrad.max(X * w, axis=1, keepdims=True),
+         lambda p: np.max(p["X"] * p["w"], axis=1, keepdims=True)),
+        (lambda: symgrad.log_softmax(X * w, axis=0),
+         lambda p: (p["X"] * p["w"]) - np.log(np.sum(np.exp(p["X"] * p["w"]), axis=0))),
+        (lambda: symgrad.matmul(X, w), lambda p: p["X"] @ p["w"]),
+        (lambda: symgrad.transpose(X * w), lambda p: (p["X"] * p["w"]).T),
+    ],
+)
+def test_an_output_that_is_not_a_scalar_evaluates(make, reference, tmp_path):
+    rng = np.random.default_rng(3)
+    point = {"X": rng.normal(size=(2, 3)), "w": rng.normal(size=3)}
+    model = symgrad.compile(make(), wrt=[w])
+    for value in run_every_way(model, point, tmp_path):
+        np.testing.assert_allclose(value, reference(point), rtol=1e-12)
+    with pytest.raises(symgrad.SymgradError, match="not a scalar"):
+        model.value_and_grad(**point)
