@@ -1117,8 +1117,7 @@ def case_tiny(settings: Settings, libs: Libraries) -> list[Table]:
         namespace: dict[str, Any] = {}
         exec(compile(source, "<symgrad generated>", "exec"), namespace)
         fn = namespace["value_and_grad"]
-        args = [{"b": B, "k": K, "x": X, "y": Y}[name] for name in model.inputs]
-        return {"vg": lambda: fn(*args)}
+        return {"vg": lambda: fn(**inputs)}
 
     alts = [
         Alternative(NUMPY, calls=lambda _: {"vg": lambda: numpy_tiny_vg(K, B, X, Y)},
@@ -1127,7 +1126,7 @@ def case_tiny(settings: Settings, libs: Libraries) -> list[Table]:
                     calls=lambda m: {"vg": lambda: m.value_and_grad(**inputs)},
                     flat=flat_dict),
         Alternative(GENERATED, compile=compile_, calls=generated, flat=flat_dict,
-                    note="the generated module's value_and_grad(b, k, x, y), called directly"),
+                    note="the generated module's value_and_grad(b=, k=, x=, y=), called directly"),
     ]
     pv = np.array([K, B])
     if libs.jax:

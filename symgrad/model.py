@@ -39,6 +39,7 @@ class CompiledModel:
         self.wrt: tuple[str, ...] = tuple(graph[p].label for p in graph.wrt)
         self.output: str = graph[graph.output].label
         self._slot = {name: i for i, name in enumerate(self.inputs)}
+        self._keywords = tuple(n.name for n in graph.inputs)  # in the generated signatures
         self._variants: dict[tuple, Any] = {}  # shape pattern -> its functions
         self._sources: dict[tuple, str] = {}  # shape pattern -> its source, with comments
         self._by_shapes: dict[tuple, dict[str, Any]] = {}  # input shapes -> functions
@@ -197,7 +198,7 @@ class CompiledModel:
     def _run(self, name: str, values: list):
         function = self._functions(values)[name]
         try:
-            return function(*values)
+            return function(**dict(zip(self._keywords, values, strict=True)))
         except ValueError as e:
             if str(e).startswith("value_and_grad needs a scalar output"):
                 raise NotScalarError(

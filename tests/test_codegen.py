@@ -136,8 +136,12 @@ def test_generated_code_reads_only_its_own_names(two_layer):
 def test_module_defines_forward_and_value_and_grad(two_layer):
     namespace = load(two_layer.source)
     assert callable(namespace["forward"]) and callable(namespace["value_and_grad"])
-    params = [a.arg for a in _function(two_layer.source, "forward").args.args]
-    assert params == [a.arg for a in _function(two_layer.source, "value_and_grad").args.args]
+    forward, value_and_grad = (_function(two_layer.source, f).args
+                               for f in ("forward", "value_and_grad"))
+    # keyword-only: a call in another order than the sorted one cannot mix the inputs up
+    assert forward.args == [] and value_and_grad.args == []
+    params = [a.arg for a in forward.kwonlyargs]
+    assert params == [a.arg for a in value_and_grad.kwonlyargs]
     assert sorted(params) == ["b1", "b2", "k1", "k2", "x", "y"]
 
 

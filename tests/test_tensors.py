@@ -33,9 +33,8 @@ def numeric_grad(f, values, name, eps=1e-6):
 def check(expr, values, reference=None, rtol=1e-6):
     model = symgrad.compile(expr)
     generic = load(model.source)
-    args = [values[name] for name in model.inputs]
     value, grads = model.value_and_grad(**values)
-    g_value, g_grads = generic["value_and_grad"](*args)
+    g_value, g_grads = generic["value_and_grad"](**values)
     if reference is not None:
         np.testing.assert_allclose(value, reference(**values), rtol=1e-12)
     np.testing.assert_allclose(g_value, value, rtol=1e-12)

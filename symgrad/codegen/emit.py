@@ -14,14 +14,14 @@ the output depends on the time or the machine: the same model gives the same byt
 import numpy as np
 <BLANKLINE>
 <BLANKLINE>
-def forward(k, x):
+def forward(*, k, x):
     """f for the inputs k, x."""
     k, x = np.asarray(k, dtype=float), np.asarray(x, dtype=float)
     f = np.exp(k*x)
     return f
 <BLANKLINE>
 <BLANKLINE>
-def value_and_grad(k, x):
+def value_and_grad(*, k, x):
     """f and its gradient with respect to k."""
     k, x = np.asarray(k, dtype=float), np.asarray(x, dtype=float)
     # forward, in topological order
@@ -70,6 +70,7 @@ def emit(graph: Graph, comments: bool = True) -> str:
     printer = Printer()
     out = graph[graph.output]
     params = ", ".join(n.name for n in graph.inputs)
+    signature = f"*, {params}" if params else ""  # keyword-only: no order to get wrong
     wrt = ", ".join(graph[p].name for p in graph.wrt) or "nothing"
     roots = [graph.output, *(d for _, d in graph.grads)]
     lines = _lines(graph, roots, printer, comments)
@@ -94,14 +95,14 @@ def emit(graph: Graph, comments: bool = True) -> str:
         "import numpy as np",
         "",
         "",
-        f"def forward({params}):",
+        f"def forward({signature}):",
         INDENT + f'"""{_doc(out.name)} for the inputs {_doc(params)}."""',
         *_indent(convert),
         *_indent([line.code for line in forward_lines]),
         INDENT + f"return {out.name}",
         "",
         "",
-        f"def value_and_grad({params}):",
+        f"def value_and_grad({signature}):",
         INDENT + f'"""{_doc(out.name)} and its gradient with respect to {_doc(wrt)}."""',
         *_indent(convert),
         INDENT + "# forward, in topological order"

@@ -6,7 +6,7 @@
 import numpy as np
 
 
-def forward(b1, b2, k1, k2, x, y):
+def forward(*, b1, b2, k1, k2, x, y):
     """Loss for the inputs b1, b2, k1, k2, x, y."""
     b1, b2, k1, k2, x, y = (np.asarray(v, dtype=float) for v in (b1, b2, k1, k2, x, y))
     L1 = b1 + k1*x
@@ -17,7 +17,7 @@ def forward(b1, b2, k1, k2, x, y):
     return Loss
 
 
-def value_and_grad(b1, b2, k1, k2, x, y):
+def value_and_grad(*, b1, b2, k1, k2, x, y):
     """Loss and its gradient with respect to k1, b1, k2, b2."""
     b1, b2, k1, k2, x, y = (np.asarray(v, dtype=float) for v in (b1, b2, k1, k2, x, y))
     # forward, in topological order; del frees an array after its last use
