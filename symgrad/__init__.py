@@ -17,18 +17,18 @@ import sympy as sp
 __version__ = "0.1.0"
 
 from . import init, optim
-from .errors import SymgradError
+from .errors import SymgradError, SymgradWarning
 from .functions import (
     log_softmax,
     logsumexp,
     matmul,
-    max,
+    max,  # noqa: F401 (public as symgrad.max, not in __all__: see there)
     mean,
     relu,
     sigmoid,
     softmax,
     softplus,
-    sum,
+    sum,  # noqa: F401 (public as symgrad.sum, not in __all__: see there)
     transpose,
 )
 from .model import CompiledModel
@@ -42,6 +42,7 @@ def compile(
     name: str = "f",
     output: sp.Symbol | str | None = None,
     shapes: Mapping[sp.Symbol | str, tuple[int | None, ...]] | None = None,
+    broadcast: str = "warn",
 ) -> CompiledModel:
     """Compile a SymPy expression, or named equations, to value-and-gradient NumPy code.
 
@@ -50,7 +51,10 @@ def compile(
     any order; the output is ``output`` or else the last equation's left side. ``wrt`` lists
     the inputs to differentiate with respect to (default: every input). ``shapes`` declares
     input shapes (``{X: (None, 13), W1: (13, 64)}``, None for any size), checked at compile time;
-    undeclared shapes are taken from each call.
+    undeclared shapes are taken from each call. ``broadcast`` says what happens when an
+    elementwise operation broadcasts its operands into something larger than each of them (a
+    prediction of shape (n, 1) against a target of shape (n,) gives (n, n)): ``"warn"`` (a
+    ``SymgradWarning``, once per model and shape pattern), ``"error"`` or ``"allow"``.
 
     >>> x, y, k, b = sp.symbols("x y k b")
     >>> m = compile(mean((k*x + b - y)**2), wrt=[k, b])
@@ -62,6 +66,15 @@ def compile(
     from .frontend import build
     from .memory import no_cycle_collection
 
+    if not isinstance(name, str):
+        raise SymgradError(f"name={name!r}: the output's name must be a string, e.g. name='f'")
+    if shapes is not None and not isinstance(shapes, Mapping):
+        raise SymgradError(
+            f"shapes={shapes!r}: give a mapping from symbols (or names) to shapes, "
+            "e.g. shapes={X: (None, 13)}"
+        )
+    if broadcast not in ("warn", "error", "allow"):
+        raise SymgradError(f"broadcast={broadcast!r}: choose 'warn', 'error' or 'allow'")
     with no_cycle_collection():
         graph = differentiate(build(model, name=name, output=output, wrt=wrt, shapes=shapes))
         check_printable(graph)
@@ -70,28 +83,28 @@ def compile(
         given = dict(model) if isinstance(model, Mapping) else (
             list(model) if isinstance(model, list | tuple) else model)
         wrt_given = wrt if wrt is None or isinstance(wrt, sp.Symbol | str) else list(wrt)
-        return CompiledModel(graph, given, wrt_given, name)
+        return CompiledModel(graph, given, wrt_given, name, broadcast)
 
 
+# (compile, sum and max are not in __all__: ``from symgrad import *`` must not shadow the
+# builtins of the same names; use them as symgrad.compile, symgrad.sum, symgrad.max)
 __all__ = [
     "CompiledModel",
     "History",
     "SymgradError",
+    "SymgradWarning",
     "TrainingDiverged",
     "__version__",
-    "compile",
     "fit",
     "init",
     "log_softmax",
     "logsumexp",
     "matmul",
-    "max",
     "mean",
     "optim",
     "relu",
     "sigmoid",
     "softmax",
     "softplus",
-    "sum",
     "transpose",
 ]

@@ -41,3 +41,11 @@ class NotScalarError(SymgradError):
 
 class ShapeError(SymgradError):
     """Operand shapes do not fit together."""
+
+
+class SymgradWarning(UserWarning):
+    """Something legal that is most likely a mistake, such as an outer-product broadcast.
+
+    >>> issubclass(SymgradWarning, UserWarning)
+    True
+    """

@@ -29,6 +29,7 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
+import numpy as np
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
@@ -131,7 +132,8 @@ def build(
     order = [lhs for lhs in order if lhs in needed]
     symbols = _user_symbols(order, free)
     inputs = sorted_symbols(s for s in symbols if s not in rhs_of)
-    params = _resolve_wrt(wrt, inputs, symbols, rhs_of)
+    in_model = {s.name for rhs in free.values() for s in rhs}  # (reached by the output or not)
+    params = _resolve_wrt(wrt, inputs, symbols, rhs_of, in_model)
     known_inputs, param_set = set(inputs), set(params)
     for p in params:
         if p not in known_inputs:  # asked for, but the output does not depend on it: zero gradient
@@ -218,13 +220,24 @@ def _declared_shapes(shapes, inputs, rhs_of) -> dict[str, Shape]:
         name = key.name if isinstance(key, (sp.Symbol, sp.MatrixSymbol)) else str(key)
         if name not in names:
             raise ModelError(f"shapes: {name} is not a symbol of the model")
-        try:
-            declared[name] = tuple(None if n is None else int(n) for n in shape)
-        except TypeError:
-            raise ModelError(
-                f"shapes: {name}: {shape!r} is not a shape (a tuple of sizes, None for any)"
-            ) from None
+        declared[name] = _shape(name, shape)
     return declared
+
+
+def _shape(name: str, shape: Any) -> Shape:
+    """A declared shape as a tuple of sizes (None for any), or a ModelError naming it: sizes
+    are whole numbers >= 0, never read from a string or rounded from a fraction."""
+    sizes = shape if isinstance(shape, tuple | list) else None
+    if sizes is not None and all(
+        n is None or (isinstance(n, int | np.integer | sp.Integer) and not isinstance(n, bool)
+                      and int(n) >= 0)
+        for n in sizes
+    ):
+        return tuple(None if n is None else int(n) for n in sizes)
+    raise ModelError(
+        f"shapes: {name}: {shape!r} is not a shape; give a tuple of sizes, whole numbers or None "
+        f"for any size, e.g. shapes={{{name}: (None, 13)}}"
+    )
 
 
 def describe(graph: Graph, node: Node) -> str:
@@ -447,16 +460,33 @@ def _user_symbols(order, free) -> list[sp.Symbol]:
     return list(symbols)
 
 
-def _resolve_wrt(wrt, inputs, symbols, rhs_of) -> list[sp.Symbol]:
+def _resolve_wrt(wrt, inputs, symbols, rhs_of, in_model: set[str]) -> list[sp.Symbol]:
+    """The parameters ``wrt`` names. One that no equation mentions is a mistake (a typo would
+    otherwise become a new input with a zero gradient); one that the output does not depend
+    on gets a zero gradient."""
     if wrt is None:
         return list(inputs)
     if isinstance(wrt, (sp.Symbol, str)):
         wrt = [wrt]
+    elif not isinstance(wrt, Iterable) or isinstance(wrt, sp.Basic | Mapping):
+        raise ModelError(
+            f"wrt: {wrt!r} is not a list of symbols; pass wrt=[k, b] (symbols or their names)"
+        )
     by_name = {s.name: s for s in symbols}
     params: list[sp.Symbol] = []
     seen: set[sp.Symbol] = set()
     for item in wrt:
-        key = item.name if isinstance(item, sp.Symbol) else str(item)
+        if not isinstance(item, sp.Symbol | str):
+            raise ModelError(
+                f"wrt: {item!r} is not a symbol; list the inputs to differentiate with respect "
+                f"to, by symbol or name ({', '.join(i.name for i in inputs)})"
+            )
+        key = item.name if isinstance(item, sp.Symbol) else item
+        if key not in in_model:
+            raise ModelError(
+                f"wrt: {key} is not a symbol of the model; its inputs are "
+                f"{', '.join(i.name for i in inputs) or 'none'} (a typo?)"
+            )
         s = by_name.get(key, item if isinstance(item, sp.Symbol) else sp.Symbol(key))
         if s in rhs_of:
             raise ModelError(

@@ -14,9 +14,13 @@
 
 from __future__ import annotations
 
+import decimal
+import numbers
+import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import cached_property
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,7 @@ import numpy as np
 import sympy as sp
 
 from . import chains
-from .errors import InputError, NotScalarError, SymgradError
+from .errors import InputError, NotScalarError, ShapeError, SymgradError, SymgradWarning
 from .graph import Graph
 from .rules import derivative
 
@@ -32,8 +36,13 @@ from .rules import derivative
 class CompiledModel:
     """A model compiled to NumPy: call it for the value, ``value_and_grad`` for both."""
 
-    def __init__(self, graph: Graph, model: Any = None, wrt: Any = None, name: str = "f"):
+    def __init__(
+        self, graph: Graph, model: Any = None, wrt: Any = None, name: str = "f",
+        broadcast: str = "warn",
+    ):
         self.ir = graph  # the differentiated Graph (symgrad.graph.Graph), shape-generic
+        self.broadcast = broadcast  # what an outer-product broadcast does: warn, error, allow
+        self._warned: set[tuple] = set()  # shape patterns already warned about
         self._compiled = (model, wrt, name)  # what was compiled, as symgrad.compile was given it
         self.inputs: tuple[str, ...] = tuple(n.label for n in graph.inputs)
         self.wrt: tuple[str, ...] = tuple(graph[p].label for p in graph.wrt)
@@ -88,7 +97,7 @@ class CompiledModel:
                     "pass the inputs by name (model(x=..., k=...)) or as one mapping "
                     "keyed by symbol or name (model({x: ..., k: ...}))"
                 )
-            kwargs = {**{_key(k): v for k, v in args[0].items()}, **kwargs}
+            kwargs = _by_name(args[0], kwargs)
         values: list = [None] * len(self.inputs)
         unknown = []
         for name, value in kwargs.items():
@@ -112,21 +121,21 @@ class CompiledModel:
                 )
         return values
 
-    def __call__(self, *args: Mapping, **inputs: Any) -> Any:
+    def __call__(self, /, *args: Mapping, **inputs: Any) -> Any:
         """The value of the output for the given inputs."""
         values = self._arguments(args, inputs)
         return self._run("forward", values)
 
-    def value_and_grad(self, *args: Mapping, **inputs: Any) -> tuple[Any, dict[str, Any]]:
+    def value_and_grad(self, /, *args: Mapping, **inputs: Any) -> tuple[Any, dict[str, Any]]:
         """The output's value and its gradient: a dict name -> array, in ``wrt`` order."""
         values = self._arguments(args, inputs)
         return self._run("value_and_grad", values)
 
-    def grad(self, *args: Mapping, **inputs: Any) -> dict[str, Any]:
+    def grad(self, /, *args: Mapping, **inputs: Any) -> dict[str, Any]:
         """The gradient alone: a dict name -> array shaped like that input."""
         return self.value_and_grad(*args, **inputs)[1]
 
-    def source_for(self, *args: Mapping, **inputs: Any) -> str:
+    def source_for(self, /, *args: Mapping, **inputs: Any) -> str:
         """The generated module specialised to the shapes of these inputs (what calls run).
 
         Axes that are broadcast become explicit ``np.sum(..., axis=...)``; the code depends only
@@ -188,12 +197,38 @@ class CompiledModel:
             by_name = dict(zip(self.inputs, shapes, strict=True))
             with no_cycle_collection():  # (shapes, code and functions: many objects at once)
                 known = check_shapes(self.ir, by_name)  # a mismatch names its equation, first
+                if self.broadcast != "allow":
+                    self._check_broadcasts(by_name, known)
                 self._last_shapes = by_name
                 functions = self._variant(by_name, known=known)
             if len(self._by_shapes) > 64:
                 self._by_shapes.clear()
             self._by_shapes[shapes] = functions
         return functions
+
+    def _check_broadcasts(self, shapes: Mapping[str, tuple], known) -> None:
+        """Warn (once per shape pattern) or raise where operands broadcast into an outer
+        product, as ``broadcast=`` says."""
+        from .passes import outer_broadcasts
+
+        key = self._key(shapes)
+        if key in self._warned:
+            return
+        found = outer_broadcasts(self.ir, known)
+        if not found:
+            return
+        text = "; ".join(found)
+        if self.broadcast == "error":
+            raise ShapeError(
+                f"{text}; reshape an operand (e.g. y.reshape(-1, 1)), or compile with "
+                "broadcast='allow' if that is meant"
+            )
+        self._warned.add(key)
+        warnings.warn(
+            f"{text}; is that meant? (reshape an operand, e.g. y.reshape(-1, 1); "
+            "compile(..., broadcast='allow') silences this)",
+            SymgradWarning, stacklevel=5,
+        )
 
     def _run(self, name: str, values: list):
         function = self._functions(values)[name]
@@ -314,8 +349,13 @@ class CompiledModel:
 
     def save(self, path: str | Path) -> Path:
         """Write the generated module (NumPy only) to ``path`` and return the path."""
+        if not isinstance(path, str | PathLike):
+            raise SymgradError(f"save: {path!r} is not a path; pass a file name such as 'model.py'")
         path = Path(path)
-        path.write_text(self.source, encoding="utf-8")
+        try:
+            path.write_text(self.source, encoding="utf-8")
+        except OSError as e:
+            raise SymgradError(f"save: cannot write {str(path)!r}: {e.strerror}") from None
         return path
 
 
@@ -323,18 +363,67 @@ def _key(k) -> str:
     return k.name if isinstance(k, sp.Symbol) else str(k)
 
 
+def _by_name(mapping: Mapping, keywords: dict[str, Any]) -> dict[str, Any]:
+    """The inputs of one mapping keyed by symbol or name, and of keywords, by name; an input
+    given twice (as a symbol and as its name, or in both) is an error, never a silent choice."""
+    result: dict[str, Any] = {}
+    for k, v in mapping.items():
+        if not isinstance(k, sp.Symbol | str):
+            raise InputError(
+                f"input key {k!r} is not a symbol or a name; key the mapping by symbol or name"
+            )
+        name = _key(k)
+        if name in result:
+            raise InputError(f"input {name!r} is given twice in the mapping; give it once")
+        result[name] = v
+    for name, v in keywords.items():
+        if name in result:
+            raise InputError(
+                f"input {name!r} is given twice, in the mapping and as a keyword; give it once"
+            )
+        result[name] = v
+    return result
+
+
 _FLOAT = np.dtype(np.float64)
 
 
 def _as_array(value, name: str):
+    """``value`` as float64 (a scalar as ``np.float64``), or an InputError naming the input when
+    it is not real numbers that float64 holds faithfully: None, strings, missing values (pandas
+    ``NA``), complex numbers and other objects are refused, not turned into NaN or cut."""
     if isinstance(value, np.ndarray) and value.dtype == np.float64:
         return value
     if type(value) is float:
         return np.float64(value)
+    if value is None:
+        raise InputError(f"input {name!r} is None; pass a number or an array of numbers")
     try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"input {name!r} is not a number or an array of numbers: {e}") from None
+        array = np.asarray(value)
+    except Exception as e:  # (a library's own refusal, such as a tensor that requires grad)
+        raise InputError(
+            f"input {name!r} ({type(value).__name__}) cannot be read as an array of numbers: "
+            f"{e}{_HINTS.get(type(value).__module__.split('.')[0], '')}"
+        ) from None
+    kind = array.dtype.kind
+    if kind == "O" and all(_is_real(v) for v in array.flat):  # (a list of Fractions, SymPy's
+        kind = "f"  # numbers: each one a real number)
+    if kind in "biuf":
+        return array.astype(np.float64)
+    what = {"c": "complex numbers (symgrad computes with real ones; pass .real if the "
+                 "imaginary part is meant to be dropped)",
+            "U": "text", "S": "bytes", "M": "dates", "m": "time spans"}.get(
+        kind, "values that are not all numbers (None, a missing value, ...)")
+    raise InputError(f"input {name!r} holds {what}; pass a number or an array of real numbers")
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real | decimal.Decimal) and not isinstance(v, bool | np.bool_)
+
+
+#: How to pass a library's array that NumPy cannot read as it is.
+_HINTS = {"torch": " (pass tensor.detach(), or tensor.detach().cpu() for a GPU tensor)",
+          "jax": " (pass numpy.asarray(array))"}
 
 
 __all__ = ["CompiledModel", "SymgradError"]

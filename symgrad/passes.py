@@ -42,7 +42,46 @@ def check_shapes(graph: Graph, shapes: Mapping[str, Shape]) -> dict[sp.Symbol, S
             given[n.symbol] = shape = tuple(shapes[n.label])
             if n.shape is not None and not _matches(shape, n.shape):
                 raise ShapeError(f"input {n.label} has shape {shape}, not the declared {n.shape}")
-    return infer_graph(graph, given, describe=lambda node: describe(graph, node))
+    try:
+        return infer_graph(graph, given, describe=lambda node: describe(graph, node))
+    except ShapeError as e:
+        reads = ", ".join(f"{n.label} {given[n.symbol]}" for n in graph.inputs
+                          if n.symbol in given and given[n.symbol] != ())
+        raise ShapeError(f"{e} (the array inputs: {reads})" if reads else str(e)) from None
+
+
+def outer_broadcasts(graph: Graph, known: Mapping[sp.Symbol, Shape | None]) -> list[str]:
+    """The model's elementwise operations whose operands broadcast against each other along
+    different axes, so that the result is larger than every operand (a prediction of shape
+    (n, 1) minus a target of shape (n,) is (n, n)): one message each, naming the equation and
+    the shapes. ``known`` is what ``check_shapes`` gave.
+
+    >>> from symgrad.frontend import build
+    >>> p, y = sp.symbols("p y")
+    >>> g = build((p - y)**2)
+    >>> outer_broadcasts(g, check_shapes(g, {"p": (5, 1), "y": (5,)}))
+    ['f = (p - y)**2: shapes (5, 1) and (5,) broadcast to (5, 5), larger than each of them']
+    """
+    found = []
+    for node in graph.nodes:
+        e, shape = node.expr, known.get(node.symbol)
+        if e is None or node.role == ADJOINT or not _certain(shape) or not is_elementwise(e):
+            continue
+        shapes = [s for s in map(known.get, node.args) if s is not None and _certain(s)]
+        if len(shapes) > 1 and all(_size(shape) > _size(s) for s in shapes):
+            distinct = list(dict.fromkeys(shapes))
+            found.append(
+                f"{describe(graph, node)}: shapes {', '.join(map(str, distinct[:-1]))} and "
+                f"{distinct[-1]} broadcast to {shape}, larger than each of them"
+            )
+    return list(dict.fromkeys(found))  # (one equation's nodes may say the same twice)
+
+
+def _size(shape: Shape) -> int:
+    n = 1
+    for k in shape:
+        n *= k
+    return n
 
 
 def specialize(

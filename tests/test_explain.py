@@ -76,8 +76,8 @@ def test_several_paths_are_summed():
 
 
 def test_a_parameter_the_output_ignores():
-    x, k, q, f = sp.symbols("x k q f")
-    model = symgrad.compile([(f, k * x)], wrt=[k, q])
+    x, k, q, f, u = sp.symbols("x k q f u")
+    model = symgrad.compile([(u, q + 1), (f, k * x)], output=f, wrt=[k, q])
     assert "∂f/∂q = 0" in model.explain()
     assert model.explain("latex")
     assert model.explain("markdown")

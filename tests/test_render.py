@@ -230,7 +230,7 @@ def test_both_draws_forward_and_backward_side_by_side(seed):
 
 def test_a_parameter_the_output_ignores_has_a_zero_gradient_node():
     x, k, q = sp.symbols("x k q")
-    model = symgrad.compile([(sp.Symbol("f"), k * x)], wrt=[k, q])
+    model = symgrad.compile([(sp.Symbol("u"), q + 1), (sp.Symbol("f"), k * x)], wrt=[k, q])
     nodes, _ = read_dot(model.to_dot("backward"))
     label = {n["title"]: html.unescape(n["label"]) for n in nodes.values()}
     assert ">0<" in label["∂f/∂q"]

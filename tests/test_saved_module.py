@@ -85,7 +85,7 @@ def test_saved_module_with_helpers_arrays_and_branches(tmp_path):
         + symgrad.relu(x - c) ** 2
         + sp.Abs(x) * c
     )
-    model = symgrad.compile(expr, wrt=[w, c, x])
+    model = symgrad.compile(expr, wrt=[w, c, x], broadcast="allow")  # w (2, 1) by x (5,)
     X = np.array([-2.0, -0.5, 0.0, 0.5, 3.0])
     inputs = {"x": X, "w": np.array([[0.5], [-1.0]]), "c": 0.25}
     out = _run_saved(model, tmp_path, inputs)

@@ -115,6 +115,7 @@ def test_matrix_symbol_mlp_gives_identical_results():
          (Loss, mean(sp.HadamardProduct(Hm * W2m + ones * b2m - ym,
                                         Hm * W2m + ones * b2m - ym)))],
         wrt=["W1", "b1", "W2", "b2"],
+        broadcast="allow",  # ones (n, 1) times b1 (1, 64) is an outer product, as meant
     )
     p = mlp_start()
     plain = mlp_model()
