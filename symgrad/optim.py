@@ -53,6 +53,60 @@ __all__ = ["SGD", "Adam", "Optimizer"]
 _MISSING = object()
 
 
+# -- hyperparameters ----------------------------------------------------------------------------
+
+
+def _real(what: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"{what} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise InputError(f"{what} must be finite, got {value}")
+    return value
+
+
+def _positive(what: str, value: Any) -> float:
+    value = _real(what, value)
+    if value <= 0:
+        raise InputError(f"{what} must be > 0, got {value}")
+    return value
+
+
+def _betas(what: str, value: Any) -> tuple[float, float]:
+    try:
+        beta1, beta2 = (float(b) for b in value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be two numbers in [0, 1), got {value!r}") from None
+    for i, beta in enumerate((beta1, beta2)):
+        if not 0.0 <= beta < 1.0:
+            raise InputError(f"{what}[{i}] must be in [0, 1), got {beta}")
+    return beta1, beta2
+
+
+def _nonnegative(what: str, value: Any) -> float:
+    value = _real(what, value)
+    if value < 0:
+        raise InputError(f"{what} must be >= 0, got {value}")
+    return value
+
+
+class _Setting:
+    """A hyperparameter attribute, checked whenever it is set: ``opt.lr = 1e-3`` between steps
+    is a schedule, ``opt.lr = -1`` a ``SymgradError`` right there."""
+
+    def __init__(self, check: Any) -> None:
+        self.check = check
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else obj.__dict__[self.name]
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = self.check(self.name, value)
+
+
 class Optimizer:
     """Base class: ``step`` checks its inputs, then applies the update rule to each parameter.
 
@@ -151,10 +205,12 @@ class Optimizer:
         """``(p, g, None)`` for an array (p a writeable float array, g a float array of its
         shape) or ``(p, g, value)`` for a scalar (g and value floats; p the original, or a
         writeable float 0-d array to update in place)."""
+        if isinstance(p, np.ndarray) and p.dtype.kind not in _REAL_KINDS:
+            p = real_array(p, f"the parameter {name!r}")  # objects, text or complex: checked
         if isinstance(p, np.ndarray):
             if p.ndim > 0:
                 if type(g) is not np.ndarray or g.dtype.kind != "f":
-                    g = _as_float_array(g, name, "gradient")
+                    g = real_array(g, f"the gradient {name!r}")
                 if g.shape != p.shape:
                     raise ShapeError(
                         f"the gradient of {name!r} has shape {g.shape} but the parameter has "
@@ -171,7 +227,7 @@ class Optimizer:
             value = float(p)
             p = None
         else:
-            arr = _as_float_array(p, name, "parameter")
+            arr = real_array(p, f"the parameter {name!r}")
             if arr.ndim > 0:
                 return self._check(name, arr, g)
             value = float(arr)
@@ -179,7 +235,7 @@ class Optimizer:
         if isinstance(g, float) or (isinstance(g, numbers.Real) and not isinstance(g, bool)):
             g = float(g)
         else:
-            garr = _as_float_array(g, name, "gradient")
+            garr = real_array(g, f"the gradient {name!r}")
             if garr.shape != ():
                 raise ShapeError(
                     f"the gradient of {name!r} has shape {garr.shape} but the parameter is a "
@@ -219,6 +275,11 @@ class SGD(Optimizer):
     0.539
     """
 
+    lr = _Setting(_positive)
+    momentum = _Setting(_nonnegative)
+    dampening = _Setting(_nonnegative)
+    weight_decay = _Setting(_nonnegative)
+
     def __init__(
         self,
         lr: float,
@@ -229,10 +290,10 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__()
-        self.lr = _positive("lr", lr)
-        self.momentum = _nonnegative("momentum", momentum)
-        self.dampening = _nonnegative("dampening", dampening)
-        self.weight_decay = _nonnegative("weight_decay", weight_decay)
+        self.lr = lr
+        self.momentum = momentum
+        self.dampening = dampening
+        self.weight_decay = weight_decay
         if nesterov and (self.momentum == 0 or self.dampening != 0):
             raise InputError(
                 f"nesterov=True needs momentum > 0 and dampening = 0 (got momentum="
@@ -289,6 +350,11 @@ class Adam(Optimizer):
     0.9
     """
 
+    lr = _Setting(_positive)
+    betas = _Setting(_betas)
+    eps = _Setting(_nonnegative)
+    weight_decay = _Setting(_nonnegative)
+
     def __init__(
         self,
         lr: float = 1e-3,
@@ -298,17 +364,10 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__()
-        self.lr = _positive("lr", lr)
-        try:
-            beta1, beta2 = (float(b) for b in betas)
-        except (TypeError, ValueError):
-            raise InputError(f"betas must be two numbers in [0, 1), got {betas!r}") from None
-        for i, beta in enumerate((beta1, beta2)):
-            if not 0.0 <= beta < 1.0:
-                raise InputError(f"betas[{i}] must be in [0, 1), got {beta}")
-        self.betas = (beta1, beta2)
-        self.eps = _nonnegative("eps", eps)
-        self.weight_decay = _nonnegative("weight_decay", weight_decay)
+        self.lr = lr
+        self.betas = betas
+        self.eps = eps
+        self.weight_decay = weight_decay
 
     def __repr__(self) -> str:
         extra = f", weight_decay={self.weight_decay}" if self.weight_decay else ""
@@ -353,33 +412,61 @@ def _name(key: Any) -> str:
     return key.name if isinstance(key, sp.Symbol) else str(key)
 
 
-def _as_float_array(value: Any, name: str, what: str) -> np.ndarray:
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise InputError(
-            f"the {what} {name!r} is not a number or an array of numbers: {e}"
-        ) from None
+#: dtype kinds that are real numbers: float, signed and unsigned int, bool
+_REAL_KINDS = frozenset("fiub")
 
 
-def _real(what: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputError(f"{what} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise InputError(f"{what} must be finite, got {value}")
-    return value
+def real_array(value: Any, culprit: str) -> np.ndarray:
+    """``value`` as a float64 array (``value`` itself when it is one), or a ``SymgradError``
+    naming ``culprit`` for anything but real numbers: None, text, complex numbers, symbols,
+    ragged lists, an object array holding any of these (such as pandas' ``NA``).
+
+    >>> real_array([1, 2], "data 'x'")
+    array([1., 2.])
+    >>> real_array([1.0, None], "data 'x'")
+    Traceback (most recent call last):
+    ...
+    symgrad.errors.InputError: data 'x' is not a number ...: it holds None at index 1
+    """
+    if type(value) is np.ndarray and value.dtype == np.float64:
+        return value
+    if value is None:
+        reason = "it is None"
+    elif isinstance(value, str | bytes):
+        reason = f"it is the text {value!r}; convert text to numbers first"
+    else:
+        try:
+            array = np.asarray(value)
+        except Exception as e:  # a ragged list, a torch tensor that requires grad, ...
+            reason = f"{type(e).__name__}: {e}"
+        else:
+            reason = _not_real(array)
+            if reason is None:
+                try:
+                    return array.astype(np.float64, copy=False)
+                except (TypeError, ValueError, OverflowError) as e:  # an int beyond float
+                    reason = f"{type(e).__name__}: {e}"
+    raise InputError(f"{culprit} is not a number or an array of numbers: {reason}")
 
 
-def _positive(what: str, value: Any) -> float:
-    value = _real(what, value)
-    if value <= 0:
-        raise InputError(f"{what} must be > 0, got {value}")
-    return value
-
-
-def _nonnegative(what: str, value: Any) -> float:
-    value = _real(what, value)
-    if value < 0:
-        raise InputError(f"{what} must be >= 0, got {value}")
-    return value
+def _not_real(array: np.ndarray) -> str | None:
+    """Why ``array`` does not hold real numbers, or None when it does."""
+    kind = array.dtype.kind
+    if kind in _REAL_KINDS:
+        return None
+    if kind == "c":
+        return (
+            "it has complex values, and symgrad computes with real numbers (pass its .real "
+            "part if dropping the imaginary part is meant)"
+        )
+    if kind in "US":
+        return f"it holds text (dtype {array.dtype}); convert text to numbers first"
+    if kind != "O":
+        return f"its dtype is {array.dtype}, not a number type"
+    for index, item in np.ndenumerate(array):
+        if not isinstance(item, numbers.Real | np.bool_):
+            what = "None" if item is None else f"{item!r} (a {type(item).__name__})"
+            if not index:
+                return f"it is {what}"
+            return f"it holds {what} at index {index[0] if len(index) == 1 else index}"
+    return None
