@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, MutableMapping
-from typing import Any
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any, ClassVar
 
 import numpy as np
 import sympy as sp
@@ -90,23 +90,6 @@ def _nonnegative(what: str, value: Any) -> float:
     return value
 
 
-class _Setting:
-    """A hyperparameter attribute, checked whenever it is set: ``opt.lr = 1e-3`` between steps
-    is a schedule, ``opt.lr = -1`` a ``SymgradError`` right there."""
-
-    def __init__(self, check: Any) -> None:
-        self.check = check
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        return self if obj is None else obj.__dict__[self.name]
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        obj.__dict__[self.name] = self.check(self.name, value)
-
-
 class Optimizer:
     """Base class: ``step`` checks its inputs, then applies the update rule to each parameter.
 
@@ -118,9 +101,17 @@ class Optimizer:
     {}
     """
 
+    #: The hyperparameters, each with its check, made whenever it is set: ``opt.lr = 1e-3``
+    #: between steps is a schedule, ``opt.lr = -1`` a ``SymgradError`` right there.
+    _settings: ClassVar[dict[str, Callable[[str, Any], Any]]] = {}
+
     def __init__(self) -> None:
         self.state: dict[str, dict[str, Any]] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        check = self._settings.get(name)
+        super().__setattr__(name, value if check is None else check(name, value))
 
     def reset(self) -> None:
         """Forget the state (buffers, moments, step counts) of every parameter.
@@ -275,10 +266,12 @@ class SGD(Optimizer):
     0.539
     """
 
-    lr = _Setting(_positive)
-    momentum = _Setting(_nonnegative)
-    dampening = _Setting(_nonnegative)
-    weight_decay = _Setting(_nonnegative)
+    _settings: ClassVar[dict[str, Callable[[str, Any], Any]]] = {
+        "lr": _positive,
+        "momentum": _nonnegative,
+        "dampening": _nonnegative,
+        "weight_decay": _nonnegative,
+    }
 
     def __init__(
         self,
@@ -350,10 +343,12 @@ class Adam(Optimizer):
     0.9
     """
 
-    lr = _Setting(_positive)
-    betas = _Setting(_betas)
-    eps = _Setting(_nonnegative)
-    weight_decay = _Setting(_nonnegative)
+    _settings: ClassVar[dict[str, Callable[[str, Any], Any]]] = {
+        "lr": _positive,
+        "betas": _betas,
+        "eps": _nonnegative,
+        "weight_decay": _nonnegative,
+    }
 
     def __init__(
         self,
