@@ -97,7 +97,7 @@ def gain(nonlinearity: str = "linear", param: float | None = None) -> float:
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        slope = 0.01 if param is None else float(param)
+        slope = 0.01 if param is None else _number("param", param)
         return math.sqrt(2.0 / (1.0 + slope**2))
     if nonlinearity == "selu":
         return 0.75
@@ -124,7 +124,7 @@ def normal(shape: Shape, mean: float = 0.0, std: float = 1.0, *, seed: Seed = No
     array([ 0.01257302, -0.01321049,  0.06404227])
     """
     std = _nonnegative("std", std)
-    return _rng(seed).normal(float(mean), std, _shape(shape))
+    return _rng(seed).normal(_number("mean", mean), std, _shape(shape))
 
 
 def uniform(shape: Shape, low: float = 0.0, high: float = 1.0, *, seed: Seed = None) -> np.ndarray:
@@ -134,7 +134,7 @@ def uniform(shape: Shape, low: float = 0.0, high: float = 1.0, *, seed: Seed = N
     array([[ 0.27392337, -0.46042657],
            [-0.91805295, -0.96694473]])
     """
-    low, high = float(low), float(high)
+    low, high = _number("low", low), _number("high", high)
     if not (math.isfinite(low) and math.isfinite(high) and low <= high):
         raise InputError(f"uniform needs finite low <= high, got low={low}, high={high}")
     return _rng(seed).uniform(low, high, _shape(shape))
@@ -231,11 +231,15 @@ def _rng(seed: Seed) -> np.random.Generator:
         ) from None
 
 
+def _number(what: str, value: Any) -> float:
+    """A real number (not text, a bool or a complex number) as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"{what} must be a real number, got {value!r}")
+    return float(value)
+
+
 def _nonnegative(what: str, value: Any) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be a number, got {value!r}") from None
+    value = _number(what, value)
     if not (math.isfinite(value) and value >= 0):
         raise InputError(f"{what} must be finite and >= 0, got {value}")
     return value

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, MutableMapping
-from typing import Any
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any, ClassVar
 
 import numpy as np
 import sympy as sp
@@ -51,6 +51,43 @@ from .errors import InputError, ShapeError
 __all__ = ["SGD", "Adam", "Optimizer"]
 
 _MISSING = object()
+
+
+# -- hyperparameters ----------------------------------------------------------------------------
+
+
+def _real(what: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"{what} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise InputError(f"{what} must be finite, got {value}")
+    return value
+
+
+def _positive(what: str, value: Any) -> float:
+    value = _real(what, value)
+    if value <= 0:
+        raise InputError(f"{what} must be > 0, got {value}")
+    return value
+
+
+def _betas(what: str, value: Any) -> tuple[float, float]:
+    try:
+        beta1, beta2 = (float(b) for b in value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be two numbers in [0, 1), got {value!r}") from None
+    for i, beta in enumerate((beta1, beta2)):
+        if not 0.0 <= beta < 1.0:
+            raise InputError(f"{what}[{i}] must be in [0, 1), got {beta}")
+    return beta1, beta2
+
+
+def _nonnegative(what: str, value: Any) -> float:
+    value = _real(what, value)
+    if value < 0:
+        raise InputError(f"{what} must be >= 0, got {value}")
+    return value
 
 
 class Optimizer:
@@ -64,9 +101,17 @@ class Optimizer:
     {}
     """
 
+    #: The hyperparameters, each with its check, made whenever it is set: ``opt.lr = 1e-3``
+    #: between steps is a schedule, ``opt.lr = -1`` a ``SymgradError`` right there.
+    _settings: ClassVar[dict[str, Callable[[str, Any], Any]]] = {}
+
     def __init__(self) -> None:
         self.state: dict[str, dict[str, Any]] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        check = self._settings.get(name)
+        super().__setattr__(name, value if check is None else check(name, value))
 
     def reset(self) -> None:
         """Forget the state (buffers, moments, step counts) of every parameter.
@@ -151,10 +196,12 @@ class Optimizer:
         """``(p, g, None)`` for an array (p a writeable float array, g a float array of its
         shape) or ``(p, g, value)`` for a scalar (g and value floats; p the original, or a
         writeable float 0-d array to update in place)."""
+        if isinstance(p, np.ndarray) and p.dtype.kind not in _REAL_KINDS:
+            p = real_array(p, f"the parameter {name!r}")  # objects, text or complex: checked
         if isinstance(p, np.ndarray):
             if p.ndim > 0:
                 if type(g) is not np.ndarray or g.dtype.kind != "f":
-                    g = _as_float_array(g, name, "gradient")
+                    g = real_array(g, f"the gradient {name!r}")
                 if g.shape != p.shape:
                     raise ShapeError(
                         f"the gradient of {name!r} has shape {g.shape} but the parameter has "
@@ -171,7 +218,7 @@ class Optimizer:
             value = float(p)
             p = None
         else:
-            arr = _as_float_array(p, name, "parameter")
+            arr = real_array(p, f"the parameter {name!r}")
             if arr.ndim > 0:
                 return self._check(name, arr, g)
             value = float(arr)
@@ -179,7 +226,7 @@ class Optimizer:
         if isinstance(g, float) or (isinstance(g, numbers.Real) and not isinstance(g, bool)):
             g = float(g)
         else:
-            garr = _as_float_array(g, name, "gradient")
+            garr = real_array(g, f"the gradient {name!r}")
             if garr.shape != ():
                 raise ShapeError(
                     f"the gradient of {name!r} has shape {garr.shape} but the parameter is a "
@@ -219,6 +266,13 @@ class SGD(Optimizer):
     0.539
     """
 
+    _settings: ClassVar[dict[str, Callable[[str, Any], Any]]] = {
+        "lr": _positive,
+        "momentum": _nonnegative,
+        "dampening": _nonnegative,
+        "weight_decay": _nonnegative,
+    }
+
     def __init__(
         self,
         lr: float,
@@ -229,10 +283,10 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__()
-        self.lr = _positive("lr", lr)
-        self.momentum = _nonnegative("momentum", momentum)
-        self.dampening = _nonnegative("dampening", dampening)
-        self.weight_decay = _nonnegative("weight_decay", weight_decay)
+        self.lr = lr
+        self.momentum = momentum
+        self.dampening = dampening
+        self.weight_decay = weight_decay
         if nesterov and (self.momentum == 0 or self.dampening != 0):
             raise InputError(
                 f"nesterov=True needs momentum > 0 and dampening = 0 (got momentum="
@@ -289,6 +343,13 @@ class Adam(Optimizer):
     0.9
     """
 
+    _settings: ClassVar[dict[str, Callable[[str, Any], Any]]] = {
+        "lr": _positive,
+        "betas": _betas,
+        "eps": _nonnegative,
+        "weight_decay": _nonnegative,
+    }
+
     def __init__(
         self,
         lr: float = 1e-3,
@@ -298,17 +359,10 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__()
-        self.lr = _positive("lr", lr)
-        try:
-            beta1, beta2 = (float(b) for b in betas)
-        except (TypeError, ValueError):
-            raise InputError(f"betas must be two numbers in [0, 1), got {betas!r}") from None
-        for i, beta in enumerate((beta1, beta2)):
-            if not 0.0 <= beta < 1.0:
-                raise InputError(f"betas[{i}] must be in [0, 1), got {beta}")
-        self.betas = (beta1, beta2)
-        self.eps = _nonnegative("eps", eps)
-        self.weight_decay = _nonnegative("weight_decay", weight_decay)
+        self.lr = lr
+        self.betas = betas
+        self.eps = eps
+        self.weight_decay = weight_decay
 
     def __repr__(self) -> str:
         extra = f", weight_decay={self.weight_decay}" if self.weight_decay else ""
@@ -353,33 +407,61 @@ def _name(key: Any) -> str:
     return key.name if isinstance(key, sp.Symbol) else str(key)
 
 
-def _as_float_array(value: Any, name: str, what: str) -> np.ndarray:
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise InputError(
-            f"the {what} {name!r} is not a number or an array of numbers: {e}"
-        ) from None
+#: dtype kinds that are real numbers: float, signed and unsigned int, bool
+_REAL_KINDS = frozenset("fiub")
 
 
-def _real(what: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputError(f"{what} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise InputError(f"{what} must be finite, got {value}")
-    return value
+def real_array(value: Any, culprit: str) -> np.ndarray:
+    """``value`` as a float64 array (``value`` itself when it is one), or a ``SymgradError``
+    naming ``culprit`` for anything but real numbers: None, text, complex numbers, symbols,
+    ragged lists, an object array holding any of these (such as pandas' ``NA``).
+
+    >>> real_array([1, 2], "data 'x'")
+    array([1., 2.])
+    >>> real_array([1.0, None], "data 'x'")
+    Traceback (most recent call last):
+    ...
+    symgrad.errors.InputError: data 'x' is not a number ...: it holds None at index 1
+    """
+    if type(value) is np.ndarray and value.dtype == np.float64:
+        return value
+    if value is None:
+        reason = "it is None"
+    elif isinstance(value, str | bytes):
+        reason = f"it is the text {value!r}; convert text to numbers first"
+    else:
+        try:
+            array = np.asarray(value)
+        except Exception as e:  # a ragged list, a torch tensor that requires grad, ...
+            reason = f"{type(e).__name__}: {e}"
+        else:
+            reason = _not_real(array)
+            if reason is None:
+                try:
+                    return array.astype(np.float64, copy=False)
+                except (TypeError, ValueError, OverflowError) as e:  # an int beyond float
+                    reason = f"{type(e).__name__}: {e}"
+    raise InputError(f"{culprit} is not a number or an array of numbers: {reason}")
 
 
-def _positive(what: str, value: Any) -> float:
-    value = _real(what, value)
-    if value <= 0:
-        raise InputError(f"{what} must be > 0, got {value}")
-    return value
-
-
-def _nonnegative(what: str, value: Any) -> float:
-    value = _real(what, value)
-    if value < 0:
-        raise InputError(f"{what} must be >= 0, got {value}")
-    return value
+def _not_real(array: np.ndarray) -> str | None:
+    """Why ``array`` does not hold real numbers, or None when it does."""
+    kind = array.dtype.kind
+    if kind in _REAL_KINDS:
+        return None
+    if kind == "c":
+        return (
+            "it has complex values, and symgrad computes with real numbers (pass its .real "
+            "part if dropping the imaginary part is meant)"
+        )
+    if kind in "US":
+        return f"it holds text (dtype {array.dtype}); convert text to numbers first"
+    if kind != "O":
+        return f"its dtype is {array.dtype}, not a number type"
+    for index, item in np.ndenumerate(array):
+        if not isinstance(item, numbers.Real | np.bool_):
+            what = "None" if item is None else f"{item!r} (a {type(item).__name__})"
+            if not index:
+                return f"it is {what}"
+            return f"it holds {what} at index {index[0] if len(index) == 1 else index}"
+    return None

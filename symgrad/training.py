@@ -26,6 +26,7 @@ import numpy as np
 import sympy as sp
 
 from .errors import InputError, ShapeError, SymgradError
+from .optim import real_array
 
 if TYPE_CHECKING:
     from .model import CompiledModel
@@ -37,9 +38,11 @@ class TrainingDiverged(SymgradError):
     """The loss became NaN or infinite during ``fit``; nothing is lost.
 
     ``step`` is the step (counted from 0) whose loss was not finite and ``loss`` that value;
-    ``params`` holds copies of the last parameters whose loss was finite (the parameters
-    ``fit`` started from when the very first loss was not finite), ready to restart from;
-    ``losses`` holds the finite losses of the steps before.
+    ``losses`` holds the finite losses of the steps before. ``params`` holds copies of the
+    parameters with the lowest loss before the divergence, those of step ``best_step``
+    (``losses[best_step]`` is their loss), ready to restart from with a smaller learning
+    rate; when the very first loss is not finite they are the parameters ``fit`` started
+    from, and ``best_step`` is None.
 
     >>> issubclass(TrainingDiverged, SymgradError)
     True
@@ -53,12 +56,14 @@ class TrainingDiverged(SymgradError):
         loss: float = math.nan,
         params: dict[str, Any] | None = None,
         losses: list[float] | None = None,
+        best_step: int | None = None,
     ) -> None:
         super().__init__(message)
         self.step = step
         self.loss = loss
         self.params: dict[str, Any] = {} if params is None else params
         self.losses: list[float] = [] if losses is None else losses
+        self.best_step = best_step
 
 
 @dataclass(repr=False)
@@ -121,31 +126,33 @@ def fit(
     ``history.params``.
 
     ``optimizer`` is anything with a ``step(params, grads)`` method that returns the updated
-    params (or ``None`` if it updated them in place), such as ``symgrad.optim.SGD`` or
-    ``Adam``. It keeps its state, so a second ``fit`` with the same optimizer continues where
-    the first stopped.
+    params (or ``None`` if it updated them in place), such as ``symgrad.optim.SGD(lr=0.01)`` or
+    ``Adam()`` (an instance, not the class). It keeps its state, so a second ``fit`` with the
+    same optimizer continues where the first stopped.
 
     Give exactly one of ``steps`` (optimizer steps) or ``epochs`` (passes over the data).
 
     With ``batch_size=None`` every step sees all the data (an epoch is one step). With an int,
-    each epoch splits the data arrays along their first axis (they must share its length)
-    into consecutive batches of ``batch_size`` rows, the last one smaller when the length is
-    not a multiple, so an epoch is ceil(n / batch_size) steps; ``shuffle`` draws a new order
-    of the rows for every epoch from ``seed`` (an int or a ``numpy.random.Generator``; the same
-    int gives the same run, ``None`` a different one each time). 0-d values in ``data`` are
-    constants, the same in every batch. ``steps`` may end inside an epoch.
+    each epoch splits the data arrays along their first axis (they must share its length n)
+    into consecutive batches of ``batch_size`` rows (at most n), the last one smaller when n
+    is not a multiple, so an epoch is ceil(n / batch_size) steps; ``shuffle`` draws a new
+    order of the rows for every epoch from ``seed`` (an int or a ``numpy.random.Generator``;
+    the same int gives the same run, ``None`` a different one each time). 0-d values in
+    ``data`` are constants, the same in every batch. ``steps`` may end inside an epoch.
 
     ``callback(step, loss, params)``, if given, is called after each step's update with the
     step (from 0), its loss (``history.losses[step]``) and the updated parameters (the live
     dict: copy what you keep, change nothing); if it returns a true value (e.g. ``True``),
     training stops there and ``history.stopped_early`` is true.
 
-    ``progress`` shows a tqdm progress bar with the loss on standard error, only when that is
-    a terminal (never in a pipe, a log file or a test run) and tqdm is installed.
+    ``progress`` shows a progress bar with the loss (``tqdm.auto``): a widget in Jupyter, text
+    on standard error when that is a terminal, nothing in a pipe, a log file or a test run.
 
     If a loss is NaN or infinite, training stops with :class:`TrainingDiverged` (a
     ``SymgradError``) naming the step and suggesting a smaller learning rate; its ``params``
-    are copies of the last parameters with a finite loss.
+    are copies of the parameters with the lowest loss before it. NumPy's overflow, divide and
+    invalid-value warnings are silenced inside the steps (the loss check reports what they
+    would); the callback runs with the caller's settings.
 
     >>> import numpy as np, sympy as sp, symgrad
     >>> from symgrad.optim import SGD
@@ -156,12 +163,10 @@ def fit(
     >>> h.steps, h.epochs, round(h.params["k"], 2)    # 3 epochs of ceil(10/4) = 3 batches
     (9, 3.0, 2.0)
     """
-    names, values, data_arrays = _split(model, params, data)
-    if not callable(getattr(optimizer, "step", None)):
-        raise InputError(
-            f"optimizer must have a step(params, grads) method, such as "
-            f"symgrad.optim.SGD(lr=0.01); got {optimizer!r}"
-        )
+    names, values, data_arrays = _split(
+        model, params, data, "fit(model, params, data, optimizer, ...)"
+    )
+    _check_optimizer(optimizer)
     if (steps is None) == (epochs is None):
         raise InputError("give exactly one of steps= or epochs=")
     if callback is not None and not callable(callback):
@@ -178,42 +183,56 @@ def fit(
     select = tuple(model.wrt) != tuple(names)  # some of wrt are held fixed: drop their grads
 
     params_now: dict[str, Any] = values
-    saved = _copy(params_now)  # the last parameters with a finite loss
+    best = _copy(params_now)  # the parameters with the lowest loss so far (the start, at first)
+    best_loss, best_step = math.inf, None
     losses: list[float] = []
     stopped = False
     bar = _progress_bar(total, progress)
     next_postfix = 0.0
     batch_iter = iter(batches)
     fast: _InPlace | None = None
+    callers_errstate = np.geterr()
     start = time.perf_counter()
     try:
-        for step in range(total):
-            batch = next(batch_iter)
-            value, grads = model.value_and_grad(**batch, **params_now)
-            loss = float(value)
-            if not math.isfinite(loss):
-                raise _diverged(step, loss, total, saved, losses, optimizer)
-            losses.append(loss)
-            if fast is not None and fast.ready():  # the arrays checked at the first step
-                fast.save()
-                fast.step(grads)
-            else:
-                _save(saved, params_now)
-                if select:
-                    grads = {n: g for n, g in grads.items() if n in trained}
-                updated = optimizer.step(params_now, grads)
-                if updated is not None:  # None: an optimizer that only updates in place
-                    params_now = updated
-                fast = _InPlace.plan(optimizer, params_now, saved, trained)
-            if bar is not None:
-                now = time.perf_counter()
-                if now >= next_postfix or step == total - 1:
-                    bar.set_postfix_str(_postfix(loss, step, batches, epochs), refresh=False)
-                    next_postfix = now + 0.1
-                bar.update(1)
-            if callback is not None and callback(step, loss, params_now):
-                stopped = True
-                break
+        # a diverging run overflows long before its loss is inf: the loss check speaks for it
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            for step in range(total):
+                batch = next(batch_iter)
+                value, grads = model.value_and_grad(**batch, **params_now)
+                loss = float(value)
+                if not math.isfinite(loss):
+                    raise _diverged(step, loss, total, best, best_step, losses, optimizer)
+                losses.append(loss)
+                better = loss < best_loss
+                if better:
+                    best_loss, best_step = loss, step
+                if fast is not None and fast.ready():  # the arrays checked at the first step
+                    if better:
+                        fast.save()
+                    fast.step(grads)
+                else:
+                    if better:
+                        _save(best, params_now)
+                    if select:
+                        grads = {n: g for n, g in grads.items() if n in trained}
+                    updated = optimizer.step(params_now, grads)
+                    if updated is not None:  # None: an optimizer that only updates in place
+                        params_now = updated
+                    fast = _InPlace.plan(optimizer, params_now, best, trained)
+                if bar is not None:
+                    now = time.perf_counter()
+                    if now >= next_postfix or step == total - 1:
+                        bar.set_postfix_str(
+                            _postfix(loss, step, batches, epochs), refresh=False
+                        )
+                        next_postfix = now + 0.1
+                    bar.update(1)
+                if callback is not None:
+                    with np.errstate(**callers_errstate):
+                        stop = callback(step, loss, params_now)
+                    if stop:
+                        stopped = True
+                        break
     finally:
         if bar is not None:
             bar.close()
@@ -260,7 +279,9 @@ def objective(
     With SciPy: ``result = scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B")``,
     then ``unflatten(result.x)``.
     """
-    names, values, data_arrays = _split(model, params, data)
+    names, values, data_arrays = _split(
+        model, params, data, "model.objective(data, params) or objective(model, data, params)"
+    )
     shapes = {n: np.shape(values[n]) for n in names}
     scalar = {n: not isinstance(values[n], np.ndarray) for n in names}
     slices: dict[str, slice] = {}
@@ -275,7 +296,7 @@ def objective(
         x0[slices[n]] = np.ravel(values[n])
 
     def vector_of(vector: Any) -> np.ndarray:
-        v = np.asarray(vector, dtype=np.float64)
+        v = real_array(vector, "the parameter vector")
         if v.shape != (total,):
             raise ShapeError(
                 f"the parameter vector must have shape ({total},) for "
@@ -314,10 +335,11 @@ def _name(key: Any) -> str:
     return key.name if isinstance(key, sp.Symbol) else str(key)
 
 
-def _by_name(mapping: Any, what: str) -> dict[str, Any]:
+def _by_name(mapping: Any, what: str, example: str) -> dict[str, Any]:
     if not isinstance(mapping, Mapping):
         raise InputError(
-            f"{what} must be a dict keyed by name or symbol, not {type(mapping).__name__}"
+            f"{what} must be a dict keyed by name or symbol, such as {example}; got "
+            f"{_describe(mapping)}"
         )
     out: dict[str, Any] = {}
     for key, value in mapping.items():
@@ -333,14 +355,23 @@ def _plural(names: list[str]) -> str:
 
 
 def _split(
-    model: CompiledModel, params: Any, data: Any
+    model: CompiledModel, params: Any, data: Any, call: str
 ) -> tuple[list[str], dict[str, Any], dict[str, np.ndarray]]:
-    """Check params and data against the model; return the trained names in wrt order,
-    float64 copies of their values, and the data as float64 arrays."""
-    p = _by_name(params, "params")
-    d = _by_name(data, "data")
+    """Check params and data against the model (``call`` is the signature, for the message
+    when they look swapped); return the trained names in wrt order, float64 copies of their
+    values, and the data as float64 arrays."""
+    _check_model(model)
     inputs = list(model.inputs)
+    others = [n for n in inputs if n not in model.wrt]
+    p = _by_name(params, "params", "{" + ", ".join(f"{n!r}: 0.0" for n in model.wrt) + "}")
+    d = _by_name(data, "data", "{" + ", ".join(f"{n!r}: array" for n in others) + "}")
     known = set(inputs)
+    if p and all(n in others for n in p) and any(n in model.wrt for n in d):
+        raise InputError(
+            f"params and data look swapped: params holds {', '.join(map(repr, p))}, which are "
+            f"not parameters, and data holds {', '.join(repr(n) for n in d if n in model.wrt)};"
+            f" the call is {call}"
+        )
     for what, given in (("parameter", p), ("data input", d)):
         unknown = [n for n in given if n not in known]
         if unknown:
@@ -381,19 +412,47 @@ def _split(
 def _param_copy(name: str, value: Any) -> Any:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)
-    try:
-        return np.array(value, dtype=np.float64)  # a copy
-    except (TypeError, ValueError) as e:
-        raise InputError(
-            f"parameter {name!r} is not a number or an array of numbers: {e}"
-        ) from None
+    return np.array(real_array(value, f"parameter {name!r}"), dtype=np.float64)  # a copy
 
 
 def _data_array(name: str, value: Any) -> np.ndarray:
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"data {name!r} is not a number or an array of numbers: {e}") from None
+    return real_array(value, f"data {name!r}")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _check_model(model: Any) -> None:
+    from .model import CompiledModel
+
+    if not isinstance(model, CompiledModel):
+        raise InputError(
+            f"model must be a compiled model, made by symgrad.compile(expression or "
+            f"equations, wrt=[...]); got {_describe(model)}"
+        )
+
+
+def _check_optimizer(optimizer: Any) -> None:
+    if isinstance(optimizer, type):
+        raise InputError(
+            f"optimizer is the class {optimizer.__name__} itself: pass an instance, such as "
+            f"{optimizer.__name__}(lr=0.01)"
+        )
+    if not callable(getattr(optimizer, "step", None)):
+        raise InputError(
+            f"optimizer must have a step(params, grads) method, such as "
+            f"symgrad.optim.SGD(lr=0.01); got {_describe(optimizer)}"
+        )
+    lr = getattr(optimizer, "lr", None)
+    if (
+        isinstance(lr, numbers.Real) and not isinstance(lr, bool)
+        and not (math.isfinite(lr) and lr > 0)
+    ):
+        raise InputError(f"the optimizer's lr must be a positive number, got {lr!r}")
 
 
 def _count(what: str, value: Any) -> int:
@@ -497,7 +556,13 @@ class _Batches:
         self.n = next(iter(lengths.values()))
         if self.n == 0:
             raise InputError("the data arrays are empty: there is nothing to train on")
-        self.size = min(batch_size, self.n)
+        if batch_size > self.n:
+            raise InputError(
+                f"batch_size={batch_size} is larger than the data, which has {self.n} rows "
+                f"(along the first axis): use batch_size={self.n} or less, or "
+                f"batch_size=None to train on all of it at every step"
+            )
+        self.size = batch_size
         self.per_epoch = -(-self.n // self.size)
         try:
             self.rng = np.random.default_rng(seed) if shuffle else None
@@ -523,19 +588,28 @@ class _Batches:
 
 
 def _progress_bar(total: int, progress: bool) -> Any:
-    if not progress:
-        return None
-    stream = sys.stderr
-    try:
-        if stream is None or not stream.isatty():
-            return None
-    except (AttributeError, ValueError):  # no isatty, or a closed stream
+    """tqdm.auto's bar: a widget in Jupyter, text on a terminal; None anywhere else."""
+    if not progress or not (_in_jupyter() or _is_terminal(sys.stderr)):
         return None
     try:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
     except ImportError:  # tqdm missing: train quietly
         return None
-    return tqdm(total=total, file=stream, unit="step", dynamic_ncols=True)
+    return tqdm(total=total, file=sys.stderr, unit="step", dynamic_ncols=True)
+
+
+def _in_jupyter() -> bool:
+    """Running in a Jupyter kernel, by the test tqdm.auto makes to choose its widget."""
+    return "ipykernel.zmqshell" in sys.modules or (
+        "IPython.utils._process_emscripten" in sys.modules  # JupyterLite
+    )
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return stream is not None and bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def _postfix(loss: float, step: int, batches: _Batches, epochs: int | None) -> str:
@@ -548,13 +622,14 @@ def _diverged(
     step: int,
     loss: float,
     total: int,
-    saved: dict[str, Any],
+    best: dict[str, Any],
+    best_step: int | None,
     losses: list[float],
     optimizer: Any,
 ) -> TrainingDiverged:
     lr = getattr(optimizer, "lr", None)
     lr_text = f" (this optimizer's lr is {lr:g})" if isinstance(lr, numbers.Real) else ""
-    if step == 0:
+    if best_step is None:
         message = (
             f"the loss is {loss} at the starting parameters (step 0 of {total}); training "
             f"stopped. This is not the learning rate: check the initial parameters and the "
@@ -563,10 +638,11 @@ def _diverged(
     else:
         message = (
             f"the loss became {loss} at step {step} of {total} (counted from 0); training "
-            f"stopped. The learning rate is probably too large: try a smaller one{lr_text}. "
-            f"error.params holds copies of the last parameters with a finite loss (step "
-            f"{step - 1}, loss {losses[-1]:.6g}), error.losses the losses so far"
+            f"stopped. The learning rate is probably too large: try a smaller one{lr_text}, "
+            f"starting from error.params, copies of the parameters with the lowest loss so "
+            f"far (step {best_step}, loss {losses[best_step]:.6g}); error.losses holds the "
+            f"losses so far"
         )
     return TrainingDiverged(
-        message, step=step, loss=loss, params=saved, losses=list(losses)
+        message, step=step, loss=loss, params=best, losses=list(losses), best_step=best_step
     )

@@ -133,6 +133,15 @@ def test_empty_shapes_are_fine():
         (lambda: init.gain("swish"), "swish"),
         (lambda: init.normal(3, seed=True), "seed"),
         (lambda: init.normal(3, seed="zero"), "seed"),
+        (lambda: init.zeros(None), "shape"),
+        (lambda: init.normal(3, std="0.1", seed=0), r"std must be a real number, got '0\.1'"),
+        (lambda: init.normal(3, std=None, seed=0), r"std must be a real number, got None"),
+        (lambda: init.normal(3, mean=1j, seed=0), r"mean must be a real number, got 1j"),
+        (lambda: init.normal(3, mean="0", seed=0), r"mean must be a real number"),
+        (lambda: init.uniform(3, low="0", seed=0), r"low must be a real number"),
+        (lambda: init.uniform(3, high=1 + 1j, seed=0), r"high must be a real number"),
+        (lambda: init.he_normal((3, 3), gain="2", seed=0), r"gain must be a real number"),
+        (lambda: init.gain("leaky_relu", "0.2"), r"param must be a real number"),
     ],
 )
 def test_errors_name_the_culprit(call, match):

@@ -338,3 +338,74 @@ def test_malformed_inputs():
         SGD(lr=0.1).step({"a": np.ones(2)}, {"a": "x"})
     with pytest.raises(SymgradError, match="'k' appears twice"):
         SGD(lr=0.1).step({"k": 1.0, sp.Symbol("k"): 2.0}, {"k": 1.0})
+
+
+# values that are not real numbers: None, text, complex, symbols, objects
+NOT_REAL = [
+    pytest.param(None, r"it is None", id="None"),
+    pytest.param("1.5", r"text '1.5'", id="text"),
+    pytest.param(np.array(["1", "2"]), r"holds text", id="text-array"),
+    pytest.param(1.0 + 2.0j, r"complex", id="complex"),
+    pytest.param(np.array([1.0 + 0.0j, 2.0]), r"complex", id="complex-array"),
+    pytest.param(np.array([1.0, None], dtype=object), r"holds None at index 1", id="object-None"),
+    pytest.param([sp.Symbol("k"), 1.0], r"holds k \(a Symbol\) at index 0", id="symbols"),
+    pytest.param([[1.0, 2.0], [3.0]], r"ValueError", id="ragged"),
+]
+
+
+@pytest.mark.parametrize(("value", "reason"), NOT_REAL)
+def test_a_parameter_that_is_not_real_numbers_is_named_and_changes_nothing(value, reason):
+    opt = SGD(lr=0.1, momentum=0.9)
+    params = {"ok": 1.0, "w": value}
+    with pytest.raises(SymgradError, match=rf"parameter 'w' is not a number.*{reason}"):
+        opt.step(params, {"ok": 1.0, "w": np.ones(2)})
+    assert params["ok"] == 1.0 and opt.state == {}
+
+
+@pytest.mark.parametrize(("value", "reason"), NOT_REAL[1:])  # a None gradient means "skip"
+def test_a_gradient_that_is_not_real_numbers_is_named_and_changes_nothing(value, reason):
+    opt = Adam(lr=0.1)
+    w = np.array([1.0, 2.0])
+    for params in ({"w": w}, {"w": 1.0}):
+        with pytest.raises(SymgradError, match=rf"gradient 'w' is not a number.*{reason}"):
+            opt.step(params, {"w": value})
+    np.testing.assert_array_equal(w, [1.0, 2.0])
+    assert opt.state == {}
+
+
+def test_real_numbers_of_other_types_are_accepted():
+    params = {"a": np.array([1, 2]), "b": np.array([1.0, 2.0], dtype=object), "c": sp.Float(1)}
+    SGD(lr=0.5).step(params, {"a": [1, 1], "b": np.ones(2), "c": sp.Rational(1, 2)})
+    np.testing.assert_array_equal(params["a"], [0.5, 1.5])
+    np.testing.assert_array_equal(params["b"], [0.5, 1.5])
+    assert params["c"] == 0.75
+
+
+@pytest.mark.parametrize(
+    ("make", "setting", "bad"),
+    [
+        (lambda: SGD(lr=0.1), "lr", -0.1),
+        (lambda: SGD(lr=0.1), "lr", 0),
+        (lambda: SGD(lr=0.1), "lr", "0.01"),
+        (lambda: SGD(lr=0.1), "lr", None),
+        (lambda: SGD(lr=0.1, momentum=0.9), "momentum", -0.9),
+        (lambda: Adam(), "lr", float("inf")),
+        (lambda: Adam(), "betas", (0.9, 1.0)),
+        (lambda: Adam(), "eps", -1.0),
+        (lambda: Adam(), "weight_decay", "a lot"),
+    ],
+)
+def test_a_setting_changed_between_steps_is_checked(make, setting, bad):
+    opt = make()
+    before = getattr(opt, setting)
+    with pytest.raises(SymgradError, match=setting):
+        setattr(opt, setting, bad)
+    assert getattr(opt, setting) == before
+
+
+def test_a_learning_rate_schedule_takes_effect():
+    opt = SGD(lr=0.1)
+    params = opt.step({"k": 1.0}, {"k": 1.0})
+    opt.lr = 0.01
+    params = opt.step(params, {"k": 1.0})
+    assert opt.lr == 0.01 and params["k"] == pytest.approx(1.0 - 0.1 - 0.01, abs=1e-15)

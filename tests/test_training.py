@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +20,8 @@ from symgrad.errors import SymgradError
 from symgrad.optim import SGD, Adam
 from symgrad.training import History, TrainingDiverged, fit, objective
 
-BOSTON = Path(__file__).parents[1] / "examples" / "data" / "boston.csv"
+ROOT = Path(__file__).parents[1]
+BOSTON = ROOT / "examples" / "data" / "boston.csv"
 
 # np.polyfit(rm, medv, 1) and the mean squared error of that line
 K_OPT, B_OPT, MSE_OPT = 9.10211, -34.67062, 43.60055
@@ -165,7 +170,7 @@ def test_epochs_and_steps(probe):
     assert h.params["w"] == pytest.approx(1.0 - 2 * 190.0)  # every row once per epoch
     h = fit(probe, {"w": 1.0}, data, SGD(lr=1.0), steps=4, batch_size=7)
     assert h.steps == 4 and h.epochs == pytest.approx(4 / 3)
-    h = fit(probe, {"w": 1.0}, data, SGD(lr=1.0), epochs=2, batch_size=1000)  # one batch
+    h = fit(probe, {"w": 1.0}, data, SGD(lr=1.0), epochs=2, batch_size=20)  # one batch
     assert h.steps == 2 and h.params["w"] == pytest.approx(1.0 - 2 * 190.0)
 
 
@@ -249,34 +254,102 @@ def test_callback_early_stopping_on_a_threshold(linear, boston_xy):
 # -- divergence -----------------------------------------------------------------------------------
 
 
-def test_divergence_names_the_step_and_keeps_the_last_finite_parameters(linear, boston_xy):
-    k0, b0 = np.array([0.0]), np.array([0.0])
-    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
-        fit(linear, {"k": k0, "b": b0}, boston_xy, SGD(lr=1.0), steps=1000)
+def diverging_run(linear, boston_xy, steps):
+    """SGD with momentum at lr 0.01, raised to 0.1 after step 200: the loss falls to its lowest
+    at step 206, then grows until it is inf at step 401 (with ``steps`` > 401)."""
+    optimizer = SGD(lr=0.01, momentum=0.9)
+
+    def schedule(step, loss, params):
+        if step == 200:
+            optimizer.lr = 0.1
+
+    start = {"k": np.array([0.0]), "b": 0.0}
+    return fit(linear, start, boston_xy, optimizer, steps=steps, callback=schedule)
+
+
+def test_divergence_keeps_the_parameters_with_the_lowest_loss(linear, boston_xy):
+    with pytest.raises(TrainingDiverged) as caught:
+        diverging_run(linear, boston_xy, steps=1000)
     e = caught.value
     assert isinstance(e, SymgradError)
     assert 0 < e.step < 1000 and not np.isfinite(e.loss)
-    message = str(e)
-    assert f"step {e.step}" in message and "smaller" in message and "lr is 1" in message
     assert len(e.losses) == e.step and all(np.isfinite(e.losses))
-    # e.params: copies of the parameters of the last finite loss, usable as they are
+    # the best step is the one with the lowest loss, well before the last finite one
+    assert e.best_step == int(np.argmin(e.losses))
+    assert 0 < e.best_step < e.step - 10
+    assert e.losses[e.best_step] < e.losses[0] / 10
+    message = str(e)
+    assert f"step {e.step}" in message and "smaller" in message and "lr is 0.1" in message
+    assert f"step {e.best_step}, loss {e.losses[e.best_step]:.6g}" in message
+    # e.params: copies of that step's parameters (an array and a float), usable as they are
     assert set(e.params) == {"k", "b"}
-    assert all(np.all(np.isfinite(p)) for p in e.params.values())
-    assert e.params["k"] is not k0 and float(k0[0]) == 0.0
-    assert float(linear(**boston_xy, **e.params)) == pytest.approx(e.losses[-1], rel=1e-12)
-    # the loss of step e.step - 1 (e.losses[-1]) was measured after e.step - 1 updates
-    again = fit(linear, {"k": np.array([0.0]), "b": np.array([0.0])}, boston_xy, SGD(lr=1.0),
-                steps=e.step - 1)
+    assert isinstance(e.params["k"], np.ndarray) and isinstance(e.params["b"], float)
+    assert float(linear(**boston_xy, **e.params)) == pytest.approx(
+        e.losses[e.best_step], rel=1e-12
+    )
+    # the loss of step s is measured after s updates: the same run stopped there agrees
+    again = diverging_run(linear, boston_xy, steps=e.best_step)
     np.testing.assert_array_equal(again.params["k"], e.params["k"])
-    np.testing.assert_array_equal(again.params["b"], e.params["b"])
+    assert again.params["b"] == e.params["b"]
+
+
+def test_divergence_from_the_first_step_keeps_the_start(linear, boston_xy):
+    """Every step of lr = 1 makes the loss worse: the start is the best there is."""
+    k0 = np.array([0.0])
+    with pytest.raises(TrainingDiverged) as caught:
+        fit(linear, {"k": k0, "b": 0.0}, boston_xy, SGD(lr=1.0), steps=1000)
+    e = caught.value
+    assert e.step > 10 and e.best_step == 0
+    np.testing.assert_array_equal(e.params["k"], [0.0])
+    assert e.params["b"] == 0.0 and e.params["k"] is not k0
 
 
 def test_divergence_keeps_scalar_parameters_too(linear, boston_xy):
-    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
+    with pytest.raises(TrainingDiverged) as caught:
         fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, Adam(lr=1e300), steps=100)
     e = caught.value
     assert all(np.isfinite(list(e.params.values())))
+    assert float(linear(**boston_xy, **e.params)) == min(e.losses)
     assert "smaller" in str(e)
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        pytest.param(lambda m, d: fit(m, {"k": 0.0, "b": 0.0}, d, SGD(lr=1.0), steps=1000),
+                     id="SGD-scalars"),
+        pytest.param(lambda m, d: fit(m, {"k": np.zeros(1), "b": np.zeros(1)}, d,
+                                      SGD(lr=0.05, momentum=0.9), steps=2000), id="SGD-arrays"),
+        pytest.param(lambda m, d: fit(m, {"k": 0.0, "b": 0.0}, d, Adam(lr=1e300), steps=100),
+                     id="Adam"),
+        pytest.param(lambda m, d: fit(m, {"k": np.zeros(1), "b": 0.0}, d, SGD(lr=0.5),
+                                      epochs=40, batch_size=100), id="mini-batches"),
+    ],
+)
+def test_a_diverging_run_emits_no_warning_only_the_error(linear, boston_xy, run):
+    """NumPy's overflow and invalid-value warnings stay inside the steps."""
+    with warnings.catch_warnings(record=True) as emitted:
+        warnings.simplefilter("always")
+        with pytest.raises(TrainingDiverged):
+            run(linear, boston_xy)
+    assert [str(w.message) for w in emitted] == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would now be raised in its place
+        with pytest.raises(TrainingDiverged):
+            run(linear, boston_xy)
+
+
+def test_the_callers_numpy_error_settings_hold_outside_the_steps(linear, boston_xy):
+    seen = []
+    with np.errstate(over="raise", divide="warn", invalid="ignore"):
+        before = np.geterr()
+        fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.01), steps=3,
+            callback=lambda step, loss, params: seen.append(np.geterr()))
+        assert np.geterr() == before
+        with pytest.raises(TrainingDiverged):
+            fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=1.0), steps=1000)
+        assert np.geterr() == before
+    assert seen == [before] * 3
 
 
 @pytest.mark.parametrize(
@@ -358,9 +431,88 @@ def test_progress_false_and_missing_tqdm_are_quiet(linear, boston_xy, monkeypatc
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.01), steps=50, progress=False)
-    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    for module in ("tqdm", "tqdm.auto"):  # importing tqdm now raises ImportError
+        monkeypatch.setitem(sys.modules, module, None)
     fit(linear, {"k": 0.0, "b": 0.0}, boston_xy, SGD(lr=0.01), steps=50)
     assert terminal.getvalue() == ""
+
+
+# A Jupyter kernel as tqdm.auto sees one: the module ipykernel.zmqshell is loaded, and
+# IPython.get_ipython() is its shell. Its standard error is not a terminal. ipywidgets, when
+# present, records what tqdm's notebook bar does to its widgets.
+KERNEL_MODULES = {
+    "ipykernel/__init__.py": "",
+    "ipykernel/zmqshell.py": "class ZMQInteractiveShell:\n    config = {'IPKernelApp': {}}\n",
+    "IPython/__init__.py": (
+        "from ipykernel.zmqshell import ZMQInteractiveShell\n"
+        "_shell = ZMQInteractiveShell()\n"
+        "def get_ipython():\n    return _shell\n"
+    ),
+    "IPython/display.py": "shown = []\ndef display(obj):\n    shown.append(obj)\n",
+}
+IPYWIDGETS = """
+from types import SimpleNamespace
+
+class _Widget:
+    def __init__(self, **kwargs):
+        self.layout, self.style = SimpleNamespace(), SimpleNamespace()
+        self.value, self.bar_style = "", ""
+        self.__dict__.update(kwargs)
+
+    def close(self):
+        self.closed = True
+
+class FloatProgress(_Widget): pass
+class HTML(_Widget): pass
+class HBox(_Widget): pass
+"""
+IN_THE_KERNEL = """
+import json
+import ipykernel.zmqshell  # loaded by the kernel before any cell runs
+import numpy as np, sympy as sp, symgrad
+from IPython import display
+from symgrad.optim import SGD
+
+x, k = sp.symbols("x k")
+model = symgrad.compile(symgrad.mean((k*x - 1)**2), wrt=[k])
+symgrad.fit(model, {"k": 0.0}, {"x": np.linspace(0.0, 1.0, 5)}, SGD(lr=0.1), steps=25)
+print(json.dumps([
+    {"max": box.children[1].max, "value": box.children[1].value,
+     "style": box.children[1].bar_style, "text": box.children[2].value}
+    for box in display.shown
+]))
+"""
+
+
+def run_in_a_kernel(folder: Path, widgets: bool) -> subprocess.CompletedProcess:
+    modules = {**KERNEL_MODULES, **({"ipywidgets/__init__.py": IPYWIDGETS} if widgets else {})}
+    for name, text in modules.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    path = os.pathsep.join(filter(None, [str(folder), str(ROOT), os.environ.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", IN_THE_KERNEL], env={**os.environ, "PYTHONPATH": path},
+        capture_output=True, text=True, encoding="utf-8", timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_in_jupyter_the_bar_is_a_widget(tmp_path):
+    pytest.importorskip("tqdm")
+    result = run_in_a_kernel(tmp_path, widgets=True)
+    [bar] = json.loads(result.stdout)  # one widget, displayed in the cell's output
+    assert bar["max"] == 25 and bar["value"] == 25 and bar["style"] == "success"
+    assert "loss=" in bar["text"]
+    assert "25/25" not in result.stderr  # no text bar besides
+
+
+def test_in_jupyter_without_ipywidgets_the_bar_is_text(tmp_path):
+    pytest.importorskip("tqdm")
+    result = run_in_a_kernel(tmp_path, widgets=False)
+    assert json.loads(result.stdout) == []
+    assert "25/25" in result.stderr and "loss=" in result.stderr  # though not a terminal
+    assert "ipywidgets" in result.stderr  # tqdm says how to get the widget
 
 
 # -- validation -----------------------------------------------------------------------------------
