@@ -33,6 +33,7 @@ from . import compile as compile_model
 from .errors import SymgradError
 from .model import CompiledModel
 from .parsing import (
+    check_name,
     equation_name,
     equations_from_text,
     is_equation,
@@ -316,6 +317,7 @@ def _compile(args: argparse.Namespace) -> int:
     if to_stdout and explain:
         raise _UsageError(f"{to_stdout[0]} - writes to standard output, where --explain "
                           "prints too: write it to a file, or drop --explain")  # fmt: skip
+    check_name(args.name, "--name")
     model_spec = _model(args)
     wrt = _wrt(args.wrt, model_spec)
     shapes = _shapes(args.shape, model_spec)

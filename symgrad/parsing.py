@@ -175,8 +175,9 @@ def parse_expression(
     source = text.strip()
     if not source:
         raise ParseError(f"{where}an empty expression")
-    tree = _syntax_tree(source, where)
-    reader = _Reader(source, where, frozenset(symbols))
+    text = _Source(source)
+    tree = _syntax_tree(text, where)
+    reader = _Reader(text, where, frozenset(symbols))
     try:
         expr = reader.read(tree.body)
     except RecursionError:
@@ -220,6 +221,26 @@ def is_equation(text: str) -> bool:
     (True, False, False)
     """
     return _equals_sign(text) is not None
+
+
+def check_name(name: str, what: str) -> str:
+    """``name`` if a model may define it (as an equation's left side), else a ParseError
+    saying why; ``what`` says where the name came from (``"--name"``).
+
+    >>> check_name("Loss", "--name")
+    'Loss'
+    >>> check_name("sum", "--name")
+    Traceback (most recent call last):
+    ...
+    symgrad.parsing.ParseError: --name 'sum' names a function; call the output something else
+    """
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ParseError(f"{what} {name!r} is not a name; write one such as f or Loss")
+    if name in FUNCTIONS:
+        raise ParseError(f"{what} {name!r} names a function; call the output something else")
+    if name.startswith("__"):
+        raise ParseError(f"{what} {name!r} is reserved; call the output something else")
+    return name
 
 
 def parse_equations(lines: Iterable[str], *, source: str = "") -> list[tuple[sp.Symbol, sp.Expr]]:
@@ -301,36 +322,71 @@ def _split(text: str, where: str) -> tuple[str, str]:
     return lhs, rhs
 
 
-def _syntax_tree(source: str, where: str) -> ast.Expression:
+class _Source:
+    """The user's text, and the same text for Python's parser, with ``^`` written ``**`` so that
+    it binds as power does (``x^2 + y`` is ``x**2 + y``); messages quote the user's text."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.python = text.replace("^", "**")
+        self.origin: list[int] = []  # an index into python -> the index into text
+        for i, c in enumerate(text):
+            self.origin += [i, i] if c == "^" else [i]
+        self.origin.append(len(text))
+        self.lines = [0] + [i + 1 for i, c in enumerate(self.python) if c == "\n"]
+
+    def index(self, lineno: int, column: int, *, in_bytes: bool = True) -> int:
+        """The index into the user's text of a position Python's parser reports: a line and a
+        column, in UTF-8 bytes for a syntax tree and in characters for a SyntaxError."""
+        start = self.lines[min(max(lineno, 1), len(self.lines)) - 1]
+        line = self.python[start:].split("\n", 1)[0]
+        if in_bytes:
+            column = len(line.encode()[:column].decode(errors="ignore"))
+        return self.origin[min(start + max(column, 0), len(self.python))]
+
+    def span(self, node: ast.AST) -> tuple[int, int]:
+        """Where ``node`` is in the user's text: (start, end)."""
+        start = self.index(node.lineno, node.col_offset)
+        if getattr(node, "end_lineno", None) is None:
+            return start, start
+        return start, self.index(node.end_lineno, node.end_col_offset)
+
+    def problem(self, where: str, start: int, end: int | None, problem: str) -> ParseError:
+        """``cannot read 'text' at column N ('the part'): problem``."""
+        part = self.text[start:end] if end is not None and end > start else (
+            self.text[start : start + 12])
+        around = "the end" if not part.strip() else repr(
+            part if len(part) <= 24 else part[:23] + "…")
+        return ParseError(
+            f"{where}cannot read {self.text!r} at column {start + 1} ({around}): {problem}"
+        )
+
+
+def _syntax_tree(source: _Source, where: str) -> ast.Expression:
     try:
-        return ast.parse(source, mode="eval")
+        return ast.parse(source.python, mode="eval")
     except SyntaxError as e:
-        column = e.offset or len(source) + 1
-        if e.lineno and e.lineno > 1:  # a newline inside the text
-            column = len(source) + 1
-        raise ParseError(
-            f"{where}cannot read {source!r} at column {column} ({_around(source, column)}): "
-            f"{e.msg}"
-        ) from None
+        if not (e.lineno and e.offset):  # at the end of the text
+            start = len(source.text)
+        else:
+            start = source.index(e.lineno, e.offset - 1, in_bytes=False)
+        raise source.problem(where, start, None, e.msg) from None
     except (RecursionError, MemoryError, ValueError) as e:
-        raise ParseError(f"{where}cannot read {source!r}: {_reason(e)}") from None
+        raise ParseError(f"{where}cannot read {source.text!r}: {_reason(e)}") from None
 
 
 class _Reader:
     """Builds the SymPy expression of a syntax tree, refusing whatever a model may not hold."""
 
-    def __init__(self, source: str, where: str, symbols: frozenset[str]):
+    def __init__(self, source: _Source, where: str, symbols: frozenset[str]):
         self.source, self.where, self.symbols = source, where, symbols
 
     def fail(self, node: ast.AST, problem: str) -> NoReturn:
-        column = getattr(node, "col_offset", 0) + 1
-        raise ParseError(
-            f"{self.where}cannot read {self.source!r} at column {column} "
-            f"({_around(self.source, column, node)}): {problem}"
-        )
+        raise self.source.problem(self.where, *self.source.span(node), problem)
 
     def text(self, node: ast.AST) -> str:
-        return ast.get_source_segment(self.source, node) or type(node).__name__
+        start, end = self.source.span(node)
+        return self.source.text[start:end] or type(node).__name__
 
     def read(self, node: ast.AST) -> Any:
         if isinstance(node, ast.Constant):
@@ -451,6 +507,8 @@ class _Reader:
                 return value
             self.fail(node, f"{function}'s keepdims= takes True or False, not {self.text(node)}")
         one_axis = function in ("softmax", "log_softmax")
+        if isinstance(value, tuple) and len(set(value)) < len(value):
+            self.fail(node, f"{function}'s {option}= names an axis twice: {self.text(node)}")
         if _is_int(value) or (not one_axis and value is None) or (
             not one_axis and isinstance(value, tuple) and all(map(_is_int, value))
         ):
@@ -492,17 +550,6 @@ def _too_big(node: ast.BinOp) -> bool:
     if isinstance(exponent, ast.Constant) and isinstance(exponent.value, (int, float)):
         return abs(exponent.value) > MAX_EXPONENT
     return not any(isinstance(n, ast.Name) for n in ast.walk(exponent))
-
-
-def _around(source: str, column: int, node: ast.AST | None = None) -> str:
-    """The offending text at ``column`` (1-based), quoted, or ``the end``."""
-    if node is not None and getattr(node, "end_col_offset", None):
-        text = source[node.col_offset : node.end_col_offset]
-    else:
-        text = source[column - 1 : column + 11]
-    if not text.strip():
-        return "the end"
-    return repr(text if len(text) <= 24 else text[:23] + "…")
 
 
 def _reason(e: BaseException) -> str:
