@@ -168,15 +168,14 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="compile a model; print its chains and code, write the module or a diagram",
         description=(
-            "Compile a model written as text. The model is EXPRESSION (its output is --name), "
-            "or equations 'name = expression' from --eq options, and/or a model file (--file), "
-            "in any order; with --file, EXPRESSION adds the output. The text means what it "
-            "means in Python: sum, mean, max, min and logsumexp reduce (axis=, keepdims=), "
-            "Max and Min are elementwise. Functions: sum mean max min logsumexp softmax "
-            "log_softmax (axis=) matmul transpose (axes=) sigmoid softplus relu exp log sqrt "
-            "sin cos tan tanh sinh cosh asin acos atan Abs sign Max Min Heaviside Piecewise; "
-            "^ or ** is power. '-' as a file is standard input (--file) or standard output "
-            "(--emit, --graph)."
+            "Compile a model written as text: EXPRESSION (its output is --name), or equations\n"
+            "'name = expression' from --eq options, and/or a model file (--file), in any order;\n"
+            "with --file, EXPRESSION adds the output. '-' as a file is standard input (--file)\n"
+            "or standard output (--emit, --graph).\n\n"
+            "The text means what it means in Python. sum mean max min logsumexp reduce\n"
+            "(axis=, keepdims=); softmax log_softmax (axis=); matmul; transpose (axes=);\n"
+            "elementwise: sigmoid softplus relu exp log sqrt sin cos tan tanh sinh cosh asin\n"
+            "acos atan Abs sign Max Min Heaviside Piecewise; ^ or ** is power."
         ),
         epilog=(
             "examples:\n"
