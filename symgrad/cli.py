@@ -93,6 +93,8 @@ def _demo_files(
     model = seed_model()
     model.graph("forward", highlight)  # an unknown parameter is refused before any file is made
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise SymgradError(f"{directory} is a file; the demo writes into a directory")
     directory.mkdir(parents=True, exist_ok=True)
     text = directory / "two_layer.txt"
     text.write_text(SEED, encoding="utf-8")
@@ -358,7 +360,7 @@ def _model(args: argparse.Namespace):
         )
     equations = []
     if args.file == STDIO:
-        equations += equations_from_text(sys.stdin.read(), "<stdin>")
+        equations += equations_from_text(_standard_input(), "<stdin>")
     elif args.file is not None:
         equations += read_equations(args.file)
     texts = [(text, f"--eq {i}: ") for i, text in enumerate(args.eq, 1)]
@@ -377,6 +379,17 @@ def _model(args: argparse.Namespace):
     if not equations:
         raise _UsageError("give the model: an EXPRESSION, --eq 'name = expression' or --file")
     return equations
+
+
+def _standard_input() -> str:
+    """Standard input as text: UTF-8 (a byte-order mark is dropped), else an error."""
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    if isinstance(data, str):
+        return data.removeprefix("\ufeff")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SymgradError(f"--file -: standard input is not UTF-8 text ({e.reason})") from None
 
 
 def _names(model) -> tuple[set[str], set[str]]:

@@ -266,7 +266,7 @@ def read_equations(path: str | Path) -> list[tuple[sp.Symbol, sp.Expr]]:
     """Parse a model file: one ``name = expression`` per line, ``#`` starts a comment."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the text
     except OSError as e:
         raise ParseError(f"cannot read {str(path)!r}: {e.strerror or e}") from None
     except UnicodeDecodeError as e:

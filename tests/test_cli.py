@@ -6,6 +6,7 @@ The command runs as a user runs it: ``python -m symgrad`` in a subprocess.
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import shutil
 import subprocess
@@ -375,6 +376,12 @@ def test_file_dash_reads_standard_input():
     assert done.stdout.splitlines() == SEED_CHAINS
 
 
+def test_a_byte_order_mark_is_not_part_of_a_model_file(tmp_path):
+    model = tmp_path / "model.txt"
+    model.write_text("\ufeffh = k*x\r\nf = sum(h, axis=0)\r\n", encoding="utf-8")
+    assert parsing.read_equations(model)[0] == (sp.Symbol("h"), sp.Symbol("k") * sp.Symbol("x"))
+
+
 def test_file_dash_names_standard_input_in_errors():
     done = subprocess.run(
         [sys.executable, "-m", "symgrad", "compile", "--file", "-"],
@@ -529,6 +536,8 @@ def test_output_still_works_for_one_release_and_says_so():
         (("compile", "--file", "."), ["cannot read '.'"]),
         (("compile", "--file", sys.executable), ["not UTF-8 text"]),
         (("compile", "k*x", "-o", "."), ["Is a directory"]),
+        (("compile", "--file", "-"), ["standard input is not UTF-8"]),
+        (("demo", "--out", sys.executable), [sys.executable, "is a file"]),
     ],
 )
 def test_every_bad_value_exits_2_with_one_line_naming_it(args, fragments, tmp_path, capsys,
@@ -538,6 +547,7 @@ def test_every_bad_value_exits_2_with_one_line_naming_it(args, fragments, tmp_pa
     from symgrad.cli import main
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"f = \xff\xfe x\n")))
     status = main(list(args))
     out, err = capsys.readouterr()
     assert status == 2, err
