@@ -112,7 +112,7 @@ CONSTANTS: dict[str, sp.Basic] = {"pi": sp.pi, "E": sp.E}
 
 _OPERATORS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.Pow: operator.pow, ast.BitXor: operator.pow,
+    ast.Div: operator.truediv, ast.Pow: operator.pow,
 }  # fmt: skip
 _COMPARISONS: dict[type, type] = {ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge}
 _WHAT = {
@@ -175,9 +175,9 @@ def parse_expression(
     source = text.strip()
     if not source:
         raise ParseError(f"{where}an empty expression")
-    text = _Source(source)
-    tree = _syntax_tree(text, where)
-    reader = _Reader(text, where, frozenset(symbols))
+    written = _Source(source)
+    tree = _syntax_tree(written, where)
+    reader = _Reader(written, where, frozenset(symbols))
     try:
         expr = reader.read(tree.body)
     except RecursionError:
@@ -296,7 +296,7 @@ def _equals_sign(text: str) -> int | None:
         if c in "([{":
             depth += 1
         elif c in ")]}":
-            depth -= 1
+            depth = max(depth - 1, 0)  # an unmatched one is the expression's syntax error
         elif (
             c == "=" and depth == 0
             and text[i - 1 : i] not in ("<", ">", "!", "=") and text[i + 1 : i + 2] != "="
@@ -397,7 +397,7 @@ class _Reader:
             if type(node.op) not in _OPERATORS:
                 self.fail(node, f"{_WHAT.get(type(node.op), type(node.op).__name__)} is not "
                           "part of a model")  # fmt: skip
-            if isinstance(node.op, (ast.Pow, ast.BitXor)) and _too_big(node):
+            if isinstance(node.op, ast.Pow) and _too_big(node):
                 self.fail(node, f"a number to a power above {MAX_EXPONENT}; write the number out")
             left, right = self.read(node.left), self.read(node.right)
             return self.apply(node, _OPERATORS[type(node.op)], left, right)
