@@ -1,19 +1,25 @@
 """Models written as text: ``"L1 = k1*x + b1"``, one equation per line, parsed safely.
 
-Text is first parsed by Python's own parser into a syntax tree (``ast.parse``: nothing is run)
-and the tree is checked against a short list of what a model may contain: numbers, names,
-arithmetic, comparisons (for ``Piecewise``) and calls of known functions. Attribute access,
-indexing, strings, lambdas and the like are refused, pointing at the offending text. Only
-then does SymPy's ``parse_expr`` build the expression, with a global namespace holding nothing
-but the functions a model may use (no builtins), so input text is never evaluated as Python.
+Text is parsed by Python's own parser into a syntax tree (``ast.parse``: nothing is run), and
+the SymPy expression is built from that tree node by node, accepting only what a model may
+contain: numbers, names, arithmetic, comparisons (for ``Piecewise``) and calls of the functions
+below with the arguments they take. Nothing in the text is ever evaluated as Python: attribute
+access, indexing, strings, lambdas and the like are refused, pointing at the offending text.
 
-``^`` means power, as in mathematics. Every other name is a symbol, except the functions
-below and the constants ``pi`` and ``E`` (unless an equation defines that name).
+The text means what the same call means in Python (``symgrad.sum``, ``sympy.Max``, ...):
+``sum``, ``mean``, ``max``, ``min`` and ``logsumexp`` reduce an array over ``axis=`` (default:
+every axis), keeping length-one axes with ``keepdims=True``; ``min(x)`` is ``-max(-x)``.
+``Max`` and ``Min`` are SymPy's elementwise larger and smaller of their arguments. ``softmax``
+and ``log_softmax`` take ``axis=`` (default -1), ``transpose`` takes ``axes=``. ``^`` means
+power, as in mathematics. Every other name is a symbol, except the functions and the constants
+``pi`` and ``E`` (unless an equation defines that name).
 
 >>> parse_equation("L1 = k1*x + b1")
 (L1, b1 + k1*x)
 >>> parse_expression("mean((sigmoid(w*x) - y)^2)")
 mean((-y + sigmoid(w*x))**2)
+>>> parse_expression("sum(X, axis=0, keepdims=True)")
+sum(X, axis=0, keepdims=True)
 >>> parse_expression("x.__class__")
 Traceback (most recent call last):
 ...
@@ -24,62 +30,96 @@ from __future__ import annotations
 
 import ast
 import keyword
-from collections.abc import Iterable
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
 import sympy as sp
-from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
 
+from . import functions as fn
 from .errors import ModelError
-from .functions import mean, relu, sigmoid, softplus, sum
+
+
+def _min(e: sp.Expr, axis: Any = None, keepdims: bool = False) -> sp.Expr:
+    """The smallest element over ``axis``: ``-max(-e)`` (symgrad has no reduction of its own)."""
+    return -fn.max(-e, axis=axis, keepdims=keepdims)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """How a function of the text language is called.
+
+    ``operands`` is the least and the most number of expression arguments (None: any number);
+    then come ``options``, by position or by keyword, each read as a literal: ``axis``/``axes``
+    an integer, a tuple of integers or None, ``keepdims`` True or False.
+    """
+
+    function: Callable[..., sp.Basic]
+    operands: tuple[int, int | None] = (1, 1)
+    options: tuple[str, ...] = ()
+    usage: str = ""
+    hint: str = ""  # said when an option is not a literal: what the user probably meant
+
+
+def _reduction(function: Callable[..., sp.Basic], name: str, hint: str = "") -> Signature:
+    return Signature(function, (1, 1), ("axis", "keepdims"),
+                     f"{name}(x), {name}(x, axis=0) or {name}(x, axis=(0, 1), keepdims=True)",
+                     hint)  # fmt: skip
+
 
 #: The functions a model may call, by the name it calls them.
-FUNCTIONS: dict[str, type] = {
-    "sigmoid": sigmoid,
-    "softplus": softplus,
-    "relu": relu,
-    "sum": sum,
-    "mean": mean,
-    "exp": sp.exp,
-    "log": sp.log,
-    "sqrt": sp.sqrt,
-    "sin": sp.sin,
-    "cos": sp.cos,
-    "tan": sp.tan,
-    "tanh": sp.tanh,
-    "sinh": sp.sinh,
-    "cosh": sp.cosh,
-    "asin": sp.asin,
-    "acos": sp.acos,
-    "atan": sp.atan,
-    "Abs": sp.Abs,
-    "abs": sp.Abs,
-    "sign": sp.sign,
-    "Max": sp.Max,
-    "Min": sp.Min,
-    "max": sp.Max,
-    "min": sp.Min,
-    "Heaviside": sp.Heaviside,
-    "Piecewise": sp.Piecewise,
+# fmt: off
+FUNCTIONS: dict[str, Signature] = {
+    "sigmoid": Signature(fn.sigmoid),
+    "softplus": Signature(fn.softplus),
+    "relu": Signature(fn.relu),
+    "sum": _reduction(fn.sum, "sum"),
+    "mean": _reduction(fn.mean, "mean"),
+    "max": _reduction(fn.max, "max", "for the elementwise larger of several use Max(a, b)"),
+    "min": _reduction(_min, "min", "for the elementwise smaller of several use Min(a, b)"),
+    "logsumexp": _reduction(fn.logsumexp, "logsumexp"),
+    "softmax": Signature(fn.softmax, (1, 1), ("axis",), "softmax(x) or softmax(x, axis=0)"),
+    "log_softmax": Signature(fn.log_softmax, (1, 1), ("axis",),
+                             "log_softmax(x) or log_softmax(x, axis=0)"),
+    "matmul": Signature(fn.matmul, (2, 2), (), "matmul(A, B)"),
+    "transpose": Signature(fn.transpose, (1, 1), ("axes",),
+                           "transpose(A) or transpose(A, axes=(0, 2, 1))"),
+    "exp": Signature(sp.exp),
+    "log": Signature(sp.log, (1, 2), (), "log(x) or log(x, base)"),
+    "sqrt": Signature(sp.sqrt),
+    "sin": Signature(sp.sin),
+    "cos": Signature(sp.cos),
+    "tan": Signature(sp.tan),
+    "tanh": Signature(sp.tanh),
+    "sinh": Signature(sp.sinh),
+    "cosh": Signature(sp.cosh),
+    "asin": Signature(sp.asin),
+    "acos": Signature(sp.acos),
+    "atan": Signature(sp.atan),
+    "Abs": Signature(sp.Abs),
+    "abs": Signature(sp.Abs),
+    "sign": Signature(sp.sign),
+    "Max": Signature(sp.Max, (1, None), (), "Max(a, b, ...)"),
+    "Min": Signature(sp.Min, (1, None), (), "Min(a, b, ...)"),
+    "Heaviside": Signature(sp.Heaviside, (1, 2), (), "Heaviside(x) or Heaviside(x, value_at_0)"),
+    "Piecewise": Signature(sp.Piecewise, (1, None), (),
+                           "Piecewise((value, condition), ..., (value, True))"),
 }
-CONSTANTS: dict[str, sp.Basic] = {"pi": sp.pi, "E": sp.E, "True": sp.true, "False": sp.false}
+# fmt: on
+CONSTANTS: dict[str, sp.Basic] = {"pi": sp.pi, "E": sp.E}
 
-#: What SymPy's transformations write into the code they generate; a model may not name them.
-_MACHINERY = {"Symbol": sp.Symbol, "Integer": sp.Integer, "Float": sp.Float,
-              "Rational": sp.Rational, "Function": sp.Function}
-_TRANSFORMATIONS = (*standard_transformations, convert_xor)
-
-_ALLOWED = (
-    ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Load, ast.Constant,
-    ast.Compare, ast.Tuple,
-    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.BitXor, ast.USub, ast.UAdd,
-    ast.Lt, ast.LtE, ast.Gt, ast.GtE,
-)  # fmt: skip
+_OPERATORS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.Pow: operator.pow,
+}  # fmt: skip
+_COMPARISONS: dict[type, type] = {ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge}
 _WHAT = {
     ast.Attribute: "attribute access",
     ast.Subscript: "indexing",
+    ast.Slice: "a slice",
     ast.Lambda: "a lambda",
-    ast.keyword: "a keyword argument",
     ast.Starred: "unpacking",
     ast.NamedExpr: "an assignment expression",
     ast.IfExp: "a conditional expression (use Piecewise)",
@@ -87,11 +127,27 @@ _WHAT = {
     ast.List: "a list",
     ast.Dict: "a dict",
     ast.Set: "a set",
+    ast.ListComp: "a comprehension",
+    ast.SetComp: "a comprehension",
+    ast.DictComp: "a comprehension",
+    ast.GeneratorExp: "a comprehension",
+    ast.JoinedStr: "an f-string",
+    ast.Await: "'await'",
     ast.Eq: "'==' (an equation is 'name = expression')",
     ast.NotEq: "'!='",
+    ast.Is: "'is'",
+    ast.IsNot: "'is not'",
+    ast.In: "'in'",
+    ast.NotIn: "'not in'",
     ast.Mod: "'%'",
     ast.FloorDiv: "'//'",
-    ast.MatMult: "'@'",
+    ast.MatMult: "'@' (use matmul(A, B))",
+    ast.BitAnd: "'&'",
+    ast.BitOr: "'|'",
+    ast.LShift: "'<<'",
+    ast.RShift: "'>>'",
+    ast.Not: "'not'",
+    ast.Invert: "'~'",
 }
 MAX_EXPONENT = 10_000  # a number raised to a larger literal power is refused: 9**9**9 hangs
 
@@ -109,6 +165,8 @@ def parse_expression(
 
     >>> parse_expression("2*E", symbols=["E"])
     2*E
+    >>> parse_expression("max(x) - Max(x, 0)")
+    max(x) - Max(0, x)
     >>> parse_expression("k*x +")
     Traceback (most recent call last):
     ...
@@ -117,22 +175,16 @@ def parse_expression(
     source = text.strip()
     if not source:
         raise ParseError(f"{where}an empty expression")
-    tree = _syntax_tree(source, where)
-    _check(tree, source, where)
-    names = set(symbols)
-    local_dict: dict = {name: sp.Symbol(name) for name in names}
-    global_dict: dict = {"__builtins__": {}, **_MACHINERY, **CONSTANTS, **FUNCTIONS}
-    for name in names:
-        global_dict.pop(name, None)
+    written = _Source(source)
+    tree = _syntax_tree(written, where)
+    reader = _Reader(written, where, frozenset(symbols))
     try:
-        expr = parse_expr(
-            source, local_dict=local_dict, global_dict=global_dict,
-            transformations=_TRANSFORMATIONS,
-        )  # fmt: skip
-    except (SyntaxError, TypeError, ValueError, AttributeError, sp.SympifyError) as e:
-        raise ParseError(f"{where}cannot read {source!r}: {_reason(e)}") from None
+        expr = reader.read(tree.body)
+    except RecursionError:
+        raise ParseError(f"{where}cannot read {source!r}: it is nested too deeply") from None
     if not isinstance(expr, sp.Expr):
-        raise ParseError(f"{where}{source!r} is {expr}, not an arithmetic expression")
+        shown = sp.sstr(expr) if isinstance(expr, sp.Basic) else str(expr)
+        raise ParseError(f"{where}{source!r} is {shown}, not an arithmetic expression")
     return expr
 
 
@@ -161,6 +213,36 @@ def equation_name(text: str, *, where: str = "") -> str:
     return _split(text, where)[0]
 
 
+def is_equation(text: str) -> bool:
+    """Whether ``text`` is ``name = expression``: it has an ``=`` outside any parentheses that
+    is not part of ``==``, ``<=``, ``>=`` or ``!=`` (``sum(x, axis=0)`` is an expression).
+
+    >>> is_equation("f = sum(x, axis=0)"), is_equation("sum(x, axis=0)"), is_equation("x <= 1")
+    (True, False, False)
+    """
+    return _equals_sign(text) is not None
+
+
+def check_name(name: str, what: str) -> str:
+    """``name`` if a model may define it (as an equation's left side), else a ParseError
+    saying why; ``what`` says where the name came from (``"--name"``).
+
+    >>> check_name("Loss", "--name")
+    'Loss'
+    >>> check_name("sum", "--name")
+    Traceback (most recent call last):
+    ...
+    symgrad.parsing.ParseError: --name 'sum' names a function; call the output something else
+    """
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ParseError(f"{what} {name!r} is not a name; write one such as f or Loss")
+    if name in FUNCTIONS:
+        raise ParseError(f"{what} {name!r} names a function; call the output something else")
+    if name.startswith("__"):
+        raise ParseError(f"{what} {name!r} is reserved; call the output something else")
+    return name
+
+
 def parse_equations(lines: Iterable[str], *, source: str = "") -> list[tuple[sp.Symbol, sp.Expr]]:
     """Parse ``name = expression`` lines; blank lines and ``#`` comments are skipped.
 
@@ -184,84 +266,278 @@ def read_equations(path: str | Path) -> list[tuple[sp.Symbol, sp.Expr]]:
     """Parse a model file: one ``name = expression`` per line, ``#`` starts a comment."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the text
     except OSError as e:
         raise ParseError(f"cannot read {str(path)!r}: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
         raise ParseError(f"{path}: not UTF-8 text ({e.reason})") from None
-    equations = parse_equations(text.splitlines(), source=str(path))
+    return equations_from_text(text, str(path))
+
+
+def equations_from_text(text: str, source: str) -> list[tuple[sp.Symbol, sp.Expr]]:
+    """Parse the text of a model file; ``source`` names it in messages (``model.txt:3: ...``).
+
+    >>> equations_from_text("h = k*x  # a layer\\nf = sum(h, axis=0)\\n", "<stdin>")
+    [(h, k*x), (f, sum(h, axis=0))]
+    """
+    equations = parse_equations(text.splitlines(), source=source)
     if not equations:
-        raise ParseError(f"{path}: no equations (write one 'name = expression' per line)")
+        raise ParseError(f"{source}: no equations (write one 'name = expression' per line)")
     return equations
 
 
-# -- the checks --------------------------------------------------------------------------------
+# -- reading the text --------------------------------------------------------------------------
+
+
+def _equals_sign(text: str) -> int | None:
+    """The position of the first lone ``=`` outside parentheses, brackets and braces."""
+    depth = 0
+    for i, c in enumerate(text):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth = max(depth - 1, 0)  # an unmatched one is the expression's syntax error
+        elif (
+            c == "=" and depth == 0
+            and text[i - 1 : i] not in ("<", ">", "!", "=") and text[i + 1 : i + 2] != "="
+        ):  # fmt: skip
+            return i
+    return None
 
 
 def _split(text: str, where: str) -> tuple[str, str]:
     """``"name = expression"`` -> (name, expression), at the first lone ``=``."""
-    for i, c in enumerate(text):
-        if c == "=" and text[i - 1 : i] not in ("<", ">", "!", "=") and text[i + 1 : i + 2] != "=":
-            lhs, rhs = text[:i].strip(), text[i + 1 :]
-            break
-    else:
+    i = _equals_sign(text)
+    if i is None:
         raise ParseError(f"{where}{text.strip()!r} is not an equation: write 'name = expression'")
+    lhs, rhs = text[:i].strip(), text[i + 1 :]
     if not lhs.isidentifier() or keyword.iskeyword(lhs):
         raise ParseError(
             f"{where}the left side of {text.strip()!r} must be a name, not {lhs!r}"
         )
-    if lhs in FUNCTIONS or lhs in _MACHINERY:
+    if lhs in FUNCTIONS:
         raise ParseError(f"{where}{lhs!r} names a function; call the equation something else")
+    if lhs.startswith("__"):
+        raise ParseError(f"{where}the name {lhs!r} is reserved; call the equation something else")
     return lhs, rhs
 
 
-def _syntax_tree(source: str, where: str) -> ast.Expression:
+class _Source:
+    """The user's text, and the same text for Python's parser, with ``^`` written ``**`` so that
+    it binds as power does (``x^2 + y`` is ``x**2 + y``); messages quote the user's text."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.python = text.replace("^", "**")
+        self.origin: list[int] = []  # an index into python -> the index into text
+        for i, c in enumerate(text):
+            self.origin += [i, i] if c == "^" else [i]
+        self.origin.append(len(text))
+        self.lines = [0] + [i + 1 for i, c in enumerate(self.python) if c == "\n"]
+
+    def index(self, lineno: int, column: int, *, in_bytes: bool = True) -> int:
+        """The index into the user's text of a position Python's parser reports: a line and a
+        column, in UTF-8 bytes for a syntax tree and in characters for a SyntaxError."""
+        start = self.lines[min(max(lineno, 1), len(self.lines)) - 1]
+        line = self.python[start:].split("\n", 1)[0]
+        if in_bytes:
+            column = len(line.encode()[:column].decode(errors="ignore"))
+        return self.origin[min(start + max(column, 0), len(self.python))]
+
+    def span(self, node: ast.AST) -> tuple[int, int]:
+        """Where ``node`` is in the user's text: (start, end)."""
+        start = self.index(node.lineno, node.col_offset)
+        if getattr(node, "end_lineno", None) is None:
+            return start, start
+        return start, self.index(node.end_lineno, node.end_col_offset)
+
+    def problem(self, where: str, start: int, end: int | None, problem: str) -> ParseError:
+        """``cannot read 'text' at column N ('the part'): problem``."""
+        part = self.text[start:end] if end is not None and end > start else (
+            self.text[start : start + 12])
+        around = "the end" if not part.strip() else repr(
+            part if len(part) <= 24 else part[:23] + "…")
+        return ParseError(
+            f"{where}cannot read {self.text!r} at column {start + 1} ({around}): {problem}"
+        )
+
+
+def _syntax_tree(source: _Source, where: str) -> ast.Expression:
     try:
-        return ast.parse(source, mode="eval")
+        return ast.parse(source.python, mode="eval")
     except SyntaxError as e:
-        column = e.offset or len(source) + 1
-        if e.lineno and e.lineno > 1:  # a newline inside the text
-            column = len(source) + 1
-        raise ParseError(
-            f"{where}cannot read {source!r} at column {column} ({_around(source, column)}): "
-            f"{e.msg}"
-        ) from None
+        if not (e.lineno and e.offset):  # at the end of the text
+            start = len(source.text)
+        else:
+            start = source.index(e.lineno, e.offset - 1, in_bytes=False)
+        raise source.problem(where, start, None, e.msg) from None
     except (RecursionError, MemoryError, ValueError) as e:
-        raise ParseError(f"{where}cannot read {source!r}: {_reason(e)}") from None
+        raise ParseError(f"{where}cannot read {source.text!r}: {_reason(e)}") from None
 
 
-def _check(tree: ast.Expression, source: str, where: str) -> None:
-    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    for node in ast.walk(tree):
-        problem = None
-        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)):
-            problem = f"{type(node.value).__name__} literals are not part of a model"
-        elif isinstance(node, ast.Name) and (node.id.startswith("__") or node.id in _MACHINERY):
-            problem = f"the name {node.id!r} is reserved"
-        elif isinstance(node, ast.Name) and node.id in FUNCTIONS and id(node) not in called:
-            problem = f"{node.id} is a function: call it, {node.id}(...)"
-        elif isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-                name = ast.get_source_segment(source, node.func) or "?"
-                problem = (
-                    f"{name} is not a function symgrad knows; use one of "
-                    f"{', '.join(sorted(FUNCTIONS, key=str.lower))}"
-                )
-            elif node.keywords:
-                node = node.keywords[0]
-                problem = "keyword arguments are not part of a model"
-        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-            if _too_big(node):
-                problem = f"a number to a power above {MAX_EXPONENT}; write the number out"
-        elif not isinstance(node, _ALLOWED):
-            what = _WHAT.get(type(node), type(node).__name__)
-            problem = f"{what} is not part of a model"
-        if problem:
-            column = getattr(node, "col_offset", 0) + 1
-            raise ParseError(
-                f"{where}cannot read {source!r} at column {column} "
-                f"({_around(source, column, node)}): {problem}"
-            )
+class _Reader:
+    """Builds the SymPy expression of a syntax tree, refusing whatever a model may not hold."""
+
+    def __init__(self, source: _Source, where: str, symbols: frozenset[str]):
+        self.source, self.where, self.symbols = source, where, symbols
+
+    def fail(self, node: ast.AST, problem: str) -> NoReturn:
+        raise self.source.problem(self.where, *self.source.span(node), problem)
+
+    def text(self, node: ast.AST) -> str:
+        start, end = self.source.span(node)
+        return self.source.text[start:end] or type(node).__name__
+
+    def read(self, node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant):
+            return self.constant(node)
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.BinOp):
+            if type(node.op) not in _OPERATORS:
+                self.fail(node, f"{_WHAT.get(type(node.op), type(node.op).__name__)} is not "
+                          "part of a model")  # fmt: skip
+            if isinstance(node.op, ast.Pow) and _too_big(node):
+                self.fail(node, f"a number to a power above {MAX_EXPONENT}; write the number out")
+            left, right = self.read(node.left), self.read(node.right)
+            return self.apply(node, _OPERATORS[type(node.op)], left, right)
+        if isinstance(node, ast.UnaryOp):
+            if not isinstance(node.op, (ast.USub, ast.UAdd)):
+                self.fail(node, f"{_WHAT.get(type(node.op), type(node.op).__name__)} is not "
+                          "part of a model")  # fmt: skip
+            sign = operator.neg if isinstance(node.op, ast.USub) else operator.pos
+            return self.apply(node, sign, self.read(node.operand))
+        if isinstance(node, ast.Compare):
+            return self.compare(node)
+        if isinstance(node, ast.Tuple):  # a (value, condition) pair of Piecewise
+            return tuple(self.read(e) for e in node.elts)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        self.fail(node, f"{_WHAT.get(type(node), type(node).__name__)} is not part of a model")
+
+    def constant(self, node: ast.Constant) -> sp.Basic:
+        value = node.value
+        if isinstance(value, bool):
+            return sp.true if value else sp.false
+        if isinstance(value, int):
+            return sp.Integer(value)
+        if isinstance(value, float):
+            return sp.Float(self.text(node).replace("_", ""))  # the digits as written
+        if isinstance(value, complex):
+            self.fail(node, "complex numbers are not part of a model (symgrad computes with "
+                      "real numbers)")  # fmt: skip
+        if value is None:
+            self.fail(node, "None is not a value (it is allowed only as axis=None)")
+        self.fail(node, f"{type(value).__name__} literals are not part of a model")
+
+    def name(self, node: ast.Name) -> sp.Basic:
+        name = node.id
+        if name.startswith("__"):
+            self.fail(node, f"the name {name!r} is reserved")
+        if name in self.symbols:
+            return sp.Symbol(name)
+        if name in FUNCTIONS:
+            self.fail(node, f"{name} is a function: call it, {name}(...)")
+        return CONSTANTS[name] if name in CONSTANTS else sp.Symbol(name)
+
+    def apply(self, node: ast.AST, function: Callable, *args: Any, **options: Any) -> Any:
+        try:
+            return function(*args, **options)
+        except RecursionError:
+            raise
+        except (TypeError, ValueError, AttributeError, ArithmeticError, IndexError,
+                sp.SympifyError) as e:  # fmt: skip
+            self.fail(node, _reason(e))
+
+    def compare(self, node: ast.Compare) -> sp.Basic:
+        for op in node.ops:
+            if type(op) not in _COMPARISONS:
+                self.fail(node, f"{_WHAT.get(type(op), type(op).__name__)} is not part of a model")
+        if len(node.ops) > 1:
+            self.fail(node, "a chained comparison is not part of a model; write one comparison "
+                      "per condition")  # fmt: skip
+        left, right = self.read(node.left), self.read(node.comparators[0])
+        return self.apply(node, _COMPARISONS[type(node.ops[0])], left, right)
+
+    def call(self, node: ast.Call) -> sp.Basic:
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            self.fail(node.func, f"{self.text(node.func)} is not a function symgrad knows; use "
+                      f"one of {', '.join(sorted(FUNCTIONS, key=str.lower))}")  # fmt: skip
+        name, signature = node.func.id, FUNCTIONS[node.func.id]
+        for a in node.args:
+            if isinstance(a, ast.Starred):
+                self.fail(a, "unpacking is not part of a model")
+        least, most = signature.operands
+        usage = f" ({signature.usage})" if signature.usage else f" ({name}(x))"
+        if len(node.args) < least:
+            self.fail(node, f"{name} needs {least} argument{'s' if least > 1 else ''}{usage}")
+        operands = node.args if most is None else node.args[:most]
+        extra = [] if most is None else node.args[most:]
+        if len(extra) > len(signature.options):
+            takes = f"{most} argument{'s' if most > 1 else ''}"
+            if signature.options:
+                takes += f" and the options {', '.join(signature.options)}"
+            self.fail(extra[len(signature.options)], f"{name} takes {takes}{usage}")
+        given = dict(zip(signature.options, extra, strict=False))
+        for kw in node.keywords:
+            if kw.arg is None:
+                self.fail(kw.value, "unpacking is not part of a model")
+            if kw.arg not in signature.options:
+                takes = (f"the keywords {', '.join(o + '=' for o in signature.options)}"
+                         if signature.options else "no keyword arguments")  # fmt: skip
+                self.fail(kw, f"{name} takes {takes}, not {kw.arg}={usage}")
+            if kw.arg in given:
+                self.fail(kw, f"{name} got {kw.arg} twice, by position and by keyword")
+            given[kw.arg] = kw.value
+        options = {
+            option: self.option(name, option, value, signature) for option, value in given.items()
+        }
+        if name == "Piecewise":
+            for a in operands:
+                if not (isinstance(a, ast.Tuple) and len(a.elts) == 2):
+                    self.fail(a, f"each argument of Piecewise is a (value, condition) pair{usage}")
+        args = [self.read(a) for a in operands]
+        return self.apply(node, signature.function, *args, **options)
+
+    def option(self, function: str, option: str, node: ast.AST, signature: Signature) -> Any:
+        """An option's value, read as a literal: never an expression."""
+        value = _literal(node)
+        if option == "keepdims":
+            if isinstance(value, bool):
+                return value
+            self.fail(node, f"{function}'s keepdims= takes True or False, not {self.text(node)}")
+        one_axis = function in ("softmax", "log_softmax")
+        if isinstance(value, tuple) and len(set(value)) < len(value):
+            self.fail(node, f"{function}'s {option}= names an axis twice: {self.text(node)}")
+        if _is_int(value) or (not one_axis and value is None) or (
+            not one_axis and isinstance(value, tuple) and all(map(_is_int, value))
+        ):
+            return value
+        wanted = "an integer" if one_axis else "an integer, a tuple of integers or None"
+        hint = f"; {signature.hint}" if signature.hint else ""
+        self.fail(node, f"{function}'s {option}= takes {wanted}, not {self.text(node)}{hint}")
+
+
+_NOT_A_LITERAL = object()
+
+
+def _literal(node: ast.AST) -> Any:
+    """``node`` as a Python int, bool, None or tuple of ints, or ``_NOT_A_LITERAL``."""
+    if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, int)):
+        return node.value
+    if (
+        isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
+        and isinstance(node.operand, ast.Constant) and _is_int(node.operand.value)
+    ):  # fmt: skip
+        return -node.operand.value
+    if isinstance(node, ast.Tuple):
+        items = tuple(_literal(e) for e in node.elts)
+        return items if all(map(_is_int, items)) else _NOT_A_LITERAL
+    return _NOT_A_LITERAL
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _too_big(node: ast.BinOp) -> bool:
@@ -274,17 +550,6 @@ def _too_big(node: ast.BinOp) -> bool:
     if isinstance(exponent, ast.Constant) and isinstance(exponent.value, (int, float)):
         return abs(exponent.value) > MAX_EXPONENT
     return not any(isinstance(n, ast.Name) for n in ast.walk(exponent))
-
-
-def _around(source: str, column: int, node: ast.AST | None = None) -> str:
-    """The offending text at ``column`` (1-based), quoted, or ``the end``."""
-    if node is not None and hasattr(node, "end_col_offset") and node.end_col_offset:
-        text = source[node.col_offset : node.end_col_offset]
-    else:
-        text = source[column - 1 : column + 11]
-    if not text.strip():
-        return "the end"
-    return repr(text if len(text) <= 24 else text[:23] + "…")
 
 
 def _reason(e: BaseException) -> str:

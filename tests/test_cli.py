@@ -6,6 +6,7 @@ The command runs as a user runs it: ``python -m symgrad`` in a subprocess.
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import shutil
 import subprocess
@@ -113,15 +114,18 @@ def test_emit_writes_a_module_that_matches_the_library(tmp_path):
         np.testing.assert_allclose(grads[name], expected_grads[name], rtol=1e-13)
 
 
-def test_an_equation_as_the_expression_and_output():
-    done = run("compile", "--eq", "h = k*x", "--eq", "g = h**2", "f = 3*h", "--output", "f",
-               "--no-code")  # fmt: skip
+def test_an_equation_as_the_expression_and_result(tmp_path):
+    model = tmp_path / "model.txt"
+    model.write_text("h = k*x\ng = h**2\n", encoding="utf-8")
+    done = run("compile", "--file", str(model), "f = 3*h", "--result", "f", "--no-code")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["∂f/∂k = ∂f/∂h·∂h/∂k", "∂f/∂x = ∂f/∂h·∂h/∂x"]
 
 
-def test_expression_over_equations_is_named_by_name():
-    done = run("compile", "mean(h**2)", "--eq", "h = k*x", "--name", "Loss", "--wrt", "k",
+def test_expression_over_a_files_equations_is_named_by_name(tmp_path):
+    model = tmp_path / "model.txt"
+    model.write_text("h = k*x\n", encoding="utf-8")
+    done = run("compile", "mean(h**2)", "--file", str(model), "--name", "Loss", "--wrt", "k",
                "--no-code")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["∂Loss/∂k = ∂Loss/∂h·∂h/∂k"]
@@ -209,11 +213,14 @@ def test_unknown_function_and_python_tricks_are_refused(tmp_path):
         (("compile", "--eq", "a = b", "--eq", "b = a"), ["cycle: a -> b -> a"]),
         (("compile", "--eq", "a = x", "--eq", "a = y"), ["a is defined twice"]),
         (("compile", "--eq", "2a = x"), ["left side"]),
-        (("compile", "--eq", "f = x", "--output", "g"), ["output g is not defined"]),
+        (("compile", "--eq", "f = x", "--result", "g"), ["output g is not defined"]),
         (("compile", "--file", "no-such-model.txt"), ["no-such-model.txt"]),
         (("compile", "k*x", "--graph", "x.bmp"), [".bmp"]),
         (("compile", "k*x", "--emit", "no/such/dir/m.py"), ["No such file or directory"]),
         (("demo", "--highlight", "nope"), ["nope"]),
+        (("compile", "k*x", "--eq", "g = x"), ["'k*x'", "--eq", "given twice"]),
+        (("compile", "f = k*x", "--eq", "g = f"), ["'f = k*x'", "--eq"]),
+        (("compile", "k*x", "-o", "-", "--graph", "-"), ["--emit - and --graph -"]),
     ],
 )
 def test_bad_usage_exits_2_with_one_line(args, fragments, tmp_path):
@@ -258,6 +265,34 @@ def test_demo_draws_the_seed_model_and_prints_its_chains(tmp_path):
         picture = tmp_path / "pictures" / f"two_layer_{kind}.svg"
         assert f"wrote {picture}" in done.stdout
         ET.parse(picture)
+    assert (tmp_path / "pictures" / "two_layer_model.py").is_file()
+    assert done.stderr == ""
+
+
+def test_demo_without_graphviz_still_teaches_and_says_how_to_install_it(tmp_path):
+    """No dot on the PATH: the chains are printed, the text and the code written, status 0."""
+    done = run("demo", "--out", str(tmp_path / "d"), env={"PATH": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    for chain in SEED_CHAINS:
+        assert chain in done.stdout
+    text, code = tmp_path / "d" / "two_layer.txt", tmp_path / "d" / "two_layer_model.py"
+    assert f"wrote {text}" in done.stdout and f"wrote {code}" in done.stdout
+    assert not list((tmp_path / "d").glob("*.svg"))
+    assert "apt-get install graphviz" in done.stderr and "brew install graphviz" in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+    # the files are the seed model: its text compiles to the same numbers as the written code
+    from symgrad.cli import seed_model
+
+    module = load_module(code)
+    inputs = dict(x=np.linspace(-1, 1, 7), y=np.linspace(0, 2, 7), k1=0.3, b1=-0.1, k2=1.2,
+                  b2=0.5)  # fmt: skip
+    value, grads = module.value_and_grad(**inputs)
+    expected_value, expected_grads = seed_model().value_and_grad(**inputs)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-13)
+    for name, grad in expected_grads.items():
+        np.testing.assert_allclose(grads[name], grad, rtol=1e-13)
+    again = run("compile", "--file", str(text), "--wrt", "k1,b1,k2,b2", "--no-code")
+    assert again.stdout.splitlines() == SEED_CHAINS
 
 
 @needs_dot
@@ -303,7 +338,7 @@ def test_every_other_name_is_a_symbol():
         ("x[0]", "indexing"),
         ("'x'", "str literals"),
         ("lambda: 0", "a lambda"),
-        ("mean(x, axis=0)", "keyword arguments"),
+        ("sigmoid(x, axis=0)", "sigmoid takes no keyword arguments, not axis="),
         ("x if y else z", "Piecewise"),
         ("sum + 1", "sum is a function: call it"),
         ("9**9**9", "write the number out"),
@@ -324,3 +359,200 @@ def test_explain_replaces_chains_and_code():
     assert done.returncode == 0, done.stderr
     assert "    ∂f/∂k = 2·x·(b − y + k·x)/N" in done.stdout
     assert "def value_and_grad" not in done.stdout
+
+
+# -- conventions: - for standard input and output, closed pipes, renamed options -----------------
+
+
+def test_file_dash_reads_standard_input():
+    done = subprocess.run(
+        [sys.executable, "-m", "symgrad", "compile", "--file", "-", "--wrt", "k1,b1,k2,b2",
+         "--no-code"],
+        input="# the seed model, piped\n" + "\n".join(SEED_EQS) + "\n",
+        capture_output=True, text=True, encoding="utf-8",
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"}, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == SEED_CHAINS
+
+
+def test_a_byte_order_mark_is_not_part_of_a_model_file(tmp_path):
+    model = tmp_path / "model.txt"
+    model.write_text("\ufeffh = k*x\r\nf = sum(h, axis=0)\r\n", encoding="utf-8")
+    assert parsing.read_equations(model)[0] == (sp.Symbol("h"), sp.Symbol("k") * sp.Symbol("x"))
+
+
+def test_file_dash_names_standard_input_in_errors():
+    done = subprocess.run(
+        [sys.executable, "-m", "symgrad", "compile", "--file", "-"],
+        input="h = k*x\nf = sum(h, axis=0\n", capture_output=True, text=True,
+        encoding="utf-8", env={**os.environ, "PYTHONIOENCODING": "utf-8"}, timeout=120,
+    )  # fmt: skip
+    fails(done, "<stdin>:2:", "never closed")
+
+
+def test_emit_dash_writes_only_the_module_to_standard_output(tmp_path):
+    done = run("compile", "mean((k*x + b - y)**2)", "--wrt", "k,b", "-o", "-")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# Generated by symgrad") and "∂f/∂k =" not in done.stdout
+    module_path = tmp_path / "piped.py"
+    module_path.write_text(done.stdout, encoding="utf-8")
+    module = load_module(module_path)
+    xs = np.array([1.0, 2.0, 3.0])
+    value, grads = module.value_and_grad(x=xs, y=2 * xs + 1, k=1.0, b=0.0)
+    residual = xs + 0.0 - (2 * xs + 1)
+    np.testing.assert_allclose(value, np.mean(residual**2), rtol=1e-14)
+    np.testing.assert_allclose(grads["k"], np.mean(2 * residual * xs), rtol=1e-14)
+    np.testing.assert_allclose(grads["b"], np.mean(2 * residual), rtol=1e-14)
+
+
+def test_short_o_writes_the_module_file(tmp_path):
+    out = tmp_path / "m.py"
+    done = run("compile", "sum(x, axis=0)", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert load_module(out).forward(x=np.array([1.0, 5.0, 2.0])) == 8.0
+    assert f"wrote {out}" in done.stderr
+
+
+def test_graph_dash_writes_dot_text_to_standard_output():
+    args = [a for eq in SEED_EQS for a in ("--eq", eq)]
+    done = run("compile", *args, "--graph", "-", "--kind", "backward", "--highlight", "k1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("digraph backward {") and done.stdout.rstrip().endswith("}")
+    assert "∂Loss" in done.stdout and "def value_and_grad" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("compile", "mean(sigmoid(matmul(X, w)) - y)", "-o", "-"),
+        ("compile", "mean(sigmoid(matmul(X, w)) - y)"),
+        ("compile", "k*x", "--graph", "-"),
+        ("compile", "--help"),
+    ],
+)
+def test_a_closed_pipe_ends_quietly(args):
+    """``symgrad ... | head -1``: the reader goes away; status 0 and nothing on stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "symgrad", *args], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )  # fmt: skip
+    proc.stdout.close()  # before the command has printed anything
+    stderr = proc.stderr.read().decode("utf-8")
+    assert proc.wait(timeout=120) == 0, stderr
+    assert stderr == ""
+
+
+def test_head_in_a_shell_pipeline_sees_status_0():
+    command = (f"'{sys.executable}' -m symgrad compile 'mean(sigmoid(matmul(X, w)) - y)' "
+               "-o - | head -1")  # fmt: skip
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True,
+                          text=True, encoding="utf-8", timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# Generated by symgrad") and done.stderr == ""
+
+
+def test_result_names_the_output_equation():
+    done = run("compile", "--eq", "h = k*x", "--eq", "g = h**2", "--eq", "f = 3*h",
+               "--result", "g", "--no-code")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("∂g/∂k = ")
+
+
+def test_output_still_works_for_one_release_and_says_so():
+    done = run("compile", "--eq", "h = k*x", "--eq", "g = h**2", "--eq", "f = 3*h",
+               "--output", "g", "--no-code")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("∂g/∂k = ")
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "--output is renamed --result" in lines[0]
+
+
+# -- the input sweep: every kind of bad value, one line naming it, status 2 ----------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        # None
+        (("compile", "x + None"), ["'None'", "None is not a value"]),
+        (("compile", "sum(x, keepdims=None)"), ["keepdims= takes True or False, not None"]),
+        (("compile", "k*x", "--wrt", "None"), ["--wrt: None is not in the model", "k, x"]),
+        (("compile", "k*x", "--result", "None"), ["output None is not defined"]),
+        # a string
+        (("compile", "x + 'a'"), ["\"'a'\"", "str literals"]),
+        (("compile", "sum(x, axis='0')"), ["axis= takes an integer", "'0'"]),
+        (("compile", "k*x", "--shape", "x=1.5"), ["--shape 'x=1.5'", "'1.5' is not a size"]),
+        (("compile", "k*x", "--name", "a b"), ["--name 'a b' is not a name"]),
+        (("compile", "k*x", "--name", "sum"), ["--name 'sum' names a function"]),
+        (("compile", "k*x", "--name", ""), ["--name '' is not a name"]),
+        # a list of symbols
+        (("compile", "sum([x, y])"), ["'[x, y]'", "a list"]),
+        (("compile", "Max([x, y])"), ["a list"]),
+        (("compile", "k*x", "--wrt", "[k, x]"), ["--wrt: [k, x] are not in the model"]),
+        (("compile", "sum(x, axis=[0])"), ["axis= takes an integer", "[0]"]),
+        # complex values
+        (("compile", "1j*x"), ["'1j'", "complex numbers"]),
+        (("compile", "sqrt(-1)*x"), ["cannot compute I"]),
+        (("compile", "k*x", "--shape", "x=2j"), ["'2j' is not a size"]),
+        # a wrong shape
+        (("compile", "sum(matmul(X, w))", "--shape", "X=n,3", "--shape", "w=4"),
+         ["matmul(X, w)", "(None, 3) and (4,) do not align"]),
+        (("compile", "sum(x, axis=2)", "--shape", "x=3"), ["axis 2 is out of range"]),
+        (("compile", "softmax(x, axis=5)", "--shape", "x=3,3"), ["axis 5 is out of range"]),
+        (("compile", "transpose(x, axes=(0,))", "--shape", "x=3,3"), ["(0,)", "permutation"]),
+        (("compile", "x + y", "--shape", "x=2", "--shape", "y=3"), ["(2,) and (3,)"]),
+        (("compile", "k*x", "--shape", "x=-1"), ["'-1' is not a size"]),
+        # a missing name or value
+        (("compile",), ["give the model"]),
+        (("compile", "k*x", "--shape", "=3"), ["--shape '=3'", "NAME=SIZES"]),
+        (("compile", "k*x", "--shape", "x"), ["--shape 'x'", "NAME=SIZES"]),
+        (("compile", "k*x", "--wrt", ""), ["--wrt ''"]),
+        (("compile", "k*x", "--result"), ["--result: expected one argument"]),
+        (("compile", "--eq", "= x"), ["--eq 1:", "left side", "must be a name"]),
+        (("compile", "--eq", "f ="), ["--eq 1:", "empty expression"]),
+        (("compile", "matmul(A)"), ["matmul needs 2 arguments"]),
+        # an unknown name
+        (("compile", "foo(x)"), ["foo is not a function symgrad knows"]),
+        (("compile", "sum(x, axes=0)"), ["sum takes the keywords axis=, keepdims=, not axes="]),
+        (("compile", "k*x", "--shape", "q=3"), ["--shape 'q=3': q is not an input", "k, x"]),
+        (("compile", "k*x", "--wrt", "q"), ["--wrt: q is not in the model"]),
+        (("compile", "k*x", "--result", "q"), ["output q is not defined"]),
+        (("compile", "k*x", "--graph", "m.dot", "--highlight", "q"), ["'q'"]),
+        (("compile", "k*x", "--graph", "m.bmp"), ["'m.bmp'"]),
+        (("compile", "k*x", "--format", "html"), ["'html'"]),
+        (("demo", "--format", "gif"), ["'gif'"]),
+        # a duplicate
+        (("compile", "k*x", "--shape", "x=3", "--shape", "x=4"), ["--shape: x is given twice"]),
+        (("compile", "k*x", "--wrt", "k,k"), ["--wrt 'k,k': k given twice"]),
+        (("compile", "--eq", "a = x", "--eq", "a = y"), ["a is defined twice"]),
+        (("compile", "k*x", "--eq", "a = x"), ["'k*x'", "given twice"]),
+        (("compile", "sum(x, 0, axis=0)"), ["sum got axis twice"]),
+        (("compile", "sum(x, axis=(1, 1))"), ["names an axis twice"]),
+        (("compile", "k*x", "-o", "-", "--graph", "-"), ["--emit - and --graph -"]),
+        (("compile", "k*x", "-o", "-", "--explain"), ["--emit -", "--explain"]),
+        (("compile", "k*x", "--name", "k"), ["called k"]),
+        # files that are not model files
+        (("compile", "--file", "."), ["cannot read '.'"]),
+        (("compile", "--file", sys.executable), ["not UTF-8 text"]),
+        (("compile", "k*x", "-o", "."), ["Is a directory"]),
+        (("compile", "--file", "-"), ["standard input is not UTF-8"]),
+        (("demo", "--out", sys.executable), [sys.executable, "is a file"]),
+    ],
+)
+def test_every_bad_value_exits_2_with_one_line_naming_it(args, fragments, tmp_path, capsys,
+                                                        monkeypatch):  # fmt: skip
+    """In this process (what ``python -m symgrad`` runs), for speed: status 2, one line on
+    stderr that names the culprit, nothing on stdout, never an internal error."""
+    from symgrad.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"f = \xff\xfe x\n")))
+    status = main(list(args))
+    out, err = capsys.readouterr()
+    assert status == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("symgrad: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert out == ""
