@@ -1,9 +1,11 @@
-"""The chain rule as a teacher writes it: paths through the named equations, local factors.
+"""The chain rule as a teacher writes it: paths through named nodes, local factors.
 
 A chain is a product of local partial derivatives along one path from the output down to a
 parameter, through the user's named nodes (the temporaries inside an equation are that
 equation's business): ``∂Loss/∂L2·∂L2/∂σ·∂σ/∂L1·∂L1/∂k1``. Several paths are joined by
-`` + ``.
+`` + ``; many are written factored. A model of one expression, or an equation with functions
+nested inside, goes through the temporaries of its graph instead (see :func:`stops`):
+``∂f/∂t3·∂t3/∂t2·∂t2/∂k`` with ``t2 = b + k·x``, ``t3 = sigmoid(t2)``.
 
 >>> import sympy as sp
 >>> from symgrad.frontend import build
@@ -23,6 +25,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
+import weakref
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -168,9 +171,26 @@ def _links(graph: Graph, stops: frozenset) -> tuple[dict, list]:
     return deps, order
 
 
+_KNOWN: dict[int, tuple] = {}  # id(graph) -> (a weak reference to it, its stops, deps, order)
+
+
+def _chain_graph(graph: Graph) -> tuple[frozenset, dict, list]:
+    """:func:`stops` and :func:`_links` of ``graph``, worked out once per graph (a model's
+    chains are asked for one parameter at a time, and each needs them all)."""
+    key = id(graph)
+    known = _KNOWN.get(key)
+    if known is not None and known[0]() is graph:
+        return known[1:]
+    names = stops(graph)
+    deps, order = _links(graph, names)
+    ref = weakref.ref(graph, lambda _, key=key: _KNOWN.pop(key, None))
+    _KNOWN[key] = (ref, names, deps, order)
+    return names, deps, order
+
+
 def paths(graph: Graph, param: sp.Symbol, limit: int = MAX_PATHS) -> tuple[list[list], int]:
     """Up to ``limit`` paths from the output down to ``param``, and how many there are."""
-    deps, order = _links(graph, stops(graph))
+    _, deps, order = _chain_graph(graph)
     return _paths(graph, deps, order, param, limit)
 
 
@@ -320,9 +340,7 @@ def _edges(chain: _Sum) -> list[tuple[sp.Symbol, sp.Symbol]]:
         item = next(stack[-1], None)
         if item is None:
             stack.pop()
-        elif isinstance(item, _Sum):
-            stack.append(iter(item))
-        elif isinstance(item, list):
+        elif isinstance(item, (_Sum, list)):  # alternatives, or one product's items
             stack.append(iter(item))
         else:
             seen.setdefault(item, None)
@@ -335,7 +353,7 @@ def chain(graph: Graph, param: sp.Symbol) -> str:
     With more than ``FLAT_PATHS`` paths, the products are written factored:
     ``∂f/∂e2·(∂e2/∂t3·∂t3/∂e1 + ∂e2/∂t4·∂t4/∂e1)·∂e1/∂x``.
     """
-    deps, order = _links(graph, stops(graph))
+    _, deps, order = _chain_graph(graph)
     structure, total, complete = _structure(graph, deps, order, param)
     return _chain_text(graph, structure, total, complete)
 
@@ -540,8 +558,7 @@ def terms(graph: Graph) -> list[Term]:
     >>> [(g[a].label, g[b].label, factor) for (a, b), factor in terms(g)[0].factors.items()]
     [('f', 't1', f*(1 - f)), ('t1', 'k', x)]
     """
-    names = stops(graph)
-    deps, order = _links(graph, names)
+    names, deps, order = _chain_graph(graph)
     result = []
     for p in graph.wrt:
         structure, total, complete = _structure(graph, deps, order, p)
@@ -564,14 +581,14 @@ def definitions(graph: Graph) -> list[tuple[sp.Symbol, sp.Expr]]:
     >>> [(g[s].label, rhs) for s, rhs in definitions(g)]
     [('t2', b + k*x), ('t3', sigmoid(t2)), ('f', t3**2)]
     """
-    names = stops(graph)
+    names, _, order = _chain_graph(graph)
     whole = {}
     for i, lhs in enumerate(_lhs(graph)):
         region = _equation_nodes(graph, lhs)
         if not any(n.symbol in names for n in region if n.symbol != lhs):
             whole[lhs] = i
     result = []
-    for s in _links(graph, names)[1]:
+    for s in order:
         if s in whole:
             result.append(graph.equations[whole[s]])
             continue
