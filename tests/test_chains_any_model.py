@@ -22,7 +22,7 @@ import pytest
 import sympy as sp
 
 import symgrad
-from symgrad import chains
+from symgrad import chains, render
 
 x, y, k, b, c = sp.symbols("x y k b c")
 h, f = sp.symbols("h f")
@@ -304,3 +304,18 @@ def test_the_command_prints_chains_through_intermediate_nodes():
     assert done.returncode == 0, done.stderr
     first = done.stdout.splitlines()[0]
     assert first.startswith("∂f/∂k = ∂f/∂t") and first.endswith("/∂k") and first.count("·") == 2
+
+
+def test_the_collapsed_diagram_goes_through_the_same_nodes():
+    """The backward diagram of a model with a cut equation labels its edges with the
+    explanation's links and factors, by the same names."""
+    inner = symgrad.sigmoid(k * symgrad.sigmoid(b * x + k) + c)
+    model = symgrad.compile([(h, inner), (f, symgrad.mean((h - y) ** 2))], wrt=[k, b, c])
+    dot = model.to_dot("backward", group="collapse")
+    _, params = read_explanation(model.explain(), "f")
+    for _, factors, _ in params.values():
+        for (a, b_), factor in factors.items():
+            assert render.escape(f"∂{a}/∂{b_} = {factor}") in dot
+    forward = model.to_dot("forward", group="collapse")
+    for name, _ in read_explanation(model.explain(), "f")[0]:
+        assert f"<b>{render.escape(name)}</b>" in forward
