@@ -350,8 +350,18 @@ def _edges(chain: _Sum) -> list[tuple[sp.Symbol, sp.Symbol]]:
 def chain(graph: Graph, param: sp.Symbol) -> str:
     """The chain-rule products for ``param``, one per path, joined by `` + ``; "0" if none.
 
-    With more than ``FLAT_PATHS`` paths, the products are written factored:
-    ``∂f/∂e2·(∂e2/∂t3·∂t3/∂e1 + ∂e2/∂t4·∂t4/∂e1)·∂e1/∂x``.
+    With more than ``FLAT_PATHS`` paths, the products are written factored, through the nodes
+    every path passes:
+
+    >>> from symgrad.frontend import build
+    >>> x, f = sp.symbols("x f")
+    >>> e = x
+    >>> for _ in range(3): e = sp.sin(e) + sp.cos(e)
+    >>> g = build([(f, e)], wrt=[x])
+    >>> print(chain(g, g.wrt[0]).replace(")·(", ")·\\n("))
+    (∂f/∂t8·∂t8/∂t6 + ∂f/∂t7·∂t7/∂t6)·
+    (∂t6/∂t5·∂t5/∂t3 + ∂t6/∂t4·∂t4/∂t3)·
+    (∂t3/∂t2·∂t2/∂x + ∂t3/∂t1·∂t1/∂x)
     """
     _, deps, order = _chain_graph(graph)
     structure, total, complete = _structure(graph, deps, order, param)
