@@ -1,9 +1,11 @@
-"""The chain rule as a teacher writes it: paths through the named equations, local factors.
+"""The chain rule as a teacher writes it: paths through named nodes, local factors.
 
 A chain is a product of local partial derivatives along one path from the output down to a
 parameter, through the user's named nodes (the temporaries inside an equation are that
 equation's business): ``∂Loss/∂L2·∂L2/∂σ·∂σ/∂L1·∂L1/∂k1``. Several paths are joined by
-`` + ``.
+`` + ``; many are written factored. A model of one expression, or an equation with functions
+nested inside, goes through the temporaries of its graph instead (see :func:`stops`):
+``∂f/∂t3·∂t3/∂t2·∂t2/∂k`` with ``t2 = b + k·x``, ``t3 = sigmoid(t2)``.
 
 >>> import sympy as sp
 >>> from symgrad.frontend import build
@@ -23,7 +25,9 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
+import weakref
 from dataclasses import dataclass
+from functools import cached_property
 
 import sympy as sp
 from sympy.printing.conventions import split_super_sub
@@ -33,7 +37,7 @@ from sympy.printing.latex import translate as _translate
 from .errors import SymgradError
 from .frontend import free_symbols, substitute_unevaluated, tree_size
 from .functions import mean, sum
-from .graph import TEMP, Graph
+from .graph import ADJOINT, NAMED, TEMP, Graph
 from .ops import broadcast_like, expand_dims, sum_to
 from .ops import size as size_of
 from .rules import is_elementwise, local_partials, vjp
@@ -45,8 +49,16 @@ MAX_DISPLAY_SIZE = 300  # larger equations (as trees) are not spelled out
 N = sp.Symbol("N", positive=True, integer=True)
 
 
-def dependencies(graph: Graph) -> dict[sp.Symbol, list[sp.Symbol]]:
-    """For each named node, the named nodes and inputs its equation reads, latest first."""
+def dependencies(
+    graph: Graph, stops: frozenset[sp.Symbol] | None = None
+) -> dict[sp.Symbol, list[sp.Symbol]]:
+    """For each named node, the named nodes and inputs its equation reads, latest first.
+
+    With ``stops`` (see :func:`stops`), for each of those nodes the stops and inputs its part
+    of the graph reads.
+    """
+    if stops is not None:
+        return _links(graph, stops)[0]
     memo: dict = {}
     deps = {}
     for lhs, rhs in graph.equations:
@@ -61,12 +73,129 @@ def _free(expr, memo):
     return memo[expr]
 
 
+#: An equation is cut into parts no larger than this (as trees, temporaries written in).
+PART_SIZE = 24
+
+
+def stops(graph: Graph) -> frozenset[sp.Symbol]:
+    """The nodes a chain goes through: every named node, and the temporaries worth a name.
+
+    A model of several equations is explained through them: each equation keeps its
+    temporaries to itself (``L1 = b1 + k1·x``, ``L = X @ W + b``, ``Loss = −mean(sum(Y·P,
+    axis=1))``) unless it applies an elementwise function inside (``h = sigmoid(k·sigmoid(x))``)
+    or is too large to be one part (larger than ``PART_SIZE`` as a tree). A model of one
+    expression, and such an equation, is cut where a temporary is a function's value
+    (``t3 = sigmoid(t2)``), a function's operand (``t2 = b + k·x``; the operand of a ``sum`` or
+    ``mean`` of everything stays inside), is read by several nodes, or where the part above it
+    would be too large.
+
+    >>> from symgrad.frontend import build
+    >>> from symgrad.functions import mean, sigmoid
+    >>> x, y, k, b, f = sp.symbols("x y k b f")
+    >>> g = build([(f, mean((sigmoid(k*x + b) - y)**2))], wrt=[k, b])
+    >>> sorted(g[s].label for s in stops(g))
+    ['f', 't2', 't3']
+    """
+    readers: dict[sp.Symbol, int] = {}
+    for n in graph:
+        if n.role != ADJOINT:
+            for a in n.args:
+                readers[a] = readers.get(a, 0) + 1
+    result = {n.symbol for n in graph if n.role == NAMED}
+    single = len(result) == 1
+    for lhs in sorted(result, key=graph.position):
+        region = _equation_nodes(graph, lhs)
+        if single or _nested_function(region) or _size_cuts(graph, region, frozenset()):
+            marked = _marked(graph, region, lhs, readers)
+            result |= marked
+            result |= _size_cuts(graph, region, frozenset(marked))
+    return frozenset(result)
+
+
+def _nested_function(region: list) -> bool:
+    """Whether an elementwise function is applied inside the equation (not at its top): its
+    factor would write that function out again and again, where a node's name would do."""
+    return any(
+        not isinstance(n.expr, _ARITHMETIC) and is_elementwise(n.expr) for n in region[:-1]
+    )
+
+
+def _marked(graph: Graph, region: list, lhs: sp.Symbol, readers: dict) -> set[sp.Symbol]:
+    """The temporaries of an equation that are worth a name (see :func:`stops`)."""
+    temps = {n.symbol for n in region if n.symbol != lhs}
+    marked = set()
+    for n in region:
+        if isinstance(n.expr, _ARITHMETIC):
+            continue
+        if n.symbol != lhs:
+            marked.add(n.symbol)
+        if not _full_reduction(n.expr):
+            marked.update(a for a in n.args if a in temps)
+    marked.update(t for t in temps if readers.get(t, 0) > 1)
+    return marked
+
+
+_ARITHMETIC = (sp.Add, sp.Mul, sp.Pow)
+
+
+def _size_cuts(graph: Graph, region: list, stops: frozenset) -> set[sp.Symbol]:
+    """The temporaries to cut at so that no part of the equation exceeds PART_SIZE."""
+    inside = {n.symbol for n in region[:-1]} - stops  # (the region's last node is its top)
+    size: dict[sp.Symbol, int] = {}
+    cuts: set[sp.Symbol] = set()
+    for n in region:
+        own = tree_size(n.expr)
+        written_in = {a: size[a] - 1 for a in n.occurrences if a in inside and a not in cuts}
+        total = own
+        for a in written_in:  # (``sum`` here is symgrad's)
+            total += written_in[a] * n.occurrences[a]
+        for a in sorted(written_in, key=lambda a: -written_in[a] * n.occurrences[a]):
+            if total <= PART_SIZE:
+                break
+            cuts.add(a)
+            total -= written_in[a] * n.occurrences[a]
+        size[n.symbol] = total
+    return cuts
+
+
+def _links(graph: Graph, stops: frozenset) -> tuple[dict, list]:
+    """For each stop that is computed: the stops and inputs it reads, latest first; and those
+    stops in topological order."""
+    deps = {}
+    order = [n.symbol for n in graph if n.symbol in stops and n.expr is not None]
+    for s in order:
+        region = _equation_nodes(graph, s, stops)
+        inside = {n.symbol for n in region}
+        leaves = {a for n in region for a in n.args if a not in inside}
+        deps[s] = sorted(leaves, key=graph.position, reverse=True)
+    return deps, order
+
+
+_KNOWN: dict[int, tuple] = {}  # id(graph) -> (a weak reference to it, its stops, deps, order)
+
+
+def _chain_graph(graph: Graph) -> tuple[frozenset, dict, list]:
+    """:func:`stops` and :func:`_links` of ``graph``, worked out once per graph (a model's
+    chains are asked for one parameter at a time, and each needs them all)."""
+    key = id(graph)
+    known = _KNOWN.get(key)
+    if known is not None and known[0]() is graph:
+        return known[1:]
+    names = stops(graph)
+    deps, order = _links(graph, names)
+    ref = weakref.ref(graph, lambda _, key=key: _KNOWN.pop(key, None))
+    _KNOWN[key] = (ref, names, deps, order)
+    return names, deps, order
+
+
 def paths(graph: Graph, param: sp.Symbol, limit: int = MAX_PATHS) -> tuple[list[list], int]:
     """Up to ``limit`` paths from the output down to ``param``, and how many there are."""
-    deps = dependencies(graph)
-    count: dict[sp.Symbol, int] = {param: 1}
-    for lhs, _ in graph.equations:  # topological order: count paths bottom-up
-        count[lhs] = _count(deps[lhs], count)
+    _, deps, order = _chain_graph(graph)
+    return _paths(graph, deps, order, param, limit)
+
+
+def _paths(graph, deps, order, param, limit) -> tuple[list[list], int]:
+    count = _counts(deps, order, param)
     found: list[list] = []
     todo = [[graph.output]] if count.get(graph.output, 0) else []
     while todo and len(found) < limit:  # depth first, without recursion: chains can be long
@@ -79,6 +208,15 @@ def paths(graph: Graph, param: sp.Symbol, limit: int = MAX_PATHS) -> tuple[list[
     return found, count.get(graph.output, 0)
 
 
+def _counts(deps: dict, order: list, bottom: sp.Symbol) -> dict[sp.Symbol, int]:
+    """How many paths lead from each node down to ``bottom`` (topological order: bottom-up)."""
+    count: dict[sp.Symbol, int] = {bottom: 1}
+    for s in order:
+        if s != bottom:
+            count[s] = _count(deps[s], count)
+    return count
+
+
 def _count(deps, count) -> int:
     total = 0
     for d in deps:
@@ -86,18 +224,157 @@ def _count(deps, count) -> int:
     return total
 
 
+#: A chain lists its paths one by one while there are at most this many; with more, it is
+#: written factored: a product, through the nodes every path passes, of sums over the paths
+#: between them (as long as the graph, where the list would grow with the number of paths).
+FLAT_PATHS = 4
+MAX_EDGES = 2000  # a factored chain longer than this, or nested deeper than MAX_NESTING, is
+MAX_NESTING = 400  # listed path by path, up to MAX_PATHS
+
+
+class _Sum(tuple):
+    """Alternatives, each a product: a list of edges ``(a, b)`` (∂a/∂b) and nested sums."""
+
+
+def _structure(graph: Graph, deps, order, param) -> tuple[_Sum, int, bool]:
+    """The chain of ``param``: its structure, how many paths it sums, whether all are in it."""
+    found, total = _paths(graph, deps, order, param, MAX_PATHS)
+    if total <= FLAT_PATHS:
+        return _Sum(list(itertools.pairwise(p)) for p in found), total, True
+    try:
+        budget = [MAX_EDGES]
+        position = {s: i for i, s in enumerate(order)}
+        product = _series(graph.output, param, deps, position, budget, 0)
+        return _Sum([product]), total, True
+    except (_TooLong, RecursionError):
+        return _Sum(list(itertools.pairwise(p)) for p in found), total, total <= len(found)
+
+
+class _TooLong(Exception):
+    pass
+
+
+def _series(top, bottom, deps, position, budget, depth) -> list:
+    """The paths from ``top`` down to ``bottom`` as a product: the nodes every path passes, in
+    turn, with the sum of the paths between each two of them."""
+    if depth > MAX_NESTING:
+        raise _TooLong
+    low = position.get(bottom, -1)
+    region, todo = {top}, [top]
+    while todo:  # the nodes below top and above bottom
+        for d in deps.get(todo.pop(), ()):
+            if d not in region and (d == bottom or position.get(d, -1) > low):
+                region.add(d)
+                todo.append(d)
+    ordered = sorted(region - {bottom}, key=position.__getitem__)
+    below = {bottom: 1}
+    for s in ordered:
+        below[s] = _count(deps[s], below)
+    above = {top: 1}
+    for s in reversed(ordered):
+        if not below[s] or s not in above:
+            continue
+        for d in deps[s]:
+            if below.get(d, 0):
+                above[d] = above.get(d, 0) + above[s]
+    total = below[top]
+    cuts = [s for s in reversed(ordered) if above.get(s, 0) * below[s] == total]
+    cuts.append(bottom)
+    product: list = []
+    for c, c2 in itertools.pairwise(cuts):
+        branches = []
+        for d in deps[c]:
+            if not below.get(d, 0):
+                continue
+            if d == c2:
+                branches.append([(c, d)])
+            else:
+                branches.append([(c, d), *_series(d, c2, deps, position, budget, depth + 1)])
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise _TooLong
+        product += branches[0] if len(branches) == 1 else [_Sum(branches)]
+    return product
+
+
+def _fold(chain: _Sum, edge, product, alternatives):
+    """``chain`` folded bottom-up without recursion (a chain can nest hundreds deep):
+    ``edge(a, b)`` for a link, ``product(values, nested)`` for a product (``nested[i]`` tells
+    whether its i-th item is a sum), ``alternatives(values)`` for a sum."""
+    done: dict[int, object] = {}
+    stack = [chain]
+    while stack:
+        s = stack[-1]
+        todo = [i for p in s for i in p if isinstance(i, _Sum) and id(i) not in done]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        done[id(s)] = alternatives([
+            product(
+                [done[id(i)] if isinstance(i, _Sum) else edge(*i) for i in p],
+                [isinstance(i, _Sum) for i in p],
+            )
+            for p in s
+        ])
+    return done[id(chain)]
+
+
+def _write(chain: _Sum, frac, dot: str, left: str, right: str) -> str:
+    """A chain in words: ``frac(a, b)`` writes ∂a/∂b; a nested sum is put in brackets."""
+    return _fold(
+        chain,
+        frac,
+        lambda texts, nested: dot.join(
+            left + t + right if n else t for t, n in zip(texts, nested, strict=True)
+        ),
+        " + ".join,
+    )
+
+
+def _edges(chain: _Sum) -> list[tuple[sp.Symbol, sp.Symbol]]:
+    """The links of a chain, each once, first seen (reading left to right) first."""
+    seen: dict = {}
+    stack = [iter(chain)]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+        elif isinstance(item, (_Sum, list)):  # alternatives, or one product's items
+            stack.append(iter(item))
+        else:
+            seen.setdefault(item, None)
+    return list(seen)
+
+
 def chain(graph: Graph, param: sp.Symbol) -> str:
-    """The chain-rule products for ``param``, one per path, joined by `` + ``; "0" if none."""
-    found, total = paths(graph, param)
-    if not found:
+    """The chain-rule products for ``param``, one per path, joined by `` + ``; "0" if none.
+
+    With more than ``FLAT_PATHS`` paths, the products are written factored, through the nodes
+    every path passes:
+
+    >>> from symgrad.frontend import build
+    >>> x, f = sp.symbols("x f")
+    >>> e = x
+    >>> for _ in range(3): e = sp.sin(e) + sp.cos(e)
+    >>> g = build([(f, e)], wrt=[x])
+    >>> print(chain(g, g.wrt[0]).replace(")·(", ")·\\n("))
+    (∂f/∂t8·∂t8/∂t6 + ∂f/∂t7·∂t7/∂t6)·
+    (∂t6/∂t5·∂t5/∂t3 + ∂t6/∂t4·∂t4/∂t3)·
+    (∂t3/∂t2·∂t2/∂x + ∂t3/∂t1·∂t1/∂x)
+    """
+    _, deps, order = _chain_graph(graph)
+    structure, total, complete = _structure(graph, deps, order, param)
+    return _chain_text(graph, structure, total, complete)
+
+
+def _chain_text(graph: Graph, structure: _Sum, total: int, complete: bool) -> str:
+    if not structure:
         return "0"
-    texts = [
-        "·".join(f"∂{graph[a].label}/∂{graph[b].label}" for a, b in itertools.pairwise(p))
-        for p in found
-    ]
-    if total > len(found):
-        texts.append(f"… ({total} paths in all)")
-    return " + ".join(texts)
+    text = _write(structure, lambda a, b: f"∂{graph[a].label}/∂{graph[b].label}", "·", "(", ")")
+    if not complete:
+        text += f" + … ({total} paths in all)"
+    return text
 
 
 class _AdjointSymbol(sp.Symbol):
@@ -111,7 +388,9 @@ class _AdjointSymbol(sp.Symbol):
 G_BAR = _AdjointSymbol("Ḡ")
 
 
-def local_factor(graph: Graph, node: sp.Symbol, of: sp.Symbol) -> sp.Expr:
+def local_factor(
+    graph: Graph, node: sp.Symbol, of: sp.Symbol, stops: frozenset[sp.Symbol] | None = None
+) -> sp.Expr:
     """∂node/∂of, the derivative of ``node``'s equation by one of its operands.
 
     Computed over the equation's own operations, so each rule can use its node's value
@@ -119,9 +398,10 @@ def local_factor(graph: Graph, node: sp.Symbol, of: sp.Symbol) -> sp.Expr:
     factor per element: ``N`` stands for the number of elements a ``mean`` averages over.
     Where the equation is not elementwise (a matmul, a reduction over an axis, a softmax) the
     factor is the product as it really is, applied to the adjoint ``Ḡ`` that arrives at the
-    node: ∂L1/∂W1 = Xᵀ @ Ḡ.
+    node: ∂L1/∂W1 = Xᵀ @ Ḡ. ``node``'s part of the graph reaches down to the named nodes, or
+    to ``stops`` if given.
     """
-    region = _equation_nodes(graph, node)
+    region = _equation_nodes(graph, node, stops)
     expressions = {n.symbol: n.expr for n in region if n.symbol != node}
     if not all(is_elementwise(n.expr) or _full_reduction(n.expr) for n in region):
         product = _strip(_vector_jacobian(region, node, of))
@@ -173,15 +453,17 @@ def _strip(expr: sp.Expr) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, size_of), lambda e: N)
 
 
-def _equation_nodes(graph: Graph, node: sp.Symbol) -> list:
-    """The node and the temporaries below it, up to named nodes and inputs; in order."""
+def _equation_nodes(graph: Graph, node: sp.Symbol, stops: frozenset | None = None) -> list:
+    """The node and the temporaries below it, up to named nodes (or ``stops``) and inputs; in
+    topological order."""
+    stops = stops or frozenset()
     keep, todo = {node}, [node]
     while todo:
         for a in graph[todo.pop()].args:
-            if a not in keep and graph[a].role == TEMP:
+            if a not in keep and graph[a].role == TEMP and a not in stops:
                 keep.add(a)
                 todo.append(a)
-    return [n for n in graph.nodes if n.symbol in keep]
+    return [graph[s] for s in sorted(keep, key=graph.position)]
 
 
 def _inline(expr: sp.Expr, expressions: dict[sp.Symbol, sp.Expr]) -> sp.Expr:
@@ -220,15 +502,20 @@ FORMATS = ("text", "latex", "markdown")
 
 
 @dataclass
-class _Term:
-    """One parameter's part of an explanation."""
+class Term:
+    """One parameter's part of an explanation: its chain and the local factor on each link.
+
+    ``chain`` holds the products the chain rule sums (see :func:`chain`); ``factors`` maps
+    each link ``(a, b)`` to ∂a/∂b as a SymPy expression over the nodes of :func:`definitions`.
+    """
 
     param: sp.Symbol
-    paths: list[list[sp.Symbol]]
-    total: int  # paths in all (``paths`` holds at most MAX_PATHS of them)
+    chain: _Sum
+    total: int  # paths in all
+    complete: bool  # whether ``chain`` holds them all (else the first MAX_PATHS)
     factors: dict[tuple[sp.Symbol, sp.Symbol], sp.Expr]  # (a, b) -> ∂a/∂b, first seen first
 
-    @property
+    @cached_property
     def assembled(self) -> sp.Expr | None:
         """The gradient the factors assemble into, summed over paths; None if not all listed.
 
@@ -236,32 +523,95 @@ class _Term:
         factor written with Ḡ (a matmul, softmax or a reduction along an axis) is applied to
         what has been assembled so far: ∂Loss/∂W1 = Xᵀ @ ((2·(L2 − y)/N @ W2ᵀ)·H·(1 − H)).
         """
-        if self.total > len(self.paths):
+        if not self.complete:
             return None
-        total = sp.S.Zero
-        for path in self.paths:
-            so_far = sp.S.One
-            for edge in itertools.pairwise(path):
-                factor = self.factors[edge]
-                if G_BAR in factor.free_symbols:
-                    so_far = factor.xreplace({G_BAR: so_far})
-                else:
-                    so_far = so_far * factor
-            total += so_far
-        return total
+        return _assemble(self.chain, self.factors)
 
 
-def _terms(graph: Graph) -> list[_Term]:
-    terms = []
+def _assemble(chain: _Sum, factors: dict) -> sp.Expr | None:
+    """The product of the factors along each path, summed; None if too deep to build."""
+    if not any(G_BAR in factors[e].free_symbols for e in _edges(chain)):  # numbers: multiply
+        return _fold(chain, lambda a, b: factors[(a, b)], lambda v, _: sp.Mul(*v),
+                     lambda v: sp.Add(*v))  # fmt: skip
+    try:
+        return _apply(chain, sp.S.One, factors)
+    except RecursionError:
+        return None
+
+
+def _apply(chain: _Sum, so_far: sp.Expr, factors: dict) -> sp.Expr:
+    """What the chain makes of ``so_far`` arriving at its top: a factor with Ḡ is applied to
+    it, any other multiplies it."""
+    total = sp.S.Zero
+    for product in chain:
+        value = so_far
+        for item in product:
+            if isinstance(item, _Sum):
+                value = _apply(item, value, factors)
+                continue
+            factor = factors[item]
+            if G_BAR in factor.free_symbols:
+                value = factor.xreplace({G_BAR: value})
+            else:
+                value = value * factor
+        total += value
+    return total
+
+
+def terms(graph: Graph) -> list[Term]:
+    """Every parameter's chain and local factors, in ``wrt`` order.
+
+    >>> from symgrad.frontend import build
+    >>> from symgrad.functions import sigmoid
+    >>> x, k, f = sp.symbols("x k f")
+    >>> g = build([(f, sigmoid(k*x))], wrt=[k])
+    >>> [(g[a].label, g[b].label, factor) for (a, b), factor in terms(g)[0].factors.items()]
+    [('f', 't1', f*(1 - f)), ('t1', 'k', x)]
+    """
+    names, deps, order = _chain_graph(graph)
+    result = []
     for p in graph.wrt:
-        found, total = paths(graph, p)
+        structure, total, complete = _structure(graph, deps, order, p)
         factors: dict = {}
-        for path in found:
-            for edge in itertools.pairwise(path):
-                if edge not in factors:
-                    factors[edge] = local_factor(graph, *edge)
-        terms.append(_Term(p, found, total, factors))
-    return terms
+        for edge in _edges(structure):
+            if edge not in factors:
+                factors[edge] = local_factor(graph, *edge, names)
+        result.append(Term(p, structure, total, complete, factors))
+    return result
+
+
+def definitions(graph: Graph) -> list[tuple[sp.Symbol, sp.Expr]]:
+    """Each node a chain goes through (see :func:`stops`), with what it computes from the
+    others and the inputs; in topological order. An equation left whole is as the user wrote it.
+
+    >>> from symgrad.frontend import build
+    >>> from symgrad.functions import sigmoid
+    >>> x, k, b, f = sp.symbols("x k b f")
+    >>> g = build([(f, sigmoid(k*x + b)**2)], wrt=[k])
+    >>> [(g[s].label, rhs) for s, rhs in definitions(g)]
+    [('t2', b + k*x), ('t3', sigmoid(t2)), ('f', t3**2)]
+    """
+    names, _, order = _chain_graph(graph)
+    whole = {}
+    for i, lhs in enumerate(_lhs(graph)):
+        region = _equation_nodes(graph, lhs)
+        if not any(n.symbol in names for n in region if n.symbol != lhs):
+            whole[lhs] = i
+    result = []
+    for s in order:
+        if s in whole:
+            result.append(graph.equations[whole[s]])
+            continue
+        region = _equation_nodes(graph, s, names)
+        expressions = {n.symbol: n.expr for n in region if n.symbol != s}
+        result.append((s, _inline(graph[s].expr, expressions)))
+    return result
+
+
+def _lhs(graph: Graph) -> list[sp.Symbol]:
+    """The left side of each equation, without building the right sides."""
+    symbols = getattr(graph.equations, "symbols", None)
+    return list(symbols) if symbols is not None else [lhs for lhs, _ in graph.equations]
 
 
 def explain(graph: Graph, format: str = "text") -> str:
@@ -292,18 +642,18 @@ def explain(graph: Graph, format: str = "text") -> str:
         raise SymgradError(
             f"unknown explanation format {format!r}; choose one of {', '.join(FORMATS)}"
         )
-    return writers[format](graph, _terms(graph))
+    return writers[format](graph, terms(graph))
 
 
 def _equations(graph: Graph):
     """(lhs, rhs or None when it is too large to spell out, its size as a tree)."""
     sizes: dict = {}
-    for lhs, rhs in graph.equations:
+    for lhs, rhs in definitions(graph):
         size = tree_size(rhs, sizes)
         yield lhs, (None if size > MAX_DISPLAY_SIZE else rhs), size
 
 
-def _uses_n(terms: list[_Term]) -> bool:
+def _uses_n(terms: list[Term]) -> bool:
     return any(N in f.free_symbols for t in terms for f in t.factors.values())
 
 
@@ -313,7 +663,7 @@ _N_NOTE = (
 )
 
 
-def _text(graph: Graph, terms: list[_Term]) -> str:
+def _text(graph: Graph, terms: list[Term]) -> str:
     labels = {n.symbol: n.label for n in graph}
     out = labels[graph.output]
     lines = []
@@ -321,7 +671,8 @@ def _text(graph: Graph, terms: list[_Term]) -> str:
         text = f"<an expression of {size} terms>" if rhs is None else display(rhs, labels)
         lines.append(f"{labels[lhs]} = {text}")
     for t in terms:
-        lines += ["", f"∂{out}/∂{labels[t.param]} = {chain(graph, t.param)}"]
+        chain_text = _chain_text(graph, t.chain, t.total, t.complete)
+        lines += ["", f"∂{out}/∂{labels[t.param]} = {chain_text}"]
         for (a, b), factor in t.factors.items():
             lines.append(f"    ∂{labels[a]}/∂{labels[b]} = {display(factor, labels)}")
         if _worth_assembling(t):
@@ -331,9 +682,12 @@ def _text(graph: Graph, terms: list[_Term]) -> str:
     return "\n".join(lines)
 
 
-def _worth_assembling(t: _Term) -> bool:
+def _worth_assembling(t: Term) -> bool:
     """Whether there is an assembled gradient that says more than the chain's only factor."""
-    return (len(t.factors) > 1 or t.total > 1) and t.assembled is not None
+    if not (len(t.factors) > 1 or t.total > 1):
+        return False
+    assembled = t.assembled
+    return assembled is not None and tree_size(assembled) <= MAX_DISPLAY_SIZE
 
 
 # -- LaTeX -----------------------------------------------------------------------------------
@@ -411,7 +765,7 @@ def _latex_writer(graph: Graph):
     return names, latex
 
 
-def _latex_blocks(graph: Graph, terms: list[_Term]):
+def _latex_blocks(graph: Graph, terms: list[Term]):
     r"""The equations, then per parameter: its chain, its factors, the assembled gradient.
 
     Each is a list of ``(lhs, rhs)`` pairs of LaTeX; a factor's ``lhs`` starts with ``\quad``.
@@ -425,13 +779,13 @@ def _latex_blocks(graph: Graph, terms: list[_Term]):
     blocks = []
     for t in terms:
         frac = _latex_frac(out, names[t.param])
-        products = [
-            r" \cdot ".join(_latex_frac(names[a], names[b]) for a, b in itertools.pairwise(p))
-            for p in t.paths
-        ]
-        if t.total > len(t.paths):
-            products.append(rf"\dots\ \text{{({t.total} paths in all)}}")
-        block = [(frac, " + ".join(products) or "0")]
+        product = _write(
+            t.chain, lambda a, b: _latex_frac(names[a], names[b]), r" \cdot ", r"\left(",
+            r"\right)",
+        )
+        if not t.complete:
+            product += rf" + \dots\ \text{{({t.total} paths in all)}}"
+        block = [(frac, product or "0")]
         for (a, b), factor in t.factors.items():
             block.append((_QUAD + _latex_frac(names[a], names[b]), latex(factor)))
         if _worth_assembling(t):
@@ -440,7 +794,7 @@ def _latex_blocks(graph: Graph, terms: list[_Term]):
     return equations, blocks
 
 
-def _latex(graph: Graph, terms: list[_Term]) -> str:
+def _latex(graph: Graph, terms: list[Term]) -> str:
     equations, blocks = _latex_blocks(graph, terms)
     rows = []
     for group in [equations, *blocks]:
@@ -454,7 +808,7 @@ def _latex(graph: Graph, terms: list[_Term]) -> str:
     return "\n".join([r"\begin{aligned}", *rows, r"\end{aligned}"])
 
 
-def _markdown(graph: Graph, terms: list[_Term]) -> str:
+def _markdown(graph: Graph, terms: list[Term]) -> str:
     equations, blocks = _latex_blocks(graph, terms)
     names, _ = _latex_writer(graph)
     parts = ["**Equations**", _display_math(equations)]

@@ -9,7 +9,8 @@ round (backward edges are written operand-first with ``dir=back``, so both pictu
 same ranks). ``highlight`` marks the chain(s) of one parameter in either kind.
 
 ``group`` sets the level of detail: ``"collapse"`` draws one node per equation (the
-tutorial's picture), ``"cluster"`` every node with the temporaries of each equation boxed
+tutorial's picture; an equation the explanation cuts into parts, see ``chains.stops``, one per
+part), ``"cluster"`` every node with the temporaries of each equation boxed
 together, ``"none"`` every node; ``"auto"`` (the default) collapses a model of several
 equations and shows a single expression in full.
 
@@ -117,6 +118,7 @@ class _Level:
     symbols: list[sp.Symbol]
     edges: list[tuple[sp.Symbol, sp.Symbol]]  # (operand, user)
     collapsed: bool
+    stops: frozenset | None = None  # where a collapsed node's part of the graph ends
     users: dict[sp.Symbol, list[sp.Symbol]] = field(default_factory=dict)
     operands: dict[sp.Symbol, list[sp.Symbol]] = field(default_factory=dict)
 
@@ -156,15 +158,13 @@ def _closure(starts: Iterable[sp.Symbol], step: dict) -> set[sp.Symbol]:
 
 
 def _level(graph: Graph, group: str) -> _Level:
-    if group == "collapse":
-        symbols = [n.symbol for n in graph.inputs] + [lhs for lhs, _ in graph.equations]
-        deps = chains.dependencies(graph)
-        edges = [
-            (d, lhs)
-            for lhs, _ in graph.equations
-            for d in sorted(deps[lhs], key=graph.position)
-        ]
-        return _Level(symbols, edges, collapsed=True)
+    if group == "collapse":  # the nodes the explanation's chains go through (chains.stops)
+        stops = chains.stops(graph)
+        computed = [s for s, _ in chains.definitions(graph)]
+        deps = chains.dependencies(graph, stops)
+        edges = [(d, s) for s in computed for d in sorted(deps[s], key=graph.position)]
+        symbols = [n.symbol for n in graph.inputs] + computed
+        return _Level(symbols, edges, collapsed=True, stops=stops)
     symbols = [n.symbol for n in graph if n.role != ADJOINT]
     edges = [(a, n.symbol) for n in graph if n.role != ADJOINT for a in n.args]
     return _Level(symbols, edges, collapsed=False)
@@ -339,7 +339,7 @@ def _show(expr: sp.Basic, labels: dict, limit: int) -> str:
 
 
 def _forward(graph, level: _Level, labels, limit, vertices, edges) -> None:
-    rhs = dict(graph.equations)
+    rhs = dict(chains.definitions(graph)) if level.collapsed else {}
     for s in level.symbols:
         node = graph[s]
         if node.expr is None:
@@ -390,7 +390,7 @@ def _factor(graph: Graph, level: _Level, user, operand, labels, limit) -> str:
     """The local factor ∂user/∂operand as text, or "" if it cannot be written out."""
     try:
         if level.collapsed:
-            factor = chains.local_factor(graph, user, operand)
+            factor = chains.local_factor(graph, user, operand, level.stops)
         else:
             node = graph[user]
             factor = local_partials(node.expr, out=node.symbol)[operand]

@@ -103,7 +103,7 @@ def test_assembled_gradient_matches_the_computed_gradient(seed):
     L2 = p["k2"] * σ + p["b2"]
     values = {"x": X, "y": Y, **p, "L1": L1, "σ": σ, "L2": L2, "N": X.size}
     graph = seed.ir
-    for term in chains._terms(graph):
+    for term in chains.terms(graph):
         expr = term.assembled
         names = {s: graph[s].label if s in graph else s.name for s in expr.free_symbols}
         f = sp.lambdify(list(names), expr, "numpy")
