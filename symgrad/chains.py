@@ -86,15 +86,15 @@ def stops(graph: Graph) -> frozenset[sp.Symbol]:
     or is too large to be one part (larger than ``PART_SIZE`` as a tree). A model of one
     expression, and such an equation, is cut where a temporary is a function's value
     (``t3 = sigmoid(t2)``), a function's operand (``t2 = b + k·x``; the operand of a ``sum`` or
-    ``mean`` of everything stays inside), is read by several nodes, or where the part above it
-    would be too large.
+    ``mean`` of everything stays inside), a sum raised to a power (the residual ``t4 = t3 − y``
+    of ``t4²``), is read by several nodes, or where the part above it would be too large.
 
     >>> from symgrad.frontend import build
     >>> from symgrad.functions import mean, sigmoid
     >>> x, y, k, b, f = sp.symbols("x y k b f")
     >>> g = build([(f, mean((sigmoid(k*x + b) - y)**2))], wrt=[k, b])
     >>> sorted(g[s].label for s in stops(g))
-    ['f', 't2', 't3']
+    ['f', 't2', 't3', 't4']
     """
     readers: dict[sp.Symbol, int] = {}
     for n in graph:
@@ -131,6 +131,10 @@ def _marked(graph: Graph, region: list, lhs: sp.Symbol, readers: dict) -> set[sp
             marked.add(n.symbol)
         if not _full_reduction(n.expr):
             marked.update(a for a in n.args if a in temps)
+    for n in region:  # the base of a power, if a sum: (b + k·x − y)² through its residual
+        e = n.expr
+        if isinstance(e, sp.Pow) and e.base in temps and isinstance(graph[e.base].expr, sp.Add):
+            marked.add(e.base)
     marked.update(t for t in temps if readers.get(t, 0) > 1)
     return marked
 
@@ -671,6 +675,9 @@ def _text(graph: Graph, terms: list[Term]) -> str:
         text = f"<an expression of {size} terms>" if rhs is None else display(rhs, labels)
         lines.append(f"{labels[lhs]} = {text}")
     for t in terms:
+        if _one_link(t, graph.output):  # ∂f/∂k is its own factor: no chain to spell out
+            lines += ["", f"∂{out}/∂{labels[t.param]} = {display(t.assembled, labels)}"]
+            continue
         chain_text = _chain_text(graph, t.chain, t.total, t.complete)
         lines += ["", f"∂{out}/∂{labels[t.param]} = {chain_text}"]
         for (a, b), factor in t.factors.items():
@@ -680,6 +687,11 @@ def _text(graph: Graph, terms: list[Term]) -> str:
     if _uses_n(terms):
         lines += ["", _N_NOTE]
     return "\n".join(lines)
+
+
+def _one_link(t: Term, output: sp.Symbol) -> bool:
+    """Whether the chain is ∂output/∂param alone, along one path."""
+    return t.complete and t.total == 1 and list(t.factors) == [(output, t.param)]
 
 
 def _worth_assembling(t: Term) -> bool:
@@ -785,6 +797,9 @@ def _latex_blocks(graph: Graph, terms: list[Term]):
         )
         if not t.complete:
             product += rf" + \dots\ \text{{({t.total} paths in all)}}"
+        if _one_link(t, graph.output):
+            blocks.append([(frac, latex(t.assembled))])
+            continue
         block = [(frac, product or "0")]
         for (a, b), factor in t.factors.items():
             block.append((_QUAD + _latex_frac(names[a], names[b]), latex(factor)))

