@@ -34,7 +34,7 @@ from ..functions import (
     softplus,
     sum,
 )
-from ..ops import matmul_vjp, max_vjp, size, sum_to
+from ..ops import matmul_vjp, max_vjp, sinc_derivative, size, sum_to
 from . import fastprint
 
 #: Function class -> a template for its NumPy code, with {0}, {1}, ... for its arguments.
@@ -48,6 +48,7 @@ CALLS: dict[type, str] = {
     softmax: "_softmax({0}, {1})",
     log_softmax: "_log_softmax({0}, {1})",
     sum_to: "_sum_to({0}, {1})",
+    sinc_derivative: "_sinc_derivative({0})",
     ones_like: "np.ones_like({0})",
     sp.Abs: "np.abs({0})",
     sp.sign: "np.sign({0})",
@@ -134,6 +135,18 @@ def _max_grad(g, x, out, axis, keepdims):
     hit = x == out
     return hit * (g / np.sum(hit, axis=axis, keepdims=True))
 ''',
+    "_sinc_derivative": '''\
+def _sinc_derivative(x):
+    """d/dx sin(x)/x = (cos(x) - sin(x)/x)/x, by its Taylor series where |x| < 1/2 (there the
+    formula cancels, and is 0/0 at 0); each branch is computed where it is taken only."""
+    near = np.abs(x) < 0.5
+    s = np.where(near, x, 0.0)
+    far = np.where(near, 1.0, x)
+    t = s * s
+    series = s * (-1/3 + t*(1/30 + t*(-1/840 + t*(1/45360 + t*(-1/3991680 + t*(
+        1/518918400 - t/93405312000))))))
+    return np.where(near, series, (np.cos(far) - np.sin(far)/far)/far)
+''',
     "_sum_to": '''\
 def _sum_to(g, like):
     """Sum the gradient g over the axes along which `like` was broadcast."""
@@ -163,6 +176,7 @@ class Printer(NumPyPrinter):
     def __init__(self, settings=None):
         # order="none": terms as SymPy keeps them (canonical already), not sorted again
         super().__init__({"fully_qualified_modules": False, "order": "none", **(settings or {})})
+        self.printmethod = type(self).printmethod  # not SymPy's _numpycode (lambdify's)
         self.helpers: set[str] = set()  # names of HELPERS the printed code calls
 
     def _module_format(self, fqn, register=True):
@@ -227,6 +241,10 @@ class Printer(NumPyPrinter):
         if abs(c.p) != 1:
             body = f"{abs(c.p)}*{body}"
         return f"{'-' if c < 0 else ''}{body}/{c.q}"
+
+    def _print_sigmoid_complement(self, expr):
+        self.helpers.add("_sigmoid")
+        return f"_sigmoid({self._print(-expr.args[1])})"
 
     def _print_matmul(self, expr):
         a, b = expr.args
