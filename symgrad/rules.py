@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import sympy as sp
 
+from .codegen.printer import PRINTABLE, cannot_compute
 from .construct import term_base
 from .errors import NoRuleError
 from .frontend import free_symbols
@@ -84,8 +85,8 @@ def _pow(g, out, base, exp):
         d_exp = S.Zero  # 0**y is 0 for every y > 0 (PyTorch, JAX and autograd agree)
     elif base.is_number and not base.is_extended_positive:
         raise NoRuleError(
-            f"{sp.sstr(base)}**{sp.sstr(exp)} has no real derivative with respect to its exponent "
-            f"(the log of {sp.sstr(base)} is not real); make the base positive"
+            f"a power of {sp.sstr(base)} has no real derivative with respect to its exponent "
+            f"(log({sp.sstr(base)}) is not real); make the base positive"
         )
     else:
         d_exp = g * out * sp.log(base)
@@ -206,6 +207,8 @@ RULES: dict[type, Rule] = {
     sp.Abs: lambda g, out, x: (g * sp.sign(x),),
     sp.sign: _constant,
     sp.Heaviside: _constant,
+    sp.floor: _constant,
+    sp.ceiling: _constant,
     ones_like: _constant,
     sp.Max: _max_or_min(sp.Max, +1),
     sp.Min: _max_or_min(sp.Min, -1),
@@ -235,6 +238,8 @@ def rule_for(expr: sp.Basic) -> Rule:
         if cls in RULES:
             return RULES[cls]
     if isinstance(expr, sp.Function):
+        if type(expr) not in PRINTABLE:  # a rule would not help: no code computes it
+            raise NoRuleError(str(cannot_compute(expr, show=False)))
         return _fdiff_rule(expr)
     raise NoRuleError(f"no derivative rule for {type(expr).__name__} (in {sp.sstr(expr)})")
 

@@ -141,8 +141,12 @@ def test_every_required_function_has_a_rule():
     assert [c.__name__ for c in required if c not in RULES] == []
 
 
+#: Piecewise-constant functions (SymPy leaves their derivative unevaluated): tested below
+STEPS = {sp.floor: sp.floor(x), sp.ceiling: sp.ceiling(x)}
+
+
 def _known(cls) -> bool:
-    return cls in ELEMENTWISE or cls in MULTI or cls in (sg_sum, mean)
+    return cls in ELEMENTWISE or cls in MULTI or cls in STEPS or cls in (sg_sum, mean)
 
 
 @pytest.mark.parametrize("cls", list(RULES), ids=lambda c: c.__name__)
@@ -301,15 +305,37 @@ def test_reduction_rules(cls, factor):
     np.testing.assert_allclose(got, np.full(5, 2.0 * factor), rtol=1e-15)
 
 
+@pytest.mark.parametrize("cls", list(STEPS), ids=lambda c: c.__name__)
+def test_step_functions_have_zero_derivative(cls):
+    """floor and ceiling: 0 between the steps (finite differences), as PyTorch has it."""
+    expr = STEPS[cls]
+    got = _rule_partials(expr).get(x, sp.S.Zero)
+    for v in (-1.5, -0.3, 0.4, 2.7):
+        assert _numeric(got, {x: v}) == 0.0
+        assert _fd(expr, {x: v}, x) == 0.0
+    model = symgrad.compile(symgrad.sum(cls(x) * x))  # through the compiled code
+    grads = model.grad(x=np.array([-1.5, 0.4, 2.7]))
+    np.testing.assert_array_equal(grads["x"], np.floor([-1.5, 0.4, 2.7]) + (cls is sp.ceiling))
+
+
 def test_rule_for_walks_the_class_hierarchy_and_falls_back_to_fdiff():
+    """A function the printer knows but RULES does not (asinh) gets its fdiff as its rule."""
+    assert sp.asinh not in RULES
+    (d,) = rule_for(sp.asinh(x))(G, OUT, x)
+    assert sp.simplify(d - G / sp.sqrt(1 + x**2)) == 0
+
+
+def test_a_function_no_code_computes_gets_no_rule_from_its_fdiff():
+    """An fdiff would give a rule, but nothing could compute the function itself."""
+
     class cube(sp.Function):
         nargs = 1
 
         def fdiff(self, argindex=1):
             return 3 * self.args[0] ** 2
 
-    (d,) = rule_for(cube(x))(G, OUT, x)
-    assert sp.expand(d - 3 * G * x**2) == 0
+    with pytest.raises(NoRuleError, match=r"cannot compute cube.*sigmoid"):
+        rule_for(cube(x))
 
 
 def test_a_function_without_a_rule_is_named():

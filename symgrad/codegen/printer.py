@@ -18,11 +18,13 @@ functions in their numerically stable forms. How each function is computed is on
 from __future__ import annotations
 
 import sympy as sp
+from sympy.codegen.cfunctions import exp2, expm1, log1p, log2, log10
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
 from ..errors import ModelError
 from ..functions import (
+    FUNCTIONS,
     log_softmax,
     logsumexp,
     max,
@@ -34,7 +36,17 @@ from ..functions import (
     softplus,
     sum,
 )
-from ..ops import matmul_vjp, max_vjp, sinc_derivative, size, sum_to
+from ..ops import (
+    broadcast_like,
+    expand_dims,
+    full_like,
+    matmul_vjp,
+    max_vjp,
+    sigmoid_complement,
+    sinc_derivative,
+    size,
+    sum_to,
+)
 from . import fastprint
 
 #: Function class -> a template for its NumPy code, with {0}, {1}, ... for its arguments.
@@ -63,6 +75,17 @@ CALLS: dict[type, str] = {
     sp.asin: "np.arcsin({0})",
     sp.acos: "np.arccos({0})",
     sp.atan: "np.arctan({0})",
+    sp.asinh: "np.arcsinh({0})",
+    sp.acosh: "np.arccosh({0})",
+    sp.atanh: "np.arctanh({0})",
+    sp.atan2: "np.arctan2({0}, {1})",
+    sp.floor: "np.floor({0})",
+    sp.ceiling: "np.ceil({0})",
+    log1p: "np.log1p({0})",
+    expm1: "np.expm1({0})",
+    log2: "np.log2({0})",
+    log10: "np.log10({0})",
+    exp2: "np.exp2({0})",
 }
 
 #: The elementwise calls the fast path prints (fastprint.py), exactly as the full printer does.
@@ -79,6 +102,36 @@ REDUCTIONS: dict[type, str] = {
     max: ".max",
     logsumexp: "_logsumexp",
 }
+
+#: Functions printed by a method of Printer below (not by a template).
+OWN_METHODS: tuple[type, ...] = (
+    sp.Max, sp.Min, sp.Heaviside, sp.sinc, broadcast_like, full_like, expand_dims,
+    sigmoid_complement, *FUNCTIONS,
+)
+
+#: Every function class the generated code can compute: anything else is refused at compile
+#: time (``check_printable``), never written as a call that fails when it runs.
+PRINTABLE: frozenset[type] = frozenset({*CALLS, *REDUCTIONS, *OWN_METHODS})
+
+#: What a user may write, as the refusal of anything else lists it.
+SUPPORTED = (
+    "+ - * / **, exp, log, sqrt, sin, cos, tan, sinh, cosh, tanh, asin, acos, atan, asinh, "
+    "acosh, atanh, atan2, Abs, sign, floor, ceiling, Max, Min, Heaviside, sinc, Piecewise, "
+    "and symgrad's "
+    + ", ".join(f.__name__ for f in FUNCTIONS)
+)
+
+
+def cannot_compute(expr: sp.Basic, where: str = "", show: bool = True) -> ModelError:
+    """The error for a function the generated code cannot compute, naming it (and, if
+    ``show``, the expression it is in)."""
+    name = type(expr).__name__
+    shown = f" (in {sp.sstr(expr)})" if show else ""
+    return ModelError(
+        f"{where}symgrad cannot compute {name}{shown}: NumPy code for it is not known; the "
+        f"functions symgrad computes are {SUPPORTED}"
+    )
+
 
 #: Helper functions the generated module defines when it uses them, keyed by name.
 HELPERS: dict[str, str] = {
@@ -204,10 +257,7 @@ class Printer(NumPyPrinter):
             if cls in CALLS:
                 self._use(cls)
                 return CALLS[cls].format(*(self._print(a) for a in expr.args))
-        raise ModelError(
-            f"cannot generate NumPy code for {type(expr).__name__} (in {sp.sstr(expr)}); "
-            "add it to CALLS in symgrad/codegen/printer.py"
-        )
+        raise cannot_compute(expr)
 
     _print_Abs = _print_sign = _print_call
 
@@ -363,3 +413,33 @@ class Printer(NumPyPrinter):
 
     def _print_BooleanFalse(self, expr):
         return "False"
+
+    def _print_sinc(self, expr):
+        return f"np.sinc({self._print(expr.args[0] / sp.pi)})"  # NumPy's sinc is sin(πx)/(πx)
+
+    def _print_not_finite(self, expr):
+        raise ModelError(
+            f"{sp.sstr(expr)} in a computation: an expression (or its derivative) is undefined "
+            "or infinite here"
+        )
+
+    _print_ComplexInfinity = _print_NaN = _print_not_finite
+
+
+def _sympy_function_printers() -> list[str]:
+    """The print methods SymPy's printers have for functions by name (``_print_erf``, writing
+    ``math.erf``, which NumPy code cannot call), that Printer itself does not define."""
+    names = []
+    for attr in dir(NumPyPrinter):
+        name = attr[len("_print_"):]
+        if not attr.startswith("_print_") or attr in Printer.__dict__:
+            continue
+        cls = getattr(sp, name, None)
+        if name in NumPyPrinter._kf or (isinstance(cls, type) and issubclass(cls, sp.Function)):
+            names.append(attr)
+    return names
+
+
+# every function goes through CALLS (or is refused, naming it), never SymPy's own by-name table
+for _attr in _sympy_function_printers():
+    setattr(Printer, _attr, Printer._print_Function)
