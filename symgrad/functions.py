@@ -189,7 +189,7 @@ def _axis(a, function: str, name: str = "axis") -> sp.Integer:
 def _axes(axis, function: str, name: str = "axis") -> sp.Tuple:
     """An ``axis`` argument as a SymPy Tuple of distinct integers; the empty Tuple means every
     axis (None)."""
-    if axis is None or axis == sp.Tuple():  # (the empty Tuple: how a reduction stores None)
+    if axis is None or (isinstance(axis, sp.Tuple) and not axis):  # how None is stored
         return sp.Tuple()
     if not isinstance(axis, sp.Tuple | tuple | list):
         return sp.Tuple(_axis(axis, function, name))

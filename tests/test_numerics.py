@@ -87,6 +87,18 @@ def test_gradients_are_accurate_to_full_precision(name, strict_warnings):
         _assert_ulps(g, dref(v), f"d{name}({v})")
 
 
+def test_sigmoid_derivative_is_exact_where_sigmoid_rounds_near_one(strict_warnings):
+    """A dense sweep over the region where σ rounds to 1 − tiny (and σ·(1 − σ) would lose
+    digits, then give 0 from x ≈ 37 on), and its mirror image, through the chain rule too."""
+    points = np.concatenate([np.linspace(10.0, 60.0, 101), -np.linspace(10.0, 60.0, 101)])
+    model = symgrad.compile(symgrad.sum(sigmoid(x)))
+    for v, g in zip(points, model.grad(x=points)["x"], strict=True):
+        _assert_ulps(g, REF_DSIGMOID(v), f"dsigmoid({v})")
+    chained = symgrad.compile(symgrad.sum(sigmoid(2 * x)), wrt=[x])
+    for v, g in zip(points, chained.grad(x=points / 2)["x"], strict=True):
+        _assert_ulps(g, 2 * REF_DSIGMOID(v), f"d/dx sigmoid(2x) at x = {v / 2}")
+
+
 def test_log_sigmoid_never_takes_log_of_zero(strict_warnings):
     model = symgrad.compile(symgrad.sum(sp.log(sigmoid(x * y))))
     value, grads = model.value_and_grad(x=np.array([-1000.0, 1000.0]), y=2.0)

@@ -285,6 +285,23 @@ def test_max_min_split_a_tie_equally(cls):
     assert _numeric(partials[y], tie) == 0.5
 
 
+@pytest.mark.parametrize("cls", [sp.Max, sp.Min], ids=["Max", "Min"])
+def test_max_min_split_a_tie_of_three_in_thirds(cls):
+    """k tied arguments get 1/k each (not 1/2 each: the shares must add up to 1)."""
+    partials = _rule_partials(cls(x, y, z))
+    for point, want in [
+        ({x: 1.5, y: 1.5, z: 1.5}, {x: 1 / 3, y: 1 / 3, z: 1 / 3}),
+        ({x: 1.5, y: 1.5, z: 1.5 - 2 * (cls is sp.Max) + 1}, None),
+    ]:
+        got = {s: _numeric(partials[s], point) for s in (x, y, z)}
+        if want is not None:
+            assert got == pytest.approx(want, rel=1e-15)
+        assert sum(got.values()) == pytest.approx(1.0, rel=1e-15)
+    two_tied = {x: 2.0, y: 2.0, z: 0.0 if cls is sp.Max else 4.0}
+    got = {s: _numeric(partials[s], two_tied) for s in (x, y, z)}
+    assert got == {x: 0.5, y: 0.5, z: 0.0}
+
+
 def _evaluate_printed(expr: sp.Expr, values: dict):
     printer = Printer()
     code = printer.doprint(expr)

@@ -43,6 +43,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
@@ -145,7 +146,7 @@ def check_printable(graph: Graph) -> None:
                     raise _not_finite(graph, node, e)
             elif e.is_Symbol or isinstance(e, sp.Tuple | sp.logic.boolalg.BooleanAtom):
                 pass
-            elif isinstance(e, sp.Piecewise) or cls is sp.ExprCondPair:
+            elif isinstance(e, sp.Piecewise) or cls is ExprCondPair:
                 stack.extend(e._args)
             elif isinstance(e, sp.Rel | sp.logic.boolalg.BooleanFunction):
                 conditions.extend(e._args)
