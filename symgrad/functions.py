@@ -85,7 +85,7 @@ class _Elementwise(sp.Function):
         x = self.args[0]
         if x.is_number and x.is_extended_real:
             return self._formula(x).evalf(prec)
-        return None
+        return self.func(x._eval_evalf(prec) or x)  # its argument evaluated, as sin(x + pi)
 
     def _formula(self, x: sp.Expr) -> sp.Expr:
         raise NotImplementedError

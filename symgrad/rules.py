@@ -7,16 +7,17 @@ where that is the natural form (exp' = exp, tanh' = 1 - tanh², sigmoid' = σ·(
 rules' business: the backward pass sums cotangents back to their operand's shape.
 
 Adding a function SymPy and NumPy already know is one entry here (and one in the printer's
-table); a function without an entry falls back to its ``fdiff`` (SymPy's own derivative).
+table); a function in the printer's table without an entry here falls back to its ``fdiff``
+(SymPy's own derivative). A function outside the printer's table is refused, named.
 
 Rules for operations that are not elementwise (reductions, matmul, softmax) are true
 vector-Jacobian products: matmul sends Ḡ·Bᵀ to A and Aᵀ·Ḡ to B, a reduction spreads its adjoint
 back over the reduced axes, softmax sends out·(Ḡ − sum(Ḡ·out, axis)) without a dense Jacobian.
 
 Conventions at non-smooth points follow PyTorch: relu'(0) = 0, |x|'(0) = 0, sign' = 0,
-Heaviside' = 0. Max and Min split the gradient equally between the k arguments that tie, g/k
-each (as ``torch.maximum`` does for two and ``torch.amax`` for more): Max(a, b) passes
-g·H(a - b) to a with H(0) = 1/2.
+Heaviside' = floor' = ceiling' = 0, d/dy 0**y = 0. Max and Min split the gradient equally
+between the k arguments that tie, g/k each (as ``torch.maximum`` does for two and
+``torch.amax`` for more): Max(a, b) passes g·H(a - b) to a with H(0) = 1/2.
 
 >>> import sympy as sp
 >>> x, g = sp.symbols("x g", real=True)
