@@ -235,8 +235,6 @@ def test_numbers_are_expressions(value):
 # -- functions the generated code cannot compute are refused at compile time -----------------
 
 UNSUPPORTED = {
-    "erf": sp.erf(x),
-    "erfc": sp.erfc(x),
     "loggamma": sp.loggamma(x),
     "factorial": sp.factorial(x),
     "gamma": sp.gamma(x),
@@ -274,6 +272,7 @@ def test_every_function_the_refusal_lists_compiles_and_differentiates(strict_war
         sp.acosh(x + 1), sp.atanh(x), sp.atan2(x, y), sp.Abs(x), sp.sign(x), sp.floor(3 * x),
         sp.ceiling(3 * x), sp.Max(x, y), sp.Min(x, y), sp.Heaviside(x), sp.sinc(x),
         sp.Piecewise((x, x > y), (y, True)), log1p(x), expm1(x), log2(x), log10(x), exp2(x),
+        sp.erf(x), sp.erfc(x),
     ]  # fmt: skip
     point = {x: sp.Float(0.37), y: sp.Float(0.21)}
     for expr in cases:
@@ -287,6 +286,43 @@ def test_every_function_the_refusal_lists_compiles_and_differentiates(strict_war
             want = want.replace(sp.Derivative, lambda *a: sp.S.Zero).doit()
             assert float(grads[s.name]) == pytest.approx(float(want.subs(point)), rel=1e-12,
                                                          abs=1e-15), (expr, s)
+
+
+ERF_POINTS = [-30.0, -6.0, -1.0, -1e-3, 0.0, 1e-300, 1e-8, 0.3, 0.5, 1.0, 2.5, 3.0, 6.0, 10.0,
+              26.0, 27.5, 40.0]
+
+
+@pytest.mark.parametrize(("f", "ref"), [(sp.erf, mpmath.erf), (sp.erfc, mpmath.erfc)],
+                         ids=["erf", "erfc"])
+def test_erf_and_erfc_are_exact(f, ref, strict_warnings):
+    """Values and gradients to a few ulps against mpmath, erfc also deep in its tail (where
+    1 - erf would be 0), for scalars (a NumPy scalar back, as np.exp gives) and arrays."""
+    model = symgrad.compile(symgrad.sum(f(x)))
+    values = symgrad.compile(f(x))(x=np.array(ERF_POINTS))
+    grads = model.grad(x=np.array(ERF_POINTS))["x"]
+    sign = 1 if f is sp.erf else -1
+    for v, got, g in zip(ERF_POINTS, values, grads, strict=True):
+        with mpmath.workprec(200):
+            want = float(ref(mpmath.mpf(v)))
+            dwant = float(sign * 2 / mpmath.sqrt(mpmath.pi) * mpmath.exp(-mpmath.mpf(v) ** 2))
+        assert got == pytest.approx(want, rel=4e-16, abs=0.0 if want else 1e-320), v
+        assert g == pytest.approx(dwant, rel=1e-15, abs=0.0 if dwant else 1e-320), v
+    scalar = symgrad.compile(f(x))(x=0.5)
+    assert isinstance(scalar, np.float64)
+
+
+def test_gelu_written_with_erf(strict_warnings):
+    """GELU, x·Φ(x) = x·(1 + erf(x/√2))/2: gradient against sympy.diff and finite differences."""
+    xr = sp.Symbol("x", real=True)
+    gelu = xr * (1 + sp.erf(xr / sp.sqrt(2))) / 2
+    model = symgrad.compile(symgrad.sum(gelu))
+    xs = np.array([-3.0, -0.7, 0.0, 0.4, 2.2])
+    grads = model.grad(x=xs)["x"]
+    d = sp.lambdify(xr, sp.diff(gelu, xr), "mpmath")
+    f = sp.lambdify(xr, gelu, "mpmath")
+    for v, g in zip(xs, grads, strict=True):
+        assert g == pytest.approx(float(d(v)), rel=1e-14, abs=1e-16)
+        assert g == pytest.approx(_fd(lambda w: float(f(w)), v), rel=1e-7, abs=1e-9)
 
 
 @pytest.mark.parametrize("zero", [sp.Float(0.0), sp.S.Zero], ids=["0.0", "0"])
