@@ -180,10 +180,21 @@ def _axis(a, function: str, name: str = "axis") -> sp.Integer:
             return sp.Integer(operator.index(a))
         except TypeError:
             pass
+    hint = ""
+    if isinstance(a, sp.Expr) and function in _TWO_OPERAND_HINTS:  # max(a, b) meant as Max
+        hint = f" ({_TWO_OPERAND_HINTS[function]})"
     raise SymgradError(
         f"symgrad.{function}: {name} {a!r} is not an integer; an axis is a whole number "
-        "(0 the first, -1 the last)"
+        f"(0 the first, -1 the last){hint}"
     )
+
+
+#: What a second expression given to a reduction, where its axis goes, was probably meant as.
+_TWO_OPERAND_HINTS = {
+    "max": "the elementwise maximum of two expressions is sp.Max(a, b)",
+    "sum": "the sum of two expressions is a + b",
+    "mean": "the mean of two expressions is (a + b)/2",
+}
 
 
 def _axes(axis, function: str, name: str = "axis") -> sp.Tuple:

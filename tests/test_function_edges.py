@@ -106,6 +106,15 @@ def test_an_axis_that_is_not_an_integer_is_named(function, axis):
         function(X, axis=(0, axis))
 
 
+@pytest.mark.parametrize(
+    ("function", "hint"), [(symgrad.max, "sp.Max"), (symgrad.sum, r"a \+ b")], ids=["max", "sum"]
+)
+def test_an_expression_given_as_the_axis_gets_a_hint(function, hint):
+    """symgrad.max(a, b) reduces a along axis b: the error says how to write max of two."""
+    with pytest.raises(SymgradError, match=f"axis y is not an integer.*{hint}"):
+        function(x, y)
+
+
 @pytest.mark.parametrize("axis", [True, 1.0])
 def test_numpy_rejects_the_same_axes(axis):
     """The convention followed: NumPy refuses a bool or float axis too."""
