@@ -124,7 +124,7 @@ class sinc_derivative(sp.Function):
 
 
 class sigmoid_complement(sp.Function):
-    """1 − s for s = sigmoid(x), computed exactly as sigmoid(−x) (the rule of ``sigmoid``).
+    """1 − s for s = sigmoid(x), computed exactly as 1/(1 + exp(x)) (the rule of ``sigmoid``).
 
     Shown as the textbook's ``1 - s``; computed from ``x``, since 1 − s cancels once s rounds
     near 1 (x > 20): σ'(x) = σ·(1 − σ) is then exact to the last digit at every x.

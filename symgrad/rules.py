@@ -114,7 +114,8 @@ def _max_or_min(cls: type, sign: int) -> Rule:
 
 
 def _sigmoid(g, out, x):
-    # σ' = σ·(1 − σ), with 1 − σ computed as σ(−x): 1 − σ itself cancels once σ rounds near 1
+    # σ' = σ·(1 − σ), with 1 − σ computed as 1/(1 + exp(x)) = σ(−x): 1 − σ itself cancels once σ
+    # rounds near 1
     return (g * out * sigmoid_complement(out, x),)
 
 

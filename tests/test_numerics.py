@@ -78,7 +78,8 @@ def test_gradients_are_accurate_to_full_precision(name, strict_warnings):
     """The derivatives, too, are exact to a few ulps over the whole range.
 
     σ'(x) = σ·(1 − σ) computed literally loses all but three digits at x = 30, where σ rounds
-    to 1 - 9.4e-14 and 1 − σ cancels, and gives 0 for x ≥ 37; σ(x)·σ(−x) does not.
+    to 1 - 9.4e-14 and 1 − σ cancels, and gives 0 for x ≥ 37; σ(x)·σ(−x) = σ(x)/(1 + exp(x))
+    does not.
     """
     expr, _, dref = CASES[name]
     model = symgrad.compile(symgrad.sum(expr))

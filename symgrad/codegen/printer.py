@@ -144,6 +144,15 @@ def _sigmoid(x):
     with np.errstate(over="ignore", under="ignore"):
         return 1 / (1 + np.exp(-x))
 ''',
+    "_sigmoid_complement": '''\
+def _sigmoid_complement(x):
+    """1 - sigmoid(x) = 1/(1 + exp(x)), exact where sigmoid(x) rounds near 1 and 1 - sigmoid(x)
+    would cancel; where exp(x) overflows (x > 709) the result is the right 0."""
+    with np.errstate(over="ignore"):
+        e = np.exp(x)
+    e += 1
+    return np.reciprocal(e, out=e) if isinstance(e, np.ndarray) else 1 / e
+''',
     "_logsumexp": '''\
 def _logsumexp(x, axis=None, keepdims=False):
     """log(sum(exp(x))) over axis, shifted by the maximum so that exp never overflows."""
@@ -312,8 +321,8 @@ class Printer(NumPyPrinter):
         return f"{'-' if c < 0 else ''}{body}/{c.q}"
 
     def _print_sigmoid_complement(self, expr):
-        self.helpers.add("_sigmoid")
-        return f"_sigmoid({self._print(-expr.args[1])})"
+        self.helpers.add("_sigmoid_complement")
+        return f"_sigmoid_complement({self._print(expr.args[1])})"
 
     def _print_matmul(self, expr):
         a, b = expr.args
