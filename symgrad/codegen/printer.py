@@ -52,6 +52,7 @@ from . import fastprint
 #: Function class -> a template for its NumPy code, with {0}, {1}, ... for its arguments.
 CALLS: dict[type, str] = {
     sigmoid: "_sigmoid({0})",
+    sigmoid_complement: "_sigmoid_complement({1})",  # 1 - s for s = sigmoid(x), from x
     softplus: "np.logaddexp(0, {0})",
     relu: "np.maximum({0}, 0)",
     size: "np.size({0})",
@@ -93,7 +94,7 @@ CALLS: dict[type, str] = {
 #: The elementwise calls the fast path prints (fastprint.py), exactly as the full printer does.
 ELEMENTWISE = (sigmoid, softplus, relu, sp.Abs, sp.sign, sp.exp, sp.log, sp.sin, sp.cos, sp.tan,
                sp.sinh, sp.cosh, sp.tanh, sp.asin, sp.acos, sp.atan)
-FAST_CALLS: dict[type, str] = {cls: CALLS[cls] for cls in ELEMENTWISE}
+FAST_CALLS: dict[type, str] = {cls: CALLS[cls] for cls in (*ELEMENTWISE, sigmoid_complement)}
 
 #: Reductions: class -> a NumPy method (``.sum``: ``x.sum()``, a few µs faster than
 #: ``np.sum(x)`` on small arrays) or a helper function, with ``axis=`` and ``keepdims=`` as
@@ -108,7 +109,7 @@ REDUCTIONS: dict[type, str] = {
 #: Functions printed by a method of Printer below (not by a template).
 OWN_METHODS: tuple[type, ...] = (
     sp.Max, sp.Min, sp.Heaviside, sp.sinc, broadcast_like, full_like, expand_dims,
-    sigmoid_complement, *FUNCTIONS,
+    *FUNCTIONS,
 )
 
 #: Every function class the generated code can compute: anything else is refused at compile
@@ -319,10 +320,6 @@ class Printer(NumPyPrinter):
         if abs(c.p) != 1:
             body = f"{abs(c.p)}*{body}"
         return f"{'-' if c < 0 else ''}{body}/{c.q}"
-
-    def _print_sigmoid_complement(self, expr):
-        self.helpers.add("_sigmoid_complement")
-        return f"_sigmoid_complement({self._print(expr.args[1])})"
 
     def _print_matmul(self, expr):
         a, b = expr.args
