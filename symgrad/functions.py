@@ -10,21 +10,93 @@ themselves and differentiate with ``sympy.diff``. How they are computed lives in
 (1 - sigmoid(x))*sigmoid(x)
 >>> mean((2*x)**2)
 mean(4*x**2)
+
+Each checks its arguments as it is called: anything but an expression, or an axis that is not
+an integer, is a ``SymgradError`` that names the argument.
 """
 
 from __future__ import annotations
 
+import numbers
+import operator
+
+import numpy as np
 import sympy as sp
 
+from .errors import SymgradError
 
-class sigmoid(sp.Function):
-    """The logistic function 1/(1 + exp(-x)); computed stably for any x.
 
-    >>> sigmoid(0)
-    1/2
-    """
+def _operand(value, function: str, name: str) -> sp.Expr:
+    """``value`` (an expression or a real number) as a SymPy expression, else a SymgradError
+    naming the argument and what to pass instead."""
+    if isinstance(value, sp.Expr):
+        return value
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        return sp.sympify(value)
+    if isinstance(value, str):
+        fix = f"a SymPy expression, e.g. sp.Symbol({value!r}) (strings are not parsed here)"
+    elif isinstance(value, list | tuple | np.ndarray | sp.Tuple):
+        fix = ("one SymPy expression: a symbol stands for a whole array, whose values are "
+               "given at the call" + (" (the sum of several terms is x + y)"
+                                      if function in ("sum", "mean") else ""))
+    else:
+        fix = "a SymPy expression (a symbol, a number or a formula of them)"
+    shown = repr(value) if not isinstance(value, sp.Basic) else sp.sstr(value)
+    raise SymgradError(
+        f"symgrad.{function}: {name} {shown} is a {type(value).__name__}, not an expression; "
+        f"pass {fix}"
+    )
+
+
+def _options(function: str, options: dict) -> dict:
+    """The keyword arguments SymPy itself takes (evaluate); any other is a SymgradError."""
+    unknown = [k for k in options if k != "evaluate"]
+    if unknown:
+        raise SymgradError(
+            f"symgrad.{function}: unknown keyword argument {unknown[0]!r}; see "
+            f"help(symgrad.{function}) for the arguments it takes"
+        )
+    return options
+
+
+def _count(function: str, args: tuple, names: tuple[str, ...]) -> None:
+    if len(args) != len(names):
+        raise SymgradError(
+            f"symgrad.{function} takes {len(names)} argument{'s' * (len(names) > 1)} "
+            f"({', '.join(names)}), not {len(args)}"
+        )
+
+
+class _Elementwise(sp.Function):
+    """A function of one expression, applied element by element."""
 
     nargs = 1
+
+    def __new__(cls, *args, **options):
+        _count(cls.__name__, args, ("x",))
+        x = _operand(args[0], cls.__name__, "x")
+        return super().__new__(cls, x, **_options(cls.__name__, options))
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_evalf(self, prec):
+        """A number, as SymPy's own functions give (so ``Max`` can compare it)."""
+        x = self.args[0]
+        if x.is_number and x.is_extended_real:
+            return self._formula(x).evalf(prec)
+        return self.func(x._eval_evalf(prec) or x)  # its argument evaluated, as sin(x + pi)
+
+    def _formula(self, x: sp.Expr) -> sp.Expr:
+        raise NotImplementedError
+
+
+class sigmoid(_Elementwise):
+    """The logistic function 1/(1 + exp(-x)); computed stably for any x.
+
+    >>> sigmoid(0), sigmoid(sp.cos(1)).evalf(5)
+    (1/2, 0.63188)
+    """
 
     @classmethod
     def eval(cls, x):
@@ -34,24 +106,27 @@ class sigmoid(sp.Function):
     def fdiff(self, argindex=1):
         return self * (1 - self)
 
+    def _formula(self, x):
+        return 1 / (1 + sp.exp(-x))
+
     def _eval_rewrite_as_exp(self, x, **kwargs):
         return 1 / (1 + sp.exp(-x))
 
-    def _eval_is_real(self):
-        return self.args[0].is_real
 
-
-class softplus(sp.Function):
+class softplus(_Elementwise):
     """log(1 + exp(x)), computed without overflow; its derivative is sigmoid(x).
 
     >>> softplus(sp.Symbol("x")).diff(sp.Symbol("x"))
     sigmoid(x)
+    >>> softplus(sp.cos(1)).evalf(5)
+    0.99935
     """
-
-    nargs = 1
 
     def fdiff(self, argindex=1):
         return sigmoid(self.args[0])
+
+    def _formula(self, x):
+        return sp.log(1 + sp.exp(x))
 
     def _eval_rewrite_as_exp(self, x, **kwargs):
         return sp.log(1 + sp.exp(x))
@@ -59,18 +134,13 @@ class softplus(sp.Function):
     def _eval_rewrite_as_log(self, x, **kwargs):
         return sp.log(1 + sp.exp(x))
 
-    def _eval_is_real(self):
-        return self.args[0].is_real
 
-
-class relu(sp.Function):
+class relu(_Elementwise):
     """max(x, 0), with PyTorch's convention relu'(0) = 0.
 
-    >>> relu(-2), relu(3)
-    (0, 3)
+    >>> relu(-2), relu(3), relu(sp.cos(1)).evalf(5)
+    (0, 3, 0.54030)
     """
-
-    nargs = 1
 
     @classmethod
     def eval(cls, x):
@@ -80,11 +150,11 @@ class relu(sp.Function):
     def fdiff(self, argindex=1):
         return sp.Heaviside(self.args[0], 0)
 
-    def _eval_rewrite_as_Max(self, x, **kwargs):
+    def _formula(self, x):
         return sp.Max(x, 0)
 
-    def _eval_is_real(self):
-        return self.args[0].is_real
+    def _eval_rewrite_as_Max(self, x, **kwargs):
+        return sp.Max(x, 0)
 
 
 class ones_like(sp.Function):
@@ -103,13 +173,55 @@ class ones_like(sp.Function):
         return sp.S.Zero
 
 
-def _axes(axis) -> sp.Tuple:
-    """An ``axis`` argument as a SymPy Tuple of integers; the empty Tuple means every axis."""
-    if axis is None:
+def _axis(a, function: str, name: str = "axis") -> sp.Integer:
+    """One axis: an integer (as NumPy takes it: not a bool, not a float), else a SymgradError."""
+    if not isinstance(a, bool | np.bool_ | sp.logic.boolalg.BooleanAtom):
+        try:
+            return sp.Integer(operator.index(a))
+        except TypeError:
+            pass
+    hint = ""
+    if isinstance(a, sp.Expr) and function in _TWO_OPERAND_HINTS:  # max(a, b) meant as Max
+        hint = f" ({_TWO_OPERAND_HINTS[function]})"
+    raise SymgradError(
+        f"symgrad.{function}: {name} {a!r} is not an integer; an axis is a whole number "
+        f"(0 the first, -1 the last){hint}"
+    )
+
+
+#: What a second expression given to a reduction, where its axis goes, was probably meant as.
+_TWO_OPERAND_HINTS = {
+    "max": "the elementwise maximum of two expressions is sp.Max(a, b)",
+    "sum": "the sum of two expressions is a + b",
+    "mean": "the mean of two expressions is (a + b)/2",
+}
+
+
+def _axes(axis, function: str, name: str = "axis") -> sp.Tuple:
+    """An ``axis`` argument as a SymPy Tuple of distinct integers; the empty Tuple means every
+    axis (None)."""
+    if axis is None or (isinstance(axis, sp.Tuple) and not axis):  # how None is stored
         return sp.Tuple()
-    if isinstance(axis, (sp.Tuple, tuple, list)):
-        return sp.Tuple(*(sp.Integer(int(a)) for a in axis))
-    return sp.Tuple(sp.Integer(int(axis)))
+    if not isinstance(axis, sp.Tuple | tuple | list):
+        return sp.Tuple(_axis(axis, function, name))
+    axes = [_axis(a, function, name) for a in axis]
+    if not axes:
+        raise SymgradError(
+            f"symgrad.{function}: {name}=() names no axis; leave {name} out (or None) for all"
+        )
+    repeated = [a for i, a in enumerate(axes) if a in axes[:i]]
+    if repeated:
+        raise SymgradError(
+            f"symgrad.{function}: {name} {tuple(int(a) for a in axes)} names axis "
+            f"{repeated[0]} twice"
+        )
+    return sp.Tuple(*axes)
+
+
+def _keepdims(keepdims, function: str) -> bool:
+    if isinstance(keepdims, bool | np.bool_ | sp.logic.boolalg.BooleanAtom):
+        return bool(keepdims)
+    raise SymgradError(f"symgrad.{function}: keepdims must be True or False, not {keepdims!r}")
 
 
 class _Reduction(sp.Function):
@@ -120,14 +232,19 @@ class _Reduction(sp.Function):
 
     elementwise = False
 
-    def __new__(cls, e, axis=None, keepdims=False, **options):
-        axes = _axes(axis)
-        extra = (axes, sp.true if keepdims else sp.false) if (axes or keepdims) else ()
-        return super().__new__(cls, e, *extra, **options)
+    def __new__(cls, *args, axis=None, keepdims=False, **options):
+        name = cls.__name__
+        if not 1 <= len(args) <= 3:
+            _count(name, args, ("e", "axis", "keepdims"))
+        e = _operand(args[0], name, "the argument")
+        axes = _axes(args[1] if len(args) > 1 else axis, name)
+        keep = _keepdims(args[2] if len(args) > 2 else keepdims, name)
+        extra = (axes, sp.true if keep else sp.false) if (axes or keep) else ()
+        return super().__new__(cls, e, *extra, **_options(name, options))
 
     @classmethod
     def eval(cls, x, *options):
-        if x.is_Number and not options:  # a number is a 0-d array: reducing it gives itself
+        if x.is_number and not options:  # a number is a 0-d array: reducing it gives itself
             return x
 
     @property
@@ -202,8 +319,18 @@ class _AlongAxis(sp.Function):
 
     elementwise = False
 
-    def __new__(cls, e, axis=-1, **options):
-        return super().__new__(cls, e, sp.Integer(int(axis)), **options)
+    def __new__(cls, *args, axis=-1, **options):
+        name = cls.__name__
+        if not 1 <= len(args) <= 2:
+            _count(name, args, ("e", "axis"))
+        e = _operand(args[0], name, "the argument")
+        axis = args[1] if len(args) > 1 else axis
+        if axis is None:
+            raise SymgradError(
+                f"symgrad.{name}: axis=None is not supported; {name} runs along one axis: "
+                "pass an integer (-1, the default, is the last axis)"
+            )
+        return super().__new__(cls, e, _axis(axis, name), **_options(name, options))
 
     @property
     def axis(self) -> int:
@@ -243,6 +370,11 @@ class matmul(sp.Function):
     nargs = 2
     elementwise = False
 
+    def __new__(cls, *args, **options):
+        _count("matmul", args, ("A", "B"))
+        a, b = (_operand(v, "matmul", n) for v, n in zip(args, ("A", "B"), strict=True))
+        return super().__new__(cls, a, b, **_options("matmul", options))
+
     def _eval_is_real(self):
         return self.args[0].is_real and self.args[1].is_real
 
@@ -257,9 +389,26 @@ class transpose(sp.Function):
     elementwise = False
     linear = True
 
-    def __new__(cls, e, axes=None, **options):
-        extra = (_axes(axes),) if axes is not None else ()
-        return super().__new__(cls, e, *extra, **options)
+    def __new__(cls, *args, axes=None, **options):
+        if not 1 <= len(args) <= 2:
+            _count("transpose", args, ("e", "axes"))
+        e = _operand(args[0], "transpose", "the argument")
+        axes = args[1] if len(args) > 1 else axes
+        if axes is None:
+            return super().__new__(cls, e, **_options("transpose", options))
+        if not isinstance(axes, sp.Tuple | tuple | list):
+            raise SymgradError(
+                f"symgrad.transpose: axes {axes!r} is not a permutation of the axes; pass a "
+                "tuple such as (1, 0, 2), or leave axes out to reverse every axis"
+            )
+        perm = _axes(axes, "transpose", "axes")
+        n = len(perm)
+        if sorted(int(a) % n if -n <= a < n else n for a in perm) != list(range(n)):
+            raise SymgradError(
+                f"symgrad.transpose: axes {tuple(int(a) for a in perm)} are not a permutation "
+                f"of 0, ..., {n - 1}"
+            )
+        return super().__new__(cls, e, perm, **_options("transpose", options))
 
     @property
     def axes(self) -> tuple[int, ...] | None:

@@ -9,6 +9,7 @@ sum_to(g, x)
 from __future__ import annotations
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
 
 
 class size(sp.Function):
@@ -103,3 +104,78 @@ class max_vjp(sp.Function):
     elementwise = False
 
     nargs = 5
+
+
+class sinc_derivative(sp.Function):
+    """d/dx sinc(x) = (cos(x) − sinc(x))/x, continued by 0 at 0 (the rule of ``sp.sinc``).
+
+    Computed by its Taylor series near 0, where the formula is 0/0 or cancels.
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> sinc_derivative(0), sinc_derivative(x).rewrite(sp.cos)
+    (0, (cos(x) - sinc(x))/x)
+    >>> sinc_derivative(sp.pi).evalf(5)
+    -0.31831
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_zero:
+            return sp.S.Zero
+
+    def _eval_rewrite_as_cos(self, x, **kwargs):
+        return (sp.cos(x) - sp.sinc(x)) / x
+
+    def _eval_evalf(self, prec):
+        return self.rewrite(sp.cos)._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+
+class sigmoid_complement(sp.Function):
+    """1 − s for s = sigmoid(x), computed exactly as 1/(1 + exp(x)) (the rule of ``sigmoid``).
+
+    Shown as the textbook's ``1 - s``; computed from ``x``, since 1 − s cancels once s rounds
+    near 1 (x > 20): σ'(x) = σ·(1 − σ) is then exact to the last digit at every x.
+
+    >>> s, x = sp.symbols("s x", real=True)
+    >>> s * sigmoid_complement(s, x)  # written as a factor: parenthesised
+    s*(1 - s)
+    >>> sigmoid_complement(sp.S.Half, 0)
+    1/2
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, s, x):
+        if s.is_Number:
+            return 1 - s
+
+    def fdiff(self, argindex=1):
+        return sp.S.NegativeOne if argindex == 1 else sp.S.Zero  # as a function of s: 1 - s
+
+    def _sympystr(self, printer):
+        return f"(1 - {printer.parenthesize(self.args[0], PRECEDENCE['Add'], strict=True)})"
+
+    _symgrad_comment = _sympystr  # in the comments of generated code
+
+    def _latex(self, printer):
+        s = printer.parenthesize(self.args[0], PRECEDENCE["Add"], strict=True)
+        return rf"\left(1 - {s}\right)"
+
+    def _eval_evalf(self, prec):
+        return (1 - self.args[0]).evalf(prec)
+
+    def _eval_rewrite_as_exp(self, s, x, **kwargs):
+        return 1 / (1 + sp.exp(x))
+
+    def _eval_is_real(self):
+        return self.args[1].is_real
+
+    def _numpycode(self, printer):
+        """For ``sympy.lambdify``: exp(−softplus(x)), without overflow."""
+        return f"numpy.exp(-numpy.logaddexp(0, {printer._print(self.args[1])}))"

@@ -7,15 +7,17 @@ where that is the natural form (exp' = exp, tanh' = 1 - tanh², sigmoid' = σ·(
 rules' business: the backward pass sums cotangents back to their operand's shape.
 
 Adding a function SymPy and NumPy already know is one entry here (and one in the printer's
-table); a function without an entry falls back to its ``fdiff`` (SymPy's own derivative).
+table); a function in the printer's table without an entry here falls back to its ``fdiff``
+(SymPy's own derivative). A function outside the printer's table is refused, named.
 
 Rules for operations that are not elementwise (reductions, matmul, softmax) are true
 vector-Jacobian products: matmul sends Ḡ·Bᵀ to A and Aᵀ·Ḡ to B, a reduction spreads its adjoint
 back over the reduced axes, softmax sends out·(Ḡ − sum(Ḡ·out, axis)) without a dense Jacobian.
 
 Conventions at non-smooth points follow PyTorch: relu'(0) = 0, |x|'(0) = 0, sign' = 0,
-Heaviside' = 0. Max and Min split the gradient equally between arguments that tie (as
-``torch.maximum`` does): Max(a, b) passes g·H(a - b) to a with H(0) = 1/2.
+Heaviside' = floor' = ceiling' = 0, d/dy 0**y = 0. Max and Min split the gradient equally
+between the k arguments that tie, g/k each (as ``torch.maximum`` does for two and
+``torch.amax`` for more): Max(a, b) passes g·H(a - b) to a with H(0) = 1/2.
 
 >>> import sympy as sp
 >>> x, g = sp.symbols("x g", real=True)
@@ -31,6 +33,7 @@ from collections.abc import Callable
 
 import sympy as sp
 
+from .codegen.printer import PRINTABLE, cannot_compute
 from .construct import term_base
 from .errors import NoRuleError
 from .frontend import free_symbols
@@ -48,7 +51,15 @@ from .functions import (
     sum,
     transpose,
 )
-from .ops import broadcast_like, expand_dims, matmul_vjp, max_vjp, size
+from .ops import (
+    broadcast_like,
+    expand_dims,
+    matmul_vjp,
+    max_vjp,
+    sigmoid_complement,
+    sinc_derivative,
+    size,
+)
 
 S = sp.S
 Rule = Callable[..., tuple]
@@ -69,18 +80,48 @@ def _pow(g, out, base, exp):
         d_base = -g * out**2  # (1/x)' = -1/x²
     else:
         d_base = g * exp * base ** (exp - 1)
-    d_exp = 0 if exp.is_Number else g * out * sp.log(base)
+    if exp.is_Number:
+        d_exp = S.Zero
+    elif base.is_zero:
+        d_exp = S.Zero  # 0**y is 0 for every y > 0 (PyTorch, JAX and autograd agree)
+    elif base.is_number and not base.is_extended_positive:
+        raise NoRuleError(
+            f"a power of {sp.sstr(base)} has no real derivative with respect to its exponent "
+            f"(log({sp.sstr(base)}) is not real); make the base positive"
+        )
+    else:
+        d_exp = g * out * sp.log(base)
     return d_base, d_exp
 
 
 def _max_or_min(cls: type, sign: int) -> Rule:
+    """Max or Min: g goes to the argument that wins; k arguments that tie get g/k each.
+
+    With two arguments that is H(x - y) with H(0) = 1/2; with more, an argument wins when it
+    equals the result (exactly: the result is one of them), and the count of winners splits g.
+    """
+
     def rule(g, out, *xs):
-        return tuple(
-            g * sp.Heaviside(sign * (x - cls(*(y for j, y in enumerate(xs) if j != i))), S.Half)
-            for i, x in enumerate(xs)
-        )
+        if len(xs) == 2:
+            x, y = xs
+            return (g * sp.Heaviside(sign * (x - y), S.Half),
+                    g * sp.Heaviside(sign * (y - x), S.Half))
+        wins = [sp.Heaviside(sign * (x - out), S.One) for x in xs]  # 1 where x is the result
+        share = g / sp.Add(*wins)
+        return tuple(share * w for w in wins)
 
     return rule
+
+
+def _sigmoid(g, out, x):
+    # σ' = σ·(1 − σ), with 1 − σ computed as 1/(1 + exp(x)) = σ(−x): 1 − σ itself cancels once σ
+    # rounds near 1
+    return (g * out * sigmoid_complement(out, x),)
+
+
+def _sinc(g, out, x):
+    # (cos x − sinc x)/x is 0/0 at 0 and cancels near it: an operation of its own computes it
+    return (g * sinc_derivative(x),)
 
 
 def _options(options: tuple) -> tuple[tuple[int, ...] | None, bool]:
@@ -168,11 +209,14 @@ RULES: dict[type, Rule] = {
     sp.Abs: lambda g, out, x: (g * sp.sign(x),),
     sp.sign: _constant,
     sp.Heaviside: _constant,
+    sp.floor: _constant,
+    sp.ceiling: _constant,
     ones_like: _constant,
     sp.Max: _max_or_min(sp.Max, +1),
     sp.Min: _max_or_min(sp.Min, -1),
     sp.Piecewise: _piecewise,
-    sigmoid: lambda g, out, x: (g * out * (1 - out),),
+    sp.sinc: _sinc,
+    sigmoid: _sigmoid,
     softplus: lambda g, out, x: (g * sigmoid(x),),
     relu: lambda g, out, x: (g * sp.Heaviside(x, 0),),
     sum: _sum,
@@ -196,6 +240,8 @@ def rule_for(expr: sp.Basic) -> Rule:
         if cls in RULES:
             return RULES[cls]
     if isinstance(expr, sp.Function):
+        if type(expr) not in PRINTABLE:  # a rule would not help: no code computes it
+            raise NoRuleError(str(cannot_compute(expr, show=False)))
         return _fdiff_rule(expr)
     raise NoRuleError(f"no derivative rule for {type(expr).__name__} (in {sp.sstr(expr)})")
 
@@ -256,7 +302,7 @@ def derivative(expr: sp.Basic, v: sp.Symbol, memo: dict | None = None) -> sp.Exp
 
     >>> x = sp.Symbol("x", real=True)
     >>> derivative(sigmoid(x**2), x)
-    2*x*(1 - sigmoid(x**2))*sigmoid(x**2)
+    2*x*sigmoid(x**2)*(1 - sigmoid(x**2))
     >>> derivative(relu(x), x)
     Heaviside(x, 0)
     """

@@ -47,7 +47,7 @@ def test_text_lists_chain_factors_and_assembled_gradient(seed):
         "    ∂L2/∂σ = k2",
         "    ∂σ/∂L1 = σ·(1 − σ)",
         "    ∂L1/∂k1 = x",
-        "  = 2·k2·x·σ·(1 − σ)·(L2 − y)/N",
+        "  = 2·k2·x·σ·(L2 − y)·(1 − σ)/N",
     ]
     assert text.splitlines()[:4] == [
         "L1 = b1 + k1·x",

@@ -73,32 +73,31 @@ def test_gradients_are_warning_free(name, strict_warnings):
         assert float(g["x"]) == pytest.approx(dref(v), rel=1e-2, abs=1e-300)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            "sigmoid",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="σ' = σ·(1 − σ) loses ~3 digits near x = 30 (1 − σ cancels); the issue "
-                "asks full precision of the values, not of the derivatives",
-            ),
-        ),
-        "softplus",
-        "log_sigmoid",
-    ],
-)
+@pytest.mark.parametrize("name", list(CASES))
 def test_gradients_are_accurate_to_full_precision(name, strict_warnings):
     """The derivatives, too, are exact to a few ulps over the whole range.
 
     σ'(x) = σ·(1 − σ) computed literally loses all but three digits at x = 30, where σ rounds
-    to 1 - 9.4e-14 and 1 − σ cancels; σ(x)·σ(−x) does not.
+    to 1 - 9.4e-14 and 1 − σ cancels, and gives 0 for x ≥ 37; σ(x)·σ(−x) = σ(x)/(1 + exp(x))
+    does not.
     """
     expr, _, dref = CASES[name]
     model = symgrad.compile(symgrad.sum(expr))
     grads = model.grad(x=np.array(POINTS + EXTRA[:-1]))["x"]
     for v, g in zip(POINTS + EXTRA[:-1], grads, strict=True):
         _assert_ulps(g, dref(v), f"d{name}({v})")
+
+
+def test_sigmoid_derivative_is_exact_where_sigmoid_rounds_near_one(strict_warnings):
+    """A dense sweep over the region where σ rounds to 1 − tiny (and σ·(1 − σ) would lose
+    digits, then give 0 from x ≈ 37 on), and its mirror image, through the chain rule too."""
+    points = np.concatenate([np.linspace(10.0, 60.0, 101), -np.linspace(10.0, 60.0, 101)])
+    model = symgrad.compile(symgrad.sum(sigmoid(x)))
+    for v, g in zip(points, model.grad(x=points)["x"], strict=True):
+        _assert_ulps(g, REF_DSIGMOID(v), f"dsigmoid({v})")
+    chained = symgrad.compile(symgrad.sum(sigmoid(2 * x)), wrt=[x])
+    for v, g in zip(points, chained.grad(x=points / 2)["x"], strict=True):
+        _assert_ulps(g, 2 * REF_DSIGMOID(v), f"d/dx sigmoid(2x) at x = {v / 2}")
 
 
 def test_log_sigmoid_never_takes_log_of_zero(strict_warnings):

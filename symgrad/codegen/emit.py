@@ -43,18 +43,28 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from .. import __version__
 from ..construct import PLAIN, contains, new, rebuild, substitute
+from ..errors import ModelError
 from ..frontend import NodeEquations, larger_than
 from ..functions import matmul
 from ..functions import sum as reduce_sum
 from ..graph import ADJOINT, INLINE_LIMIT, PARAMETER, TEMP, Graph, Node, NodeSymbol
 from ..ops import sum_to
 from . import fastprint
-from .printer import ELEMENTWISE, HELPERS, Printer, _matmul_text
+from .printer import (
+    ELEMENTWISE,
+    HELPERS,
+    PRINTABLE,
+    SUPPORTED,
+    Printer,
+    _matmul_text,
+    cannot_compute,
+)
 
 INDENT = "    "
 MAX_HEADER_SIZE = 300  # equations larger than this (as a tree) are not spelled out in the header
@@ -119,14 +129,66 @@ def emit(graph: Graph, comments: bool = True) -> str:
 
 
 def check_printable(graph: Graph) -> None:
-    """Raise ModelError now, at compile time, for an operation NumPy code cannot be made of
-    (the code itself is generated at the first call, for the shapes it brings)."""
-    printer = Printer()
-    seen: set[type] = set()
+    """Raise ModelError now, at compile time, for anything NumPy code cannot be made of (the
+    code itself is generated at the first call, for the shapes it brings): a function the
+    printer does not know (erf, gamma, an undefined g(x)), named with what is supported, and a
+    value that is undefined or infinite (zoo, nan; oo in a derivative), which no rule may
+    leave in a gradient."""
     for node in graph.nodes:
-        if node.expr is not None and type(node.expr) not in seen:
-            seen.add(type(node.expr))
-            printer.doprint(node.expr)
+        if node.expr is None:
+            continue
+        stack, conditions = [node.expr], []  # conditions: what is inside a comparison
+        while stack or conditions:
+            in_condition = not stack
+            e = conditions.pop() if in_condition else stack.pop()
+            cls = type(e)
+            if cls is NodeSymbol or cls in _FINITE:
+                continue
+            if cls in _OPERATIONS:  # the common case, answered first
+                (conditions if in_condition else stack).extend(e._args)
+                continue
+            if e.is_Number or e.is_NumberSymbol:
+                if not e.is_extended_real:
+                    raise ModelError(
+                        f"{_where(graph, node)}symgrad computes with real numbers, not {e}"
+                    )
+                if e.is_finite is False and not (in_condition or node.role != ADJOINT):
+                    raise _not_finite(graph, node, e)
+            elif e.is_Symbol or isinstance(e, sp.Tuple | sp.logic.boolalg.BooleanAtom):
+                pass
+            elif isinstance(e, sp.Piecewise) or cls is ExprCondPair:
+                stack.extend(e._args)
+            elif isinstance(e, sp.Rel | sp.logic.boolalg.BooleanFunction):
+                conditions.extend(e._args)
+            elif isinstance(e, sp.Function | sp.Max | sp.Min):
+                raise cannot_compute(e, _where(graph, node))
+            else:
+                raise ModelError(
+                    f"{_where(graph, node)}symgrad cannot compute {sp.sstr(e)} "
+                    f"({cls.__name__}); the functions it computes are {SUPPORTED}"
+                )
+
+
+#: Classes check_printable passes without a look: numbers that are finite, and operations
+#: whose code is known (their operands are looked at).
+_FINITE = frozenset({sp.Integer, sp.Rational, sp.Float, type(sp.S.One), type(sp.S.Zero),
+                     type(sp.S.NegativeOne), type(sp.S.Half), type(sp.pi), type(sp.E)})
+_OPERATIONS = frozenset({sp.Add, sp.Mul, sp.Pow, *PRINTABLE})
+
+
+def _where(graph: Graph, node: Node) -> str:
+    """``"in the derivative of f: "`` or ``"f: "``: where a refused expression is."""
+    if node.role == ADJOINT and node.of is not None:
+        return f"{graph[node.of].label}: in its derivative, "
+    return f"{node.equation or node.label}: "
+
+
+def _not_finite(graph: Graph, node: Node, e: sp.Basic) -> ModelError:
+    what = "derivative" if node.role == ADJOINT else "value"
+    return ModelError(
+        f"{_where(graph, node)}a {what} is {e} (undefined or infinite) for every input; "
+        "symgrad cannot compute it: rewrite the expression, e.g. with Piecewise"
+    )
 
 
 def _conversions(graph: Graph) -> list[str]:

@@ -18,11 +18,13 @@ functions in their numerically stable forms. How each function is computed is on
 from __future__ import annotations
 
 import sympy as sp
+from sympy.codegen.cfunctions import exp2, expm1, log1p, log2, log10
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
 from ..errors import ModelError
 from ..functions import (
+    FUNCTIONS,
     log_softmax,
     logsumexp,
     matmul,
@@ -35,12 +37,23 @@ from ..functions import (
     softplus,
     sum,
 )
-from ..ops import matmul_vjp, max_vjp, size, sum_to
+from ..ops import (
+    broadcast_like,
+    expand_dims,
+    full_like,
+    matmul_vjp,
+    max_vjp,
+    sigmoid_complement,
+    sinc_derivative,
+    size,
+    sum_to,
+)
 from . import fastprint
 
 #: Function class -> a template for its NumPy code, with {0}, {1}, ... for its arguments.
 CALLS: dict[type, str] = {
     sigmoid: "_sigmoid({0})",
+    sigmoid_complement: "_sigmoid_complement({1})",  # 1 - s for s = sigmoid(x), from x
     softplus: "np.logaddexp(0, {0})",
     relu: "np.maximum({0}, 0)",
     size: "np.size({0})",
@@ -49,6 +62,7 @@ CALLS: dict[type, str] = {
     softmax: "_softmax({0}, {1})",
     log_softmax: "_log_softmax({0}, {1})",
     sum_to: "_sum_to({0}, {1})",
+    sinc_derivative: "_sinc_derivative({0})",
     ones_like: "np.ones_like({0})",
     sp.Abs: "np.abs({0})",
     sp.sign: "np.sign({0})",
@@ -63,12 +77,25 @@ CALLS: dict[type, str] = {
     sp.asin: "np.arcsin({0})",
     sp.acos: "np.arccos({0})",
     sp.atan: "np.arctan({0})",
+    sp.asinh: "np.arcsinh({0})",
+    sp.acosh: "np.arccosh({0})",
+    sp.atanh: "np.arctanh({0})",
+    sp.atan2: "np.arctan2({0}, {1})",
+    sp.erf: "_erf({0})",
+    sp.erfc: "_erfc({0})",
+    sp.floor: "np.floor({0})",
+    sp.ceiling: "np.ceil({0})",
+    log1p: "np.log1p({0})",
+    expm1: "np.expm1({0})",
+    log2: "np.log2({0})",
+    log10: "np.log10({0})",
+    exp2: "np.exp2({0})",
 }
 
 #: The elementwise calls the fast path prints (fastprint.py), exactly as the full printer does.
 ELEMENTWISE = (sigmoid, softplus, relu, sp.Abs, sp.sign, sp.exp, sp.log, sp.sin, sp.cos, sp.tan,
                sp.sinh, sp.cosh, sp.tanh, sp.asin, sp.acos, sp.atan)
-FAST_CALLS: dict[type, str] = {cls: CALLS[cls] for cls in ELEMENTWISE}
+FAST_CALLS: dict[type, str] = {cls: CALLS[cls] for cls in (*ELEMENTWISE, sigmoid_complement)}
 
 #: Reductions: class -> a NumPy method (``.sum``: ``x.sum()``, a few µs faster than
 #: ``np.sum(x)`` on small arrays) or a helper function, with ``axis=`` and ``keepdims=`` as
@@ -80,6 +107,37 @@ REDUCTIONS: dict[type, str] = {
     logsumexp: "_logsumexp",
 }
 
+#: Functions printed by a method of Printer below (not by a template).
+OWN_METHODS: tuple[type, ...] = (
+    sp.Max, sp.Min, sp.Heaviside, sp.sinc, broadcast_like, full_like, expand_dims,
+    *FUNCTIONS,
+)
+
+#: Every function class the generated code can compute: anything else is refused at compile
+#: time (``check_printable``), never written as a call that fails when it runs.
+PRINTABLE: frozenset[type] = frozenset({*CALLS, *REDUCTIONS, *OWN_METHODS})
+
+#: What a user may write, as the refusal of anything else lists it.
+SUPPORTED = (
+    "+ - * / **, exp, log, sqrt, sin, cos, tan, sinh, cosh, tanh, asin, acos, atan, asinh, "
+    "acosh, atanh, atan2, erf, erfc, Abs, sign, floor, ceiling, Max, Min, Heaviside, sinc, "
+    "Piecewise, "
+    "and symgrad's "
+    + ", ".join(f.__name__ for f in FUNCTIONS)
+)
+
+
+def cannot_compute(expr: sp.Basic, where: str = "", show: bool = True) -> ModelError:
+    """The error for a function the generated code cannot compute, naming it (and, if
+    ``show``, the expression it is in)."""
+    name = type(expr).__name__
+    shown = f" (in {sp.sstr(expr)})" if show else ""
+    return ModelError(
+        f"{where}symgrad cannot compute {name}{shown}: NumPy code for it is not known; the "
+        f"functions symgrad computes are {SUPPORTED}"
+    )
+
+
 #: Helper functions the generated module defines when it uses them, keyed by name.
 HELPERS: dict[str, str] = {
     "_sigmoid": '''\
@@ -87,6 +145,15 @@ def _sigmoid(x):
     """1/(1 + exp(-x)): where exp(-x) overflows to inf (x < -709) the result is the right 0."""
     with np.errstate(over="ignore", under="ignore"):
         return 1 / (1 + np.exp(-x))
+''',
+    "_sigmoid_complement": '''\
+def _sigmoid_complement(x):
+    """1 - sigmoid(x) = 1/(1 + exp(x)), exact where sigmoid(x) rounds near 1 and 1 - sigmoid(x)
+    would cancel; where exp(x) overflows (x > 709) the result is the right 0."""
+    with np.errstate(over="ignore"):
+        e = np.exp(x)
+    e += 1
+    return np.reciprocal(e, out=e) if isinstance(e, np.ndarray) else 1 / e
 ''',
     "_logsumexp": '''\
 def _logsumexp(x, axis=None, keepdims=False):
@@ -135,6 +202,34 @@ def _max_grad(g, x, out, axis, keepdims):
     hit = x == out
     return hit * (g / np.sum(hit, axis=axis, keepdims=True))
 ''',
+    "_sinc_derivative": '''\
+def _sinc_derivative(x):
+    """d/dx sin(x)/x = (cos(x) - sin(x)/x)/x, by its Taylor series where |x| < 1/2 (there the
+    formula cancels, and is 0/0 at 0); each branch is computed where it is taken only."""
+    near = np.abs(x) < 0.5
+    s = np.where(near, x, 0.0)
+    far = np.where(near, 1.0, x)
+    t = s * s
+    series = s * (-1/3 + t*(1/30 + t*(-1/840 + t*(1/45360 + t*(-1/3991680 + t*(
+        1/518918400 - t/93405312000))))))
+    return np.where(near, series, (np.cos(far) - np.sin(far)/far)/far)
+''',
+    "_erf": '''\
+def _erf(x):
+    """erf(x), element by element: NumPy has none; Python's math.erf is exact to the last digit
+    (it costs about 0.1 µs an element, a NumPy function a few ns)."""
+    import math
+
+    return np.vectorize(math.erf, otypes=[float])(x)[()]  # [()]: a scalar for a scalar
+''',
+    "_erfc": '''\
+def _erfc(x):
+    """erfc(x) = 1 - erf(x), element by element, exact where 1 - erf(x) would cancel (x > 3):
+    Python's math.erfc, as _erf."""
+    import math
+
+    return np.vectorize(math.erfc, otypes=[float])(x)[()]
+''',
     "_sum_to": '''\
 def _sum_to(g, like):
     """Sum the gradient g over the axes along which `like` was broadcast."""
@@ -173,6 +268,7 @@ class Printer(NumPyPrinter):
     def __init__(self, settings=None):
         # order="none": terms as SymPy keeps them (canonical already), not sorted again
         super().__init__({"fully_qualified_modules": False, "order": "none", **(settings or {})})
+        self.printmethod = type(self).printmethod  # not SymPy's _numpycode (lambdify's)
         self.helpers: set[str] = set()  # names of HELPERS the printed code calls
 
     def _module_format(self, fqn, register=True):
@@ -200,10 +296,7 @@ class Printer(NumPyPrinter):
             if cls in CALLS:
                 self._use(cls)
                 return CALLS[cls].format(*(self._print(a) for a in expr.args))
-        raise ModelError(
-            f"cannot generate NumPy code for {type(expr).__name__} (in {sp.sstr(expr)}); "
-            "add it to CALLS in symgrad/codegen/printer.py"
-        )
+        raise cannot_compute(expr)
 
     _print_Abs = _print_sign = _print_call
 
@@ -360,3 +453,33 @@ class Printer(NumPyPrinter):
 
     def _print_BooleanFalse(self, expr):
         return "False"
+
+    def _print_sinc(self, expr):
+        return f"np.sinc({self._print(expr.args[0] / sp.pi)})"  # NumPy's sinc is sin(πx)/(πx)
+
+    def _print_not_finite(self, expr):
+        raise ModelError(
+            f"{sp.sstr(expr)} in a computation: an expression (or its derivative) is undefined "
+            "or infinite here"
+        )
+
+    _print_ComplexInfinity = _print_NaN = _print_not_finite
+
+
+def _sympy_function_printers() -> list[str]:
+    """The print methods SymPy's printers have for functions by name (``_print_erf``, writing
+    ``math.erf``, which NumPy code cannot call), that Printer itself does not define."""
+    names = []
+    for attr in dir(NumPyPrinter):
+        name = attr[len("_print_"):]
+        if not attr.startswith("_print_") or attr in Printer.__dict__:
+            continue
+        cls = getattr(sp, name, None)
+        if name in NumPyPrinter._kf or (isinstance(cls, type) and issubclass(cls, sp.Function)):
+            names.append(attr)
+    return names
+
+
+# every function goes through CALLS (or is refused, naming it), never SymPy's own by-name table
+for _attr in _sympy_function_printers():
+    setattr(Printer, _attr, Printer._print_Function)

@@ -23,7 +23,6 @@ def value_and_grad(*, b1, b2, k1, k2, x, y):
     # forward, in topological order; del frees an array after its last use
     L1 = b1 + k1*x
     σ = _sigmoid(L1)
-    del L1
     L2 = b2 + k2*σ
     t3 = L2 - y
     del L2
@@ -37,8 +36,8 @@ def value_and_grad(*, b1, b2, k1, k2, x, y):
     db2 = _sum_to(dL2, b2)  # ∂L2/∂b2 = 1, summed over the broadcast axes
     dσ = dL2*k2  # ∂L2/∂σ = k2
     del dL2
-    dL1 = dσ*σ*(1 - σ)  # ∂σ/∂L1 = σ*(1 - σ)
-    del σ, dσ
+    dL1 = dσ*σ*_sigmoid_complement(L1)  # ∂σ/∂L1 = σ*(1 - σ)
+    del L1, σ, dσ
     dk1 = _sum_to(dL1*x, k1)  # ∂L1/∂k1 = x, summed over the broadcast axes
     db1 = _sum_to(dL1, b1)  # ∂L1/∂b1 = 1, summed over the broadcast axes
     del dL1
@@ -49,6 +48,15 @@ def _sigmoid(x):
     """1/(1 + exp(-x)): where exp(-x) overflows to inf (x < -709) the result is the right 0."""
     with np.errstate(over="ignore", under="ignore"):
         return 1 / (1 + np.exp(-x))
+
+
+def _sigmoid_complement(x):
+    """1 - sigmoid(x) = 1/(1 + exp(x)), exact where sigmoid(x) rounds near 1 and 1 - sigmoid(x)
+    would cancel; where exp(x) overflows (x > 709) the result is the right 0."""
+    with np.errstate(over="ignore"):
+        e = np.exp(x)
+    e += 1
+    return np.reciprocal(e, out=e) if isinstance(e, np.ndarray) else 1 / e
 
 
 def _sum_to(g, like):
