@@ -512,6 +512,9 @@ def _log_sigmoid(e: sp.log, rhs_of: Mapping) -> sp.Expr | None:
 
 REWRITES = {
     sp.log: _log_sigmoid,
+    # every value is real: SymPy writes |exp(u)| as exp(re(u)) for a symbol not declared real
+    sp.re: lambda e, rhs_of: e.args[0],
+    sp.conjugate: lambda e, rhs_of: e.args[0],
 }
 
 
@@ -550,7 +553,7 @@ class _Builder:
         self.symbol_of[lhs] = symbol
         rhs = self._rewrite(rhs)
         if isinstance(rhs, sp.Piecewise) and rhs not in self.memo:
-            expr = self.substitute(rhs)
+            expr = self.substitute(self._hoist(rhs))
             self.memo[rhs] = symbol
         elif rhs in self.memo or not _operands(rhs):
             expr = self._visit(rhs)  # an alias, a constant, or a shared sub-expression
@@ -581,7 +584,7 @@ class _Builder:
                     stack.append(new)
                 continue
             if isinstance(e, sp.Piecewise):
-                self.memo[e] = self._temp(self.substitute(e))
+                self.memo[e] = self._temp(self.substitute(self._hoist(e)))
             elif not _operands(e):
                 self.memo[e] = self._atom(e)
             else:
@@ -649,6 +652,22 @@ class _Builder:
                 raise ModelError(f"{self.equation}: symgrad computes with real numbers, not {e}")
             return e
         raise ModelError(f"{self.equation}: cannot compute {e} ({type(e).__name__})")
+
+    def _hoist(self, piecewise: sp.Piecewise) -> sp.Piecewise:
+        """``piecewise`` with each operation inside it that is not elementwise (a reduction,
+        matmul, softmax, transpose) made a node of its own: the Piecewise then chooses, element
+        by element, among node values, and its derivative rule reads operands of the shapes it
+        broadcasts (np.where computes every branch whole anyway)."""
+        stack = list(piecewise.args)
+        while stack:
+            e = stack.pop()
+            if e in self.renamed or _is_symbol(e):
+                continue
+            if not getattr(type(e), "elementwise", True) or isinstance(e, sp.MatrixExpr):
+                self.renamed[e] = self._visit(e)  # (substitute reads it from there)
+            else:
+                stack.extend(_operands(e))
+        return piecewise
 
     def substitute(self, e: sp.Basic) -> sp.Basic:
         """``e`` over node symbols, not decomposed (Piecewise branches are computed as a whole)."""

@@ -266,6 +266,9 @@ class _Reduction(sp.Function):
             text += ", keepdims=True"
         return text + ")"
 
+    def _eval_is_commutative(self):
+        return self.args[0].is_commutative  # (its option arguments, axes and flags, are not)
+
     def _eval_is_real(self):
         return self.args[0].is_real
 
@@ -339,6 +342,9 @@ class _AlongAxis(sp.Function):
 
     def _sympystr(self, printer):
         return f"{type(self).__name__}({printer._print(self.args[0])}, axis={self.axis})"
+
+    def _eval_is_commutative(self):
+        return self.args[0].is_commutative  # (its option arguments, axes and flags, are not)
 
     def _eval_is_real(self):
         return self.args[0].is_real
@@ -418,6 +424,9 @@ class transpose(sp.Function):
     def _sympystr(self, printer):
         extra = f", axes={self.axes}" if self.axes is not None else ""
         return f"transpose({printer._print(self.args[0])}{extra})"
+
+    def _eval_is_commutative(self):
+        return self.args[0].is_commutative  # (its option arguments, axes and flags, are not)
 
     def _eval_is_real(self):
         return self.args[0].is_real

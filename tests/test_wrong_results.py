@@ -150,3 +150,50 @@ def test_an_output_that_is_not_a_scalar_evaluates(make, reference, tmp_path):
         np.testing.assert_allclose(value, reference(point), rtol=1e-12)
     with pytest.raises(symgrad.SymgradError, match="not a scalar"):
         model.value_and_grad(**point)
+
+
+# -- found by the gradient fuzz: Piecewise around operations that are not elementwise --------
+
+
+def test_a_piecewise_over_reductions_evaluates_and_differentiates():
+    g, kk = sp.symbols("g kk")
+    rng = np.random.default_rng(4)
+    point = {"X": rng.normal(size=(3, 4)), "g": rng.normal(size=(4, 3)), "kk": rng.normal(size=3)}
+    e = symgrad.sum(sp.Piecewise((symgrad.mean(X, axis=1), symgrad.sum(g, axis=0) > 0.5),
+                                 (kk, True)))
+    model = symgrad.compile(e)
+    p = point
+    expected = np.sum(np.where(p["g"].sum(axis=0) > 0.5, p["X"].mean(axis=1), p["kk"]))
+    np.testing.assert_allclose(model(**point), expected, rtol=1e-12)
+    check_gradients(model, point)
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [lambda: symgrad.logsumexp(X, axis=1), lambda: symgrad.max(X, axis=1),
+     lambda: symgrad.sum(symgrad.softmax(X, axis=1) * X, axis=1),
+     lambda: symgrad.matmul(X, w)],
+)
+def test_a_piecewise_branch_may_hold_a_reduction_softmax_or_matmul(inner):
+    h = sp.Symbol("h")
+    rng = np.random.default_rng(5)
+    point = {"X": rng.normal(size=(2, 3)), "h": np.array([0.7, -0.4]), "w": rng.normal(size=3)}
+    model = symgrad.compile(symgrad.sum(sp.Piecewise((inner(), h > 0), (h**2, True))))
+    point = {n: point[n] for n in model.inputs}
+    check_gradients(model, point)
+
+
+def test_a_full_reduction_inside_a_piecewise_under_max_gets_the_input_shape():
+    m = symgrad.compile(symgrad.max(sp.Piecewise((symgrad.sum(a, axis=0), t >= -0.3), (t, True))),
+                        wrt=[a])
+    point = {"a": np.array([[1.5, 1.3, 0.5], [-1.1, 0.6, 0.9], [-0.4, 1.0, -1.1]]),
+             "t": np.array([1.3])}
+    np.testing.assert_allclose(m.grad(**point)["a"], [[0, 1, 0]] * 3)
+
+
+def test_sympy_min_and_max_accept_symgrad_reductions():
+    e = sp.Min(a, a - symgrad.max(t, axis=0))
+    model = symgrad.compile(symgrad.sum(e))
+    point = {"a": np.array([0.5, -1.0]), "t": np.array([[0.3, -2.0], [1.0, 0.1]])}
+    expected = np.sum(np.minimum(point["a"], point["a"] - point["t"].max(axis=0)))
+    np.testing.assert_allclose(model(**point), expected)
