@@ -99,11 +99,31 @@ class matmul_vjp(sp.Function):
 
 
 class max_vjp(sp.Function):
-    """The cotangent of ``x`` in ``out = max(x, axis)``: ``g`` shared by the maxima that tie."""
+    """The cotangent of ``x`` in ``out = max(x, axis)``: ``g`` shared by the maxima that tie.
+
+    Written as a teacher does, with Iverson brackets: 1 where x is the maximum, over the
+    number of elements that tie for it.
+
+    >>> g, x, out = sp.symbols("g x out")
+    >>> max_vjp(g, x, out, sp.Tuple(), sp.false)
+    g*[x = out]/Σ[x = out]
+    """
 
     elementwise = False
 
     nargs = 5
+
+    def _sympystr(self, printer):
+        g, x, out = self.args[:3]
+        hit = f"[{printer._print(x)} = {printer._print(out)}]"
+        share = f"{hit}/Σ{hit}"
+        return share if g == 1 else f"{printer.parenthesize(g, 50)}*{share}"
+
+    def _latex(self, printer):
+        g, x, out = self.args[:3]
+        hit = rf"[{printer._print(x)} = {printer._print(out)}]"
+        share = rf"\frac{{{hit}}}{{\sum {hit}}}"
+        return share if g == 1 else f"{printer.parenthesize(g, 50)} {share}"
 
 
 class sinc_derivative(sp.Function):

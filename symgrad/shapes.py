@@ -61,6 +61,10 @@ def _normal_axes(axes, ndim: int) -> tuple[int, ...]:
         if not -ndim <= a < ndim:
             raise ShapeError(f"axis {a} is out of range for an array of {ndim} dimensions")
         out.append(a % ndim)
+    if len(set(out)) < len(out):
+        raise ShapeError(
+            f"axes {tuple(axes)} name the same axis twice for an array of {ndim} dimensions"
+        )
     return tuple(out)
 
 

@@ -268,3 +268,10 @@ def test_star_import_does_not_shadow_builtins():
     for name in ("compile", "sum", "max", "min", "abs", "pow"):
         assert name not in namespace, name
     assert "SymgradError" in namespace and "SymgradWarning" in namespace
+
+
+@pytest.mark.parametrize("axis", [(0, -2), (1, -1), (-1, 1)])
+def test_axes_that_name_one_axis_twice_are_an_error_at_the_call(axis):
+    model = symgrad.compile(symgrad.sum(x, axis=axis))
+    with pytest.raises(symgrad.SymgradError, match="the same axis twice"):
+        model(x=np.ones((2, 3)))
