@@ -17,7 +17,7 @@ Competitors, each from the same initial weights (Xavier-normal from one seeded g
 on the same data:
 
 * symgrad fit      — ``symgrad.fit(model, start, data, SGD(lr), steps=N)``, the user's way
-  (it also records every loss, checks it is finite and keeps the last finite parameters);
+  (it also records every loss, checks it is finite and keeps the best parameters);
 * symgrad loop     — ``value, grads = model.value_and_grad(...)`` and ``p -= lr*g``;
 * NumPy (hand)     — the same forward and backward written by hand, updated in place;
 * PyTorch eager    — ``torch.nn.Sequential(Linear, Sigmoid, Linear)``, ``torch.optim.SGD``,
