@@ -514,6 +514,7 @@ REWRITES = {
     sp.log: _log_sigmoid,
     # every value is real: SymPy writes |exp(u)| as exp(re(u)) for a symbol not declared real
     sp.re: lambda e, rhs_of: e.args[0],
+    sp.im: lambda e, rhs_of: sp.S.Zero,
     sp.conjugate: lambda e, rhs_of: e.args[0],
 }
 
@@ -565,7 +566,10 @@ class _Builder:
 
     def _rewrite(self, expr: sp.Basic) -> sp.Basic:
         rewrite = REWRITES.get(type(expr))
-        return (rewrite(expr, self.rhs_of) or expr) if rewrite else expr
+        if rewrite is None:
+            return expr
+        new = rewrite(expr, self.rhs_of)
+        return expr if new is None else new
 
     def _visit(self, expr: sp.Basic) -> sp.Basic:
         """The node symbol (or number) standing for ``expr``, creating nodes as needed."""

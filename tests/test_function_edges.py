@@ -252,7 +252,7 @@ UNSUPPORTED = {
     "sec": sp.sec(x),
     "LambertW": sp.LambertW(x),
     "Mod": sp.Mod(x, 2),
-    "im": sp.im(x),
+    "arg": sp.arg(x),
 }
 
 

@@ -197,3 +197,30 @@ def test_sympy_min_and_max_accept_symgrad_reductions():
     point = {"a": np.array([0.5, -1.0]), "t": np.array([[0.3, -2.0], [1.0, 0.1]])}
     expected = np.sum(np.minimum(point["a"], point["a"] - point["t"].max(axis=0)))
     np.testing.assert_allclose(model(**point), expected)
+
+
+def test_a_quotient_as_the_right_operand_of_matmul():
+    rng = np.random.default_rng(6)
+    point = {"A": rng.normal(size=(2, 3)), "B": rng.normal(size=(3, 4)) + 3,
+             "C": rng.normal(size=(2, 4))}
+    model = symgrad.compile(symgrad.sum(C * symgrad.matmul(A, 1 / B)), wrt=[C])
+    np.testing.assert_allclose(model.grad(**point)["C"], point["A"] @ (1 / point["B"]))
+    check_gradients(model, point)
+
+
+def test_a_factor_and_its_inverse_keep_the_broadcast_they_carry():
+    """(g/t)*t is g only where t does not set the shape: here it spreads a (1,) mean to (3,)."""
+    model = symgrad.compile(symgrad.mean(symgrad.mean(sp.log(sp.exp(a)), keepdims=True)),
+                            wrt=[a])
+    point = {"a": np.array([1.0, 3.0, 2.0])}
+    np.testing.assert_allclose(model.grad(**point)["a"], np.full(3, 1 / 3))
+    check_gradients(model, point)
+
+
+def test_abs_of_a_function_of_a_symbol_not_declared_real():
+    """SymPy writes |exp(tanh(c))| with re(c) and im(c) when c may be complex; inputs are real."""
+    c = sp.Symbol("c")
+    e = sp.Abs(sp.exp(sp.tanh(c)))
+    assert e.has(sp.im)
+    grad = symgrad.compile(e).grad(c=0.3)["c"]
+    assert grad == pytest.approx(np.exp(np.tanh(0.3)) * (1 - np.tanh(0.3) ** 2), rel=1e-14)

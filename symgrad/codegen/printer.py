@@ -22,6 +22,7 @@ from sympy.codegen.cfunctions import exp2, expm1, log1p, log2, log10
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
+from ..construct import new
 from ..errors import ModelError
 from ..functions import (
     FUNCTIONS,
@@ -251,8 +252,16 @@ def _matmul_text(printer, expr) -> str:
     binds like ``*`` and ``/``, from the left (``(w*A) @ v``, ``A @ (w*v)``, ``A @ B @ C``)."""
     a, b = expr.args
     mul = PRECEDENCE["Mul"]  # (SymPy's strict=False: parenthesized at Mul's precedence too)
-    left = printer._print(a) if isinstance(a, matmul) else printer.parenthesize(a, mul)
-    return f"{left} @ {printer.parenthesize(b, mul)}"
+    left = printer._print(a) if isinstance(a, matmul) else _operand(printer, a, mul)
+    return f"{left} @ {_operand(printer, b, mul)}"
+
+
+def _operand(printer, e, level: int) -> str:
+    """``e`` as an operand at ``level``; a power with a negative exponent is printed as a
+    quotient (``1/U``), which binds as a product does, not as a power."""
+    if isinstance(e, sp.Pow) and e.exp.is_number and e.exp.is_negative:
+        return f"({printer._print(e)})"
+    return printer.parenthesize(e, level)
 
 
 def _is_size_factor(e: sp.Basic) -> bool:
@@ -321,7 +330,8 @@ class Printer(NumPyPrinter):
         others = [a for a in expr.args if not _is_size_factor(a) and not a.is_Number]
         if sizes and others:
             scalar = sp.Mul(*(a for a in expr.args if a.is_Number), *sizes)
-            rest = sp.Mul(*others)
+            # (kept as given: SymPy's evaluation would cancel t/t, and with it t's shape)
+            rest = others[0] if len(others) == 1 else new(sp.Mul, *others)
             return f"({self._print(scalar)})*{self.parenthesize(rest, PRECEDENCE['Mul'])}"
         c, rest = expr.as_coeff_Mul()
         if not (c.is_Rational and not c.is_Integer) or rest == 1:
