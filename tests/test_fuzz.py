@@ -1,0 +1,132 @@
+"""The gradient fuzz: thousands of random models, each through every code path, against NumPy.
+
+Scalar models (every function of README's "Functions", Piecewise, Max/Min; against sympy.diff and
+finite differences), tensor models (reductions along each axis with and without keepdims,
+softmax, log_softmax, cross-entropies, matmul, transpose, parameters of every broadcastable
+shape) and matmul models (every binary operator mixed with matmul and transpose). Each model's
+value is checked against NumPy evaluating the same formula, and its gradient, which must have
+its input's shape, against central finite differences, through the call, ``source_for``
+executed, and ``save`` imported. The seed is fixed; ``--fuzz-models N`` (or the environment
+variable SYMGRAD_FUZZ_MODELS) sets how many models run, SYMGRAD_FUZZ_SEED another seed. A
+failure prints each failing model as Python to paste into a regression test.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from fuzz_models import (
+    OPERATORS,
+    SCALAR_FUNCTIONS,
+    TENSOR_FUNCTIONS,
+    Choices,
+    DrawnChoices,
+    M,
+    N,
+    check,
+    draw_point,
+    make_models,
+    reduction_model,
+)
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+#: How the models divide between the kinds (the scalar ones are the slowest: sympy.diff).
+SHARES = {"scalar": 0.35, "tensor": 0.4, "matmul": 0.25}
+SEEDS = {"scalar": 1, "tensor": 2, "matmul": 3}
+SHOWN = 5  # failing models printed in full; the rest one line each
+
+
+@pytest.fixture(scope="module")
+def fuzz(fuzz_models: int, fuzz_seed: int):
+    """kind -> its random models, each with a point away from kinks and inside every domain."""
+    counts = {kind: max(1, round(fuzz_models * share)) for kind, share in SHARES.items()}
+    counts["matmul"] = max(1, fuzz_models - counts["scalar"] - counts["tensor"])
+    return {kind: make_models(kind, count, fuzz_seed * 1000 + SEEDS[kind])
+            for kind, count in counts.items()}
+
+
+def _run(models, tmp_path, use_sympy=False):
+    failing = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NumPy's and symgrad's warnings are not the subject here
+        for model in models:
+            failures = check(model, tmp_path, use_sympy=use_sympy)
+            if failures:
+                failing.append(failures)
+    if failing:
+        shown = "\n".join(str(f[0]) for f in failing[:SHOWN])
+        lines = "\n".join(f"  {f.path}: {f.problem}  <- {f.model.formula}"
+                          for failures in failing[SHOWN:] for f in failures[:1])
+        pytest.fail(
+            f"{len(failing)} of {len(models)} {models[0].kind} models fail.\n\n{shown}\n"
+            + (f"The other failing models:\n{lines}" if lines else ""),
+            pytrace=False,
+        )
+
+
+def test_fuzz_scalar_models(fuzz, tmp_path):
+    """Every scalar function, Piecewise and Max/Min, against sympy.diff and finite differences."""
+    _run(fuzz["scalar"], tmp_path, use_sympy=True)
+    checked = sum(getattr(m, "sympy_checked", False) for m in fuzz["scalar"])
+    assert checked >= 0.8 * len(fuzz["scalar"]), f"sympy.diff checked only {checked} models"
+
+
+def test_fuzz_tensor_models(fuzz, tmp_path):
+    """Reductions along axes, softmax, cross-entropies and broadcast parameters."""
+    _run(fuzz["tensor"], tmp_path)
+
+
+def test_fuzz_matmul_models(fuzz, tmp_path):
+    """Every binary operator mixed with matmul and transpose: the value NumPy gives for the same
+    formula, through the call, source_for and save (an operand of ``*``, ``/``, ``**`` that is a
+    matmul must keep its parentheses in every one)."""
+    _run(fuzz["matmul"], tmp_path)
+
+
+def test_fuzz_covers_everything(fuzz, fuzz_models):
+    """The models use every supported function, operator, reduction form and parameter shape."""
+    models = [m for kind in fuzz.values() for m in kind]
+    assert len(models) >= min(fuzz_models, 2000)
+    used = set().union(*(m.used for m in models))
+    wanted = {*SCALAR_FUNCTIONS, *TENSOR_FUNCTIONS, *OPERATORS, "non-scalar output",
+              "cross-entropy"}
+    wanted |= {f"{r}({form})" for r in ("sum", "mean", "max", "logsumexp")
+               for form in ("axis", "keepdims")}
+    wanted |= {f"shape{s}" for s in [(), (1,), (N,), (M,), (1, M), (N, 1), (N, M)]}
+    assert wanted <= used, sorted(wanted - used)
+    matmul_ops = set().union(*(m.used for m in fuzz["matmul"]))
+    assert {*OPERATORS, "matmul", "transpose"} <= matmul_ops
+
+
+# -- item 1: reductions of elementwise expressions over parameters of every broadcastable shape
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                 HealthCheck.data_too_large])
+@given(data=st.data())
+def test_reductions_of_broadcast_parameters(data, tmp_path_factory):
+    """sum, mean, max, logsumexp (all elements, each axis, keepdims or not) and a softmax
+    cross-entropy of random elementwise expressions mixing data with parameters of shapes (),
+    (1,), (n,), (1, m), (n, 1), (n, m): every gradient has its parameter's shape and equals
+    central finite differences, through every code path."""
+    choices = DrawnChoices(data)
+    model, guards = reduction_model(choices)
+    assume(draw_point(model, guards, choices.rng))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        failures = check(model, tmp_path_factory.mktemp("saved"))
+    assert not failures, "\n".join(map(str, failures))
+
+
+def test_reduction_models_cover_every_form():
+    """The generator of the test above reaches every reduction, axis form and parameter shape."""
+    rng = np.random.default_rng(0)
+    used = set()
+    for _ in range(400):
+        used |= reduction_model(Choices(rng))[0].used
+    assert {"sum", "mean", "max", "logsumexp", "cross-entropy"} <= used
+    assert {f"shape{s}" for s in [(), (1,), (N,), (M,), (1, M), (N, 1), (N, M)]} <= used
