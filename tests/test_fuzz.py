@@ -13,7 +13,9 @@ failure prints each failing model as Python to paste into a regression test.
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -57,14 +59,29 @@ def _run(models, tmp_path, use_sympy=False):
             if failures:
                 failing.append(failures)
     if failing:
+        kinds = Counter(_signature(f[0]) for f in failing)
+        tally = "\n".join(f"  {n} x {sig}" for sig, n in kinds.most_common())
+        # the shortest model of each kind of failure first: the easiest to read
+        firsts = {}
+        for f in sorted(failing, key=lambda f: len(f[0].model.formula)):
+            firsts.setdefault(_signature(f[0]), f)
+        failing = list(firsts.values()) + [f for f in failing if f not in firsts.values()]
         shown = "\n".join(str(f[0]) for f in failing[:SHOWN])
         lines = "\n".join(f"  {f.path}: {f.problem}  <- {f.model.formula}"
                           for failures in failing[SHOWN:] for f in failures[:1])
         pytest.fail(
-            f"{len(failing)} of {len(models)} {models[0].kind} models fail.\n\n{shown}\n"
+            f"{len(failing)} of {len(models)} {models[0].kind} models fail:\n{tally}\n\n{shown}\n"
             + (f"The other failing models:\n{lines}" if lines else ""),
             pytrace=False,
         )
+
+
+def _signature(failure) -> str:
+    """The kind of a failure: where, and what, without the numbers."""
+    problem = re.sub(r"\(at .*", "", failure.problem)
+    problem = re.sub(r"-?\d+(\.\d*)?(e[+-]?\d+)?", "#", problem)
+    problem = re.sub(r"[\[(][\[\]()#, ]*[\])]", "…", problem)
+    return f"{failure.path.split(' ')[0]}: {problem[:110]}"
 
 
 def test_fuzz_scalar_models(fuzz, tmp_path):
