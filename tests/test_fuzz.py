@@ -106,7 +106,9 @@ def test_fuzz_matmul_models(fuzz, tmp_path):
 def test_fuzz_covers_everything(fuzz, fuzz_models):
     """The models use every supported function, operator, reduction form and parameter shape."""
     models = [m for kind in fuzz.values() for m in kind]
-    assert len(models) >= min(fuzz_models, 2000)
+    assert len(models) == fuzz_models
+    if fuzz_models < 2000:
+        pytest.skip("what the models cover is asserted for 2,000 of them or more")
     used = set().union(*(m.used for m in models))
     wanted = {*SCALAR_FUNCTIONS, *TENSOR_FUNCTIONS, *OPERATORS, "non-scalar output",
               "cross-entropy"}
