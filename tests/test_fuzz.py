@@ -26,6 +26,7 @@ from fuzz_models import (
     Choices,
     DrawnChoices,
     M,
+    Model,
     N,
     check,
     draw_point,
@@ -149,3 +150,57 @@ def test_reduction_models_cover_every_form():
         used |= reduction_model(Choices(rng))[0].used
     assert {"sum", "mean", "max", "logsumexp", "cross-entropy"} <= used
     assert {f"shape{s}" for s in [(), (1,), (N,), (M,), (1, M), (N, 1), (N, M)]} <= used
+
+
+# -- the issue's examples and the fuzz's findings, minimised, through the same checks ----------
+
+_rng = np.random.default_rng(14)
+_A3, _B3, _C32 = (_rng.normal(size=s) for s in [(3, 3), (3, 3), (3, 2)])
+_X53, _w3, _y5 = (_rng.normal(size=s) for s in [(5, 3), (3,), (5,)])
+EXAMPLES = [
+    # item 1: a parameter reaching a full reduction through a sum with coefficient 1
+    ("max(a + t)", {"a": np.array([1.0, 3.0, 2.0]), "t": 0.0}, ["t"]),
+    ("max(sin(a) + t)", {"a": np.array([1.0, 3.0, 2.0]), "t": 0.0}, ["t"]),
+    ("max(acos(0.9*(2*sigmoid(X) - 1)) + a)", {"X": np.array([1.0, 3.0, 2.0]),
+                                               "a": np.array([0.5])}, ["a"]),
+    ("mean(mean(log(exp(X)), keepdims=True))", {"X": np.array([1.0, 3.0, 2.0])}, ["X"]),
+    ("max(sin(X) + mean(a))", {"X": np.arange(12.0).reshape(3, 4), "a": np.array([1.0, 2, 3])},
+     ["a"]),
+    ("sum(matmul(W, Y + b)**2)", {"W": np.ones((3, 2)), "Y": np.ones((2, 3)), "b": 0.5}, ["b"]),
+    # item 2: a matmul operand of *, / and ** keeps its parentheses, in values and gradients
+    ("sum(w*matmul(A, v))", {"A": np.array([[0.0, 1], [1, 0]]), "v": np.array([1.0, 0]),
+                             "w": np.array([1.0, 2])}, ["v"]),
+    ("sum(matmul(X, Y)/matmul(Z, U))", {"X": np.eye(2), "Y": np.eye(2), "Z": 2 * np.eye(2) + 1,
+                                        "U": np.array([[0.0, 1], [1, 0]])}, ["X", "U"]),
+    ("sum(matmul(A, v)**3)", {"A": _A3, "v": _w3}, ["A", "v"]),
+    ("sum(2**tanh(matmul(A, v)))", {"A": _A3, "v": _w3}, ["A", "v"]),
+    ("sum(matmul(tanh(matmul(matmul(B, A), B)), C))", {"A": _A3, "B": _B3, "C": _C32}, ["A"]),
+    ("mean(softplus(-y*matmul(X, w)))", {"X": _X53, "w": _w3, "y": _y5}, ["w"]),
+    # item 9 and its class: non-scalar outputs, reduced along an axis or not
+    ("sum(X*w, axis=1)", {"X": np.ones((2, 3)), "w": np.ones(3)}, ["w"]),
+    ("log_softmax(X, axis=1)", {"X": _X53}, ["X"]),
+    ("mean(tan(X), axis=-2)", {"X": np.full((4, 3), 0.5)}, ["X"]),
+    ("matmul(b, cos(X))", {"b": np.ones((3, 2)), "X": np.ones((2, 1))}, ["b"]),
+    # Piecewise around reductions and matmul: valid models, elementwise in their branches
+    ("sum(Piecewise((mean(X, axis=1), sum(g, axis=0) > 0.5), (k, True)))",
+     {"X": _X53[:3, :].T.copy(), "g": np.ones((4, 3)), "k": _w3}, ["X", "k"]),
+    ("max(Piecewise((sum(a, axis=0), b >= -0.3), (b, True)))",
+     {"a": _A3, "b": np.array([1.3])}, ["a"]),
+    ("sum(Piecewise((logsumexp(X, axis=1), h > 0), (h, True)))", {"X": _X53, "h": 0.7}, ["X", "h"]),
+    ("sum(sinh(Piecewise((sqrt(cosh(a)), a > -0.3), (mean(b, axis=-2), c >= 0.5), (d - a, True))))",
+     {"a": np.array([0.1, -0.5, 0.7]), "b": np.ones((4, 3)), "c": np.array([0.9]),
+      "d": np.array([0.2])}, ["a"]),
+    # SymPy's own rewriting: Abs(exp(u)) is exp(re(u)) for a symbol not declared real
+    ("sum(Abs(exp(a)))", {"a": _A3}, ["a"]),
+]
+
+
+@pytest.mark.parametrize(("formula", "inputs", "wrt"), EXAMPLES, ids=[e[0] for e in EXAMPLES])
+def test_examples_through_every_path(formula, inputs, wrt, tmp_path):
+    """The issue's examples and the fuzz's findings: value against NumPy, every gradient shaped
+    like its input and equal to finite differences, through the call, source_for and save."""
+    model = Model(formula, dict(inputs), list(wrt), "example")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        failures = check(model, tmp_path)
+    assert not failures, "\n".join(map(str, failures))
