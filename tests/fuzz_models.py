@@ -339,7 +339,10 @@ class Generator:
     def power(self, shape, depth, exact) -> str:
         self.used.add("**")
         u = self.expr(shape, depth, exact)
-        form = self.c.pick(["int", "real", "variable", "base"])
+        form = self.c.pick(["int", "real", "variable", "base", "reciprocal"])
+        if form == "reciprocal":  # 1/u, a quotient SymPy writes as a power
+            self.guards.append(("apart", u, "0", 0.3))
+            return f"({self.c.pick(['1', '2'])}/{u})"
         if form == "int":
             k = self.c.pick(["2", "3", "(-1)", "(-2)"])
             if k.startswith("("):
@@ -618,13 +621,27 @@ def keeps_inputs(model: Model) -> bool:
     return {s.name for s in expression.free_symbols} == set(model.inputs)
 
 
+def keeps_shape(model: Model) -> bool:
+    """Whether SymPy's reading of the formula, printed and read by NumPy, has the formula's
+    shape: SymPy cancels subexpressions that hold inputs' shapes (``(k + Y) - (p + Y)`` is
+    ``k - p``), and a model it changed so is not drawn. (Where the printed form is not NumPy's
+    to read, the model is kept.)"""
+    try:
+        printed = str(model.expression())
+        with np.errstate(all="ignore"):
+            shape = np.shape(eval(printed, {**NUMERIC, **model.inputs}))
+    except Exception:
+        return True
+    return shape == model.numeric().shape
+
+
 def make_models(kind: str, count: int, seed: int) -> list[Model]:
     """``count`` models of a kind, each with a point; deterministic for a seed."""
     rng = np.random.default_rng(seed)
     models = []
     while len(models) < count:
         model, guards = generate(Choices(rng), kind)
-        if keeps_inputs(model) and draw_point(model, guards, rng):
+        if keeps_inputs(model) and draw_point(model, guards, rng) and keeps_shape(model):
             models.append(model)
     return models
 
