@@ -195,6 +195,8 @@ EXAMPLES = [
       "d": np.array([0.2])}, ["a"]),
     # SymPy's own rewriting: Abs(exp(u)) is exp(re(u)) for a symbol not declared real
     ("sum(Abs(exp(a)))", {"a": _A3}, ["a"]),
+    ("Abs(exp(tanh(c)))", {"c": 0.3}, ["c"]),
+    ("sum(Abs(2**tanh(c)))", {"c": _w3}, ["c"]),
 ]
 
 
