@@ -32,7 +32,7 @@ import symgrad
 # Sizes of the tensor models: all different, so that a transposed or misrouted axis cannot fit.
 N, M, Q = 3, 4, 2
 
-#: The scalar functions of README.md's "Functions" (name -> arity; 0 = any number of arguments).
+#: The scalar functions of README.md's "Functions".
 SCALAR_FUNCTIONS = [
     "exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh", "asin", "acos", "atan",
     "Abs", "sign", "Max", "Min", "Heaviside", "Piecewise", "sigmoid", "softplus", "relu",
@@ -113,6 +113,8 @@ class Model:
     wrt: list[str]
     kind: str
     used: set[str] = field(default_factory=set)  # the functions and operators in the formula
+    onehot: dict[str, int] = field(default_factory=dict)  # label input -> its one-hot axis
+    sympy_checked: bool = False  # whether sympy.diff could check the gradient (scalar models)
 
     @property
     def scalar_output(self) -> bool:
@@ -501,8 +503,8 @@ def generate(choices: Choices, kind: str, depth: int | None = None) -> tuple[Mod
     for s in gen.shapes.values():
         gen.used.add(f"shape{s}")
     inputs = dict(sorted(gen.shapes.items()))
-    model = Model(formula, inputs, _wrt(choices, inputs, gen.data_kinds()), kind, gen.used)
-    model._onehot = gen.onehot  # type: ignore[attr-defined]
+    model = Model(formula, inputs, _wrt(choices, inputs, gen.data_kinds()), kind, gen.used,
+                  gen.onehot)
     return model, gen.guards
 
 
@@ -552,15 +554,14 @@ def reduction_model(choices: Choices) -> tuple[Model, list]:
         gen.used.add(f"shape{s}")
     inputs = dict(sorted(gen.shapes.items()))
     model = Model(formula, inputs, _wrt(choices, inputs, gen.data_kinds()), "reduction",
-                  gen.used)
-    model._onehot = gen.onehot  # type: ignore[attr-defined]
+                  gen.used, gen.onehot)
     return model, gen.guards
 
 
 def draw_point(model: Model, guards: list, rng: np.random.Generator, tries: int = 40) -> bool:
     """Give the model's inputs values at which every guard holds; False if none is found."""
     shapes = dict(model.inputs)
-    onehot = model._onehot  # type: ignore[attr-defined]
+    onehot = model.onehot
     for _ in range(tries):
         values: dict[str, object] = {}
         for name, shape in shapes.items():
@@ -665,8 +666,8 @@ def finite_differences(model: Model, name: str, h: float = 1e-5) -> np.ndarray:
 
 
 def sympy_gradients(model: Model) -> dict[str, float] | None:
-    """For a scalar model, each derivative by ``sympy.diff``, evaluated by lambdify; None where
-    SymPy cannot write one (lambdify fails on some nested Piecewise and Heaviside)."""
+    """For a scalar model, each derivative by ``sympy.diff``, evaluated at the point by SymPy
+    (substituted, then evalf); None where SymPy cannot give a finite number."""
     try:
         result = _sympy_gradients(model)
     except Exception:
@@ -693,14 +694,6 @@ def _sympy_gradients(model: Model) -> dict[str, float]:
             d = d.replace(function, meaning)
         result[n] = float(d.subs(point).evalf(20))
     return result
-
-
-def _select(conditions, choices, default=np.nan):
-    """numpy.select that accepts the constant condition True and conditions that are themselves
-    selects (0.0 or 1.0), both of which lambdify writes for SymPy's Piecewise."""
-    shape = np.broadcast_shapes(*(np.shape(c) for c in [*conditions, *choices]))
-    return np.select([np.broadcast_to(c, shape).astype(bool) for c in conditions],
-                     [np.broadcast_to(c, shape) for c in choices], default)
 
 
 @dataclass
@@ -738,7 +731,7 @@ def check(model: Model, tmp: Path, paths: Sequence[str] = ("call", "source_for",
     if scalar:
         fd = {n: finite_differences(model, n) for n in model.wrt}
         exact = sympy_gradients(model) if use_sympy else None
-        model.sympy_checked = exact is not None  # type: ignore[attr-defined]
+        model.sympy_checked = exact is not None
 
     def fail(path, problem):
         failures.append(Failure(model, path, problem))
