@@ -206,6 +206,10 @@ class DrawnChoices(Choices):
 
 # -- the generator ----------------------------------------------------------------------------
 
+#: Bounds on the arguments of exp, sinh, cosh and the periodic functions at a point: beyond them
+#: the functions vary too fast for finite differences to be a reference.
+MODERATE = {"exp": 6.0, "sinh": 6.0, "cosh": 6.0, "sin": 20.0, "cos": 20.0, "tan": 20.0}
+
 PARAM_NAMES = [*"abcdghkpqrstuvw", *(f"p{i}" for i in range(99))]  # no f: the output's name
 DATA_NAMES = [*"XYZUVW", *(f"D{i}" for i in range(99))]
 
@@ -312,16 +316,21 @@ class Generator:
             u = self.c.pick([f"tanh({u})", f"sin({u})", f"(2*sigmoid({u}) - 1)"])
             u = f"(0.9*{u})"
             self.guards.append(("unit", u))
-        elif name == "tan":
-            self.guards.append(("tan", u))
         elif name in ("exp", "sinh", "cosh"):
             u = f"tanh({u})" if self.c.chance(0.5) else u  # keep values moderate
+        if name == "tan":
+            self.guards.append(("tan", u))
+        if name in ("exp", "sinh", "cosh", "sin", "cos", "tan"):
+            self.guards.append(("within", u, MODERATE[name]))
         return f"{name}({u})"
 
     def positive(self, u: str) -> str:
         """An expression of ``u`` that is positive by construction."""
-        return self.c.pick([f"exp({u})", f"({u}**2 + 0.5)", f"sigmoid({u})", f"softplus({u})",
+        form = self.c.pick([f"exp({u})", f"({u}**2 + 0.5)", f"sigmoid({u})", f"softplus({u})",
                             f"cosh({u})", f"(Abs({u}) + 0.5)"])
+        if form.startswith(("exp", "cosh")):
+            self.guards.append(("within", u, MODERATE["exp"]))
+        return form
 
     def binary(self, shape, depth, exact) -> str:
         op = self.c.pick(["+", "-", "*", "/"])
@@ -597,6 +606,8 @@ def _holds(guards: list, values: dict) -> bool:
         if kind == "unit" and not np.all(np.abs(v) < 0.97):
             return False
         if kind == "tan" and not np.all(np.abs(np.cos(v)) > 0.15):
+            return False
+        if kind == "within" and not np.all(np.abs(v) < guard[2]):
             return False
         if kind == "apart" and not np.all(np.abs(v - ev(guard[2])) > guard[3]):
             return False
