@@ -37,6 +37,8 @@ SCALAR_FUNCTIONS = [
     "exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh", "asin", "acos", "atan",
     "Abs", "sign", "Max", "Min", "Heaviside", "Piecewise", "sigmoid", "softplus", "relu",
 ]
+#: Functions symgrad computes beyond README's list (its error message names them).
+MORE_FUNCTIONS = ["asinh", "acosh", "atanh", "atan2", "erf", "erfc", "sinc", "floor", "ceiling"]
 #: The operations of README.md's "Tensor models".
 TENSOR_FUNCTIONS = [
     "sum", "mean", "max", "logsumexp", "softmax", "log_softmax", "matmul", "transpose",
@@ -45,8 +47,8 @@ OPERATORS = ["+", "-", "*", "/", "**"]
 
 # -- the two readings of a formula ------------------------------------------------------------
 
-SYMBOLIC: dict[str, object] = {name: getattr(sp, name) for name in SCALAR_FUNCTIONS
-                               if hasattr(sp, name)}
+SYMBOLIC: dict[str, object] = {name: getattr(sp, name) for name in
+                               [*SCALAR_FUNCTIONS, *MORE_FUNCTIONS] if hasattr(sp, name)}
 SYMBOLIC.update({name: getattr(symgrad, name) for name in
                  ["sigmoid", "softplus", "relu", *TENSOR_FUNCTIONS]})
 
@@ -75,6 +77,10 @@ NUMERIC: dict[str, object] = {
     "acos": np.arccos, "atan": np.arctan, "Abs": np.abs, "sign": np.sign,
     "Max": lambda *a: reduce(np.maximum, a), "Min": lambda *a: reduce(np.minimum, a),
     "Heaviside": lambda u: np.heaviside(u, 0.5), "Piecewise": _piecewise,
+    "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh, "atan2": np.arctan2,
+    "erf": np.vectorize(math.erf), "erfc": np.vectorize(math.erfc),
+    "sinc": lambda u: np.sinc(np.asarray(u) / np.pi),  # SymPy's sinc is sin(x)/x
+    "floor": np.floor, "ceiling": np.ceil,
     "sigmoid": ref_sigmoid, "softplus": ref_softplus, "relu": ref_relu,
     "sum": np.sum, "mean": np.mean, "max": np.max, "logsumexp": _logsumexp,
     "softmax": lambda e, axis=-1: np.exp(_log_softmax(e, axis)), "log_softmax": _log_softmax,
@@ -208,7 +214,8 @@ class DrawnChoices(Choices):
 
 #: Bounds on the arguments of exp, sinh, cosh and the periodic functions at a point: beyond them
 #: the functions vary too fast for finite differences to be a reference.
-MODERATE = {"exp": 6.0, "sinh": 6.0, "cosh": 6.0, "sin": 20.0, "cos": 20.0, "tan": 20.0}
+MODERATE = {"exp": 6.0, "sinh": 6.0, "cosh": 6.0, "sin": 20.0, "cos": 20.0, "tan": 20.0,
+            "sinc": 20.0}
 
 PARAM_NAMES = [*"abcdghkpqrstuvw", *(f"p{i}" for i in range(99))]  # no f: the output's name
 DATA_NAMES = [*"XYZUVW", *(f"D{i}" for i in range(99))]
@@ -304,15 +311,20 @@ class Generator:
     def unary(self, shape, depth, exact) -> str:
         u = self.expr(shape, depth, exact)
         name = self.c.pick(["exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh",
-                            "asin", "acos", "atan", "sigmoid", "softplus", "neg"])
+                            "asin", "acos", "atan", "sigmoid", "softplus", "neg", "asinh",
+                            "acosh", "atanh", "atan2", "erf", "erfc", "sinc"])
         if name == "neg":
             self.used.add("-")
             return f"(-{u})"
         self.used.add(name)
+        if name == "atan2":  # atan2(y, x) off its branch cut (x > 0)
+            return f"atan2({u}, {self.positive(self.expr(shape, depth - 1, exact=False))})"
         if name in ("log", "sqrt"):
             u = self.positive(u)
             self.guards.append(("positive", u))
-        elif name in ("asin", "acos"):
+        elif name == "acosh":
+            u = f"(1.1 + {self.positive(u)})"
+        elif name in ("asin", "acos", "atanh"):
             u = self.c.pick([f"tanh({u})", f"sin({u})", f"(2*sigmoid({u}) - 1)"])
             u = f"(0.9*{u})"
             self.guards.append(("unit", u))
@@ -320,7 +332,7 @@ class Generator:
             u = f"tanh({u})" if self.c.chance(0.5) else u  # keep values moderate
         if name == "tan":
             self.guards.append(("tan", u))
-        if name in ("exp", "sinh", "cosh", "sin", "cos", "tan"):
+        if name in MODERATE:
             self.guards.append(("within", u, MODERATE[name]))
         return f"{name}({u})"
 
@@ -368,11 +380,16 @@ class Generator:
         return f"({self.c.pick(['2', '0.5', '3'])}**tanh({u}))"
 
     def kink(self, shape, depth, exact) -> str:
-        name = self.c.pick(["Abs", "sign", "Heaviside", "relu"])
+        name = self.c.pick(["Abs", "sign", "Heaviside", "relu", "floor", "ceiling"])
         self.used.add(name)
         u = self.expr(shape, depth, exact)
-        self.guards.append(("apart", u, "0", 1e-2))
-        if name in ("sign", "Heaviside"):  # a zero derivative: multiply it into something
+        if name in ("floor", "ceiling"):
+            u = f"(3*{u})"  # steps at every integer: some of them within reach
+            self.guards.append(("off-integer", u))
+        else:
+            self.guards.append(("apart", u, "0", 1e-2))
+        if name in ("sign", "Heaviside", "floor", "ceiling"):
+            # a zero derivative: multiply it into something
             v = self.expr(shape, depth, exact=False)
             return f"({name}({u})*{v})"
         return f"{name}({u})"
@@ -608,6 +625,8 @@ def _holds(guards: list, values: dict) -> bool:
         if kind == "tan" and not np.all(np.abs(np.cos(v)) > 0.15):
             return False
         if kind == "within" and not np.all(np.abs(v) < guard[2]):
+            return False
+        if kind == "off-integer" and not np.all(np.abs(v - np.round(v)) > 1e-2):
             return False
         if kind == "apart" and not np.all(np.abs(v - ev(guard[2])) > guard[3]):
             return False

@@ -20,6 +20,7 @@ from collections import Counter
 import numpy as np
 import pytest
 from fuzz_models import (
+    MORE_FUNCTIONS,
     OPERATORS,
     SCALAR_FUNCTIONS,
     TENSOR_FUNCTIONS,
@@ -113,7 +114,8 @@ def test_fuzz_covers_everything(fuzz, fuzz_models):
     if fuzz_models < 2000:
         pytest.skip("what the models cover is asserted for 2,000 of them or more")
     used = set().union(*(m.used for m in models))
-    wanted = {*SCALAR_FUNCTIONS, *TENSOR_FUNCTIONS, *OPERATORS, "non-scalar output",
+    wanted = {*SCALAR_FUNCTIONS, *MORE_FUNCTIONS, *TENSOR_FUNCTIONS, *OPERATORS,
+              "non-scalar output",
               "cross-entropy"}
     wanted |= {f"{r}({form})" for r in ("sum", "mean", "max", "logsumexp")
                for form in ("axis", "keepdims")}
