@@ -195,6 +195,10 @@ EXAMPLES = [
     ("sum(sinh(Piecewise((sqrt(cosh(a)), a > -0.3), (mean(b, axis=-2), c >= 0.5), (d - a, True))))",
      {"a": np.array([0.1, -0.5, 0.7]), "b": np.ones((4, 3)), "c": np.array([0.9]),
       "d": np.array([0.2])}, ["a"]),
+    # SymPy's Min and Max of symgrad's reductions
+    ("sum(Min(a, a - max(b, axis=0)))", {"a": np.array([0.1, -0.5, 0.7]),
+                                         "b": np.arange(12.0).reshape(4, 3) / 10 - 0.2},
+     ["a", "b"]),
     # SymPy's own rewriting: Abs(exp(u)) is exp(re(u)) for a symbol not declared real
     ("sum(Abs(exp(a)))", {"a": _A3}, ["a"]),
     ("Abs(exp(tanh(c)))", {"c": 0.3}, ["c"]),
