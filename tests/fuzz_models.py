@@ -654,13 +654,19 @@ def keeps_inputs(model: Model) -> bool:
 
 def keeps_shape(model: Model) -> bool:
     """Whether SymPy's reading of the formula, printed and read by NumPy, has the formula's
-    shape: SymPy cancels subexpressions that hold inputs' shapes (``(k + Y) - (p + Y)`` is
-    ``k - p``), and a model it changed so is not drawn. (Where the printed form is not NumPy's
-    to read, the model is kept.)"""
+    shape: SymPy cancels subexpressions that hold inputs' shapes (``(X + d) - X`` is ``d``), and
+    a model it changed so (its printed form has another shape, or shapes NumPy refuses: a
+    ValueError) is not drawn. Where the printed form is not NumPy's to read (a name NumPy lacks,
+    say), the model is kept."""
     try:
-        printed = str(model.expression())
+        model.expression()
+    except Exception:
+        return True  # a formula SymPy cannot build: a failure to report
+    try:
         with np.errstate(all="ignore"):
-            shape = np.shape(eval(printed, {**NUMERIC, **model.inputs}))
+            shape = np.shape(eval(str(model.expression()), {**NUMERIC, **model.inputs}))
+    except ValueError:
+        return False
     except Exception:
         return True
     return shape == model.numeric().shape
