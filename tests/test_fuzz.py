@@ -203,6 +203,7 @@ EXAMPLES = [
     ("sum(Abs(exp(a)))", {"a": _A3}, ["a"]),
     ("Abs(exp(tanh(c)))", {"c": 0.3}, ["c"]),
     ("sum(Abs(2**tanh(c)))", {"c": _w3}, ["c"]),
+    ("sum(Piecewise((d, c <= 0), (Abs(3**tanh(d)), True)))", {"c": 0.5, "d": _w3}, ["d"]),
 ]
 
 
