@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
 import pytest
 from helpers import load_boston
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fuzz-models", type=int, default=None, metavar="N",
+        help="how many random models the gradient fuzz runs (tests/test_fuzz.py; default "
+             "$SYMGRAD_FUZZ_MODELS or 2000)",
+    )
+
+
+@pytest.fixture(scope="session")
+def fuzz_models(request) -> int:
+    """The number of random models of the gradient fuzz: --fuzz-models, $SYMGRAD_FUZZ_MODELS or
+    2000."""
+    n = request.config.getoption("--fuzz-models")
+    return n if n is not None else int(os.environ.get("SYMGRAD_FUZZ_MODELS", "2000"))
+
+
+@pytest.fixture(scope="session")
+def fuzz_seed() -> int:
+    """The fuzz's seed: fixed, unless $SYMGRAD_FUZZ_SEED gives another."""
+    return int(os.environ.get("SYMGRAD_FUZZ_SEED", "0"))
 
 
 @pytest.fixture(scope="session")
