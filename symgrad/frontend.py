@@ -510,12 +510,17 @@ def _log_sigmoid(e: sp.log, rhs_of: Mapping) -> sp.Expr | None:
     return -softplus(-arg.args[0]) if isinstance(arg, sigmoid) else None
 
 
+#: Every value is real, so these are their operand or 0 (SymPy writes |exp(u)| as exp(re(u))
+#: for a symbol not declared real): SymPy class -> function of the operand.
+REAL_PARTS = {
+    sp.re: lambda u: u,
+    sp.im: lambda u: sp.S.Zero,
+    sp.conjugate: lambda u: u,
+}
+
 REWRITES = {
     sp.log: _log_sigmoid,
-    # every value is real: SymPy writes |exp(u)| as exp(re(u)) for a symbol not declared real
-    sp.re: lambda e, rhs_of: e.args[0],
-    sp.im: lambda e, rhs_of: sp.S.Zero,
-    sp.conjugate: lambda e, rhs_of: e.args[0],
+    **{cls: lambda e, rhs_of, part=part: part(e.args[0]) for cls, part in REAL_PARTS.items()},
 }
 
 
@@ -681,6 +686,8 @@ class _Builder:
             lambda e, args: (
                 symbol_of[e]
                 if _is_symbol(e)
+                else REAL_PARTS[type(e)](args[0])
+                if type(e) in REAL_PARTS
                 else self._translate(e, args, evaluate=False)
                 if args
                 else e
