@@ -392,14 +392,30 @@ def _as_array(value, name: str):
     """``value`` as float64 (a scalar as ``np.float64``), or an InputError naming the input when
     it is not real numbers that float64 holds faithfully: None, strings, missing values (pandas
     ``NA``), complex numbers and other objects are refused, not turned into NaN or cut."""
-    if isinstance(value, np.ndarray) and value.dtype == np.float64:
+    if type(value) is np.ndarray and value.dtype == np.float64:
         return value
     if type(value) is float:
         return np.float64(value)
     if value is None:
         raise InputError(f"input {name!r} is None; pass a number or an array of numbers")
+    if isinstance(value, str | bytes):
+        raise InputError(f"input {name!r} is text ({value!r:.40}), not a number or an array of "
+                         "numbers; convert it first if it holds one (float(...))")
+    if isinstance(value, Mapping | set):
+        raise InputError(
+            f"input {name!r} is a {type(value).__name__}, not a number or an array of numbers"
+        )
+    if _has_missing(value):
+        raise InputError(
+            f"input {name!r} has missing values (pandas NA, or masked elements); fill or drop "
+            "them first (e.g. series.dropna(), series.to_numpy(na_value=...))"
+        )
+    if isinstance(value, sp.Basic) and value.is_number:  # (pi, sqrt(2): not Python numbers)
+        value = _sympy_real(value, name)
     try:
         array = np.asarray(value)
+    except OverflowError as e:  # (an int beyond float64: 10**400)
+        raise InputError(f"input {name!r} does not fit in a float64: {e}") from None
     except Exception as e:  # (a library's own refusal, such as a tensor that requires grad)
         raise InputError(
             f"input {name!r} ({type(value).__name__}) cannot be read as an array of numbers: "
@@ -409,7 +425,10 @@ def _as_array(value, name: str):
     if kind == "O" and all(_is_real(v) for v in array.flat):  # (a list of Fractions, SymPy's
         kind = "f"  # numbers: each one a real number)
     if kind in "biuf":
-        return array.astype(np.float64)
+        try:
+            return array.astype(np.float64)
+        except (OverflowError, TypeError) as e:  # (an int beyond float64: 10**400)
+            raise InputError(f"input {name!r} does not fit in a float64: {e}") from None
     what = {"c": "complex numbers (symgrad computes with real ones; pass .real if the "
                  "imaginary part is meant to be dropped)",
             "U": "text", "S": "bytes", "M": "dates", "m": "time spans"}.get(
@@ -418,7 +437,27 @@ def _as_array(value, name: str):
 
 
 def _is_real(v: Any) -> bool:
+    if isinstance(v, sp.Basic):
+        return bool(v.is_number and v.is_extended_real)
     return isinstance(v, numbers.Real | decimal.Decimal) and not isinstance(v, bool | np.bool_)
+
+
+def _sympy_real(value: sp.Basic, name: str) -> float:
+    if not value.is_extended_real:
+        raise InputError(f"input {name!r} is {value}, not a real number")
+    return float(value)
+
+
+def _has_missing(value: Any) -> bool:
+    """Whether ``value`` has elements that stand for no value: a pandas array or Series of a
+    nullable type with NA in it (NumPy reads NA as NaN), a masked array with masked elements
+    (NumPy reads them as their hidden values)."""
+    if isinstance(value, np.ma.MaskedArray):
+        return bool(np.ma.getmaskarray(value).any())
+    dtype = getattr(value, "dtype", None)
+    if type(getattr(dtype, "na_value", None)).__name__ == "NAType" and hasattr(value, "isna"):
+        return bool(np.asarray(value.isna()).any())
+    return False
 
 
 #: How to pass a library's array that NumPy cannot read as it is.

@@ -45,7 +45,7 @@ BAD_VALUES = [
     ([1.0, None, 3.0], "not all numbers"),
     (np.array([1.0, None, 3.0], dtype=object), "not all numbers"),
     ([x, y, k], "not all numbers"),
-    ({"a": 1}, "not all numbers"),
+    ({"a": 1}, "dict"),
     (object(), "not all numbers"),
     (np.array(["2020-01-01"], dtype="datetime64[D]"), "dates"),
     (Unreadable(), "cannot be read"),
@@ -60,12 +60,34 @@ def test_a_bad_input_value_is_named(model, entry, value, word):
     assert word in str(info.value)
 
 
-def test_pandas_missing_values_are_refused(model):
+def test_missing_values_are_refused(model):
+    """pandas NA and masked elements: NumPy would read them as NaN or as the hidden value."""
     pd = pytest.importorskip("pandas")
-    with pytest.raises(symgrad.SymgradError, match="input 'x'"):
-        model(**{**GOOD, "x": pd.array([1.0, pd.NA, 3.0], dtype="Float64")})
-    with pytest.raises(symgrad.SymgradError, match="input 'x'"):
-        model(**{**GOOD, "x": pd.Series([1.0, None, 3.0], dtype=object)})
+    for missing in (pd.array([1.0, pd.NA, 3.0], dtype="Float64"),
+                    pd.Series([1, None, 3], dtype="Int64"),
+                    pd.Series([1.0, None, 3.0], dtype=object),
+                    np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False])):
+        with pytest.raises(symgrad.SymgradError, match="input 'x'"):
+            model(**{**GOOD, "x": missing})
+    expected = model(**GOOD)
+    for full in (pd.Series([1.0, 2.0, 3.0]), pd.array([1, 2, 3], dtype="Int64"),
+                 np.ma.masked_array([1.0, 2.0, 3.0])):
+        assert model(**{**GOOD, "x": full}) == expected
+
+
+@pytest.mark.parametrize("value", [sp.pi, sp.sqrt(2), sp.E, [sp.pi, 1, sp.Rational(1, 3)]],
+                         ids=str)
+def test_sympy_real_numbers_are_taken(model, value):
+    assert model(**{**GOOD, "k": 1.0, "b": value, "x": np.ones(3)}) == pytest.approx(
+        np.mean((1 + np.asarray(value, dtype=float) - GOOD["y"]) ** 2), rel=1e-15)
+
+
+@pytest.mark.parametrize(("value", "word"), [(sp.I, "not a real number"),
+                                             (10**400, "float64"), ([1, 10**400, 3], "float64"),
+                                             ({"a": 1.0}, "dict")], ids=str)
+def test_numbers_float64_cannot_hold_are_refused(model, value, word):
+    with pytest.raises(symgrad.SymgradError, match=rf"input 'x'.*{word}"):
+        model(**{**GOOD, "x": value})
 
 
 def test_a_torch_tensor_that_requires_grad_is_refused_with_the_fix(model):
