@@ -90,7 +90,9 @@ def _pow(g, out, base, exp):
             f"(log({sp.sstr(base)}) is not real); make the base positive"
         )
     else:
-        d_exp = g * out * sp.log(base)
+        # out·log(base), and 0 where the base is 0 (there out is 0 and log(base) is −inf; PyTorch
+        # gives 0 too): branch-safe, the log of 0 is never used
+        d_exp = g * sp.Piecewise((S.Zero, sp.Eq(base, 0)), (out * sp.log(base), True))
     return d_base, d_exp
 
 

@@ -224,3 +224,17 @@ def test_abs_of_a_function_of_a_symbol_not_declared_real():
     assert e.has(sp.im)
     grad = symgrad.compile(e).grad(c=0.3)["c"]
     assert grad == pytest.approx(np.exp(np.tanh(0.3)) * (1 - np.tanh(0.3) ** 2), rel=1e-14)
+
+
+def test_the_derivative_of_a_power_in_its_exponent_is_zero_where_the_base_is_zero(
+    strict_warnings,
+):
+    """d/dy x**y = x**y·log(x), continued by 0 at x = 0 (PyTorch's convention), no warning."""
+    xs = sp.Symbol("xs")
+    model = symgrad.compile(symgrad.sum(xs**t), wrt=[xs, t])
+    grads = model.grad(xs=np.array([0.0, 1.0, 2.0]), t=2.0)
+    assert grads["t"] == pytest.approx(4 * np.log(2.0), rel=1e-15)
+    np.testing.assert_allclose(grads["xs"], [0.0, 2.0, 4.0])
+    assert float(symgrad.compile(xs**t, wrt=[t]).grad(xs=0.0, t=2.0)["t"]) == 0.0
+    point = {"xs": np.array([0.5, 1.5, 2.0]), "t": 1.7}
+    check_gradients(model, point)

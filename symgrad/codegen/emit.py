@@ -278,8 +278,9 @@ def _lines(graph: Graph, roots: list[sp.Symbol], printer: Printer, comments: boo
     weight: dict[sp.Symbol, int] = {}  # how many operations an inlined node brings along
     reads_of: dict[sp.Symbol, Collection] = {}  # the materialised nodes an inlined one reads
     branches: set[sp.Symbol] = set()  # inlined nodes with a Piecewise in them
-    # only a Piecewise node, and the adjoints its rule makes, have one in them
-    has_branches = any(isinstance(node.expr, sp.Piecewise) for node in nodes)
+    # a Piecewise node, the adjoints its rule makes, and a rule's own branches (x**y's
+    # derivative in y) have one in them
+    has_branches = any(_has_piecewise(node.expr) for node in nodes)
     lines = []
     for node in nodes:
         args = node.occurrences  # (in no particular order: none is needed here)
