@@ -454,6 +454,12 @@ def _strip(expr: sp.Expr) -> sp.Expr:
     expr = expr.replace(
         lambda e: isinstance(e, (broadcast_like, sum_to, expand_dims)), lambda e: e.args[0]
     )
+    sizes = sorted(expr.atoms(size_of), key=sp.default_sort_key)
+    if len(sizes) == 2:  # a mean along axes: size(out)/size(in), and N is their ratio
+        a, b = sizes
+        m = sp.Dummy(positive=True)
+        a_divides = expr.xreplace({a: m, b: sp.S.One}).as_numer_denom()[1].has(m)
+        return expr.xreplace({a: N, b: sp.S.One} if a_divides else {a: sp.S.One, b: N})
     return expr.replace(lambda e: isinstance(e, size_of), lambda e: N)
 
 

@@ -266,6 +266,16 @@ class _Reduction(sp.Function):
             text += ", keepdims=True"
         return text + ")"
 
+    def _latex(self, printer):
+        options = ""
+        if self.axis is not None:
+            axis = self.axis[0] if len(self.axis) == 1 else self.axis
+            options += rf",\ \text{{axis}}={axis}"
+        if self.keepdims:
+            options += r",\ \text{keepdims}"
+        name = r"\operatorname{" + type(self).__name__ + "}"
+        return rf"{name}\left({printer._print(self.args[0])}{options}\right)"
+
     def _eval_is_commutative(self):
         return self.args[0].is_commutative  # (its option arguments, axes and flags, are not)
 
@@ -342,6 +352,10 @@ class _AlongAxis(sp.Function):
 
     def _sympystr(self, printer):
         return f"{type(self).__name__}({printer._print(self.args[0])}, axis={self.axis})"
+
+    def _latex(self, printer):
+        name = r"\operatorname{" + type(self).__name__.replace("_", r"\_") + "}"
+        return rf"{name}\left({printer._print(self.args[0])},\ \text{{axis}}={self.axis}\right)"
 
     def _eval_is_commutative(self):
         return self.args[0].is_commutative  # (its option arguments, axes and flags, are not)

@@ -195,3 +195,23 @@ def test_matrix_factors_are_products_applied_to_the_adjoint():
     assert b_block.endswith("  = 2·(L − y)/N")
     latex = model.explain("latex")
     assert balanced(latex) and r"X^{T} \bar{G}" in latex
+
+
+def test_a_mean_along_an_axis_divides_by_the_number_it_averages():
+    """N is the number of elements averaged, for a mean along an axis too (not size/size = 1)."""
+    x, k, y, r, loss = sp.symbols("x k y R Loss")
+    for model, factor in (
+        (symgrad.compile(symgrad.sum(symgrad.mean(k * x, axis=0)), wrt=[k]), "∂t2/∂t1 = 1/N"),
+        (symgrad.compile([sp.Eq(r, symgrad.mean((k * x - y) ** 2, axis=0)),
+                          sp.Eq(loss, symgrad.sum(r))], wrt=[k]), "∂R/∂k = 2·x·(−y + k·x)/N"),
+    ):
+        text = model.explain()
+        assert factor in text, text
+        assert "N: the number of elements a mean averages over" in text
+
+
+def test_latex_writes_a_reduction_along_an_axis_with_its_axis():
+    x, k = sp.symbols("x k")
+    latex = symgrad.compile(symgrad.sum(symgrad.mean(k * x, axis=0)), wrt=[k]).explain("latex")
+    assert r"\operatorname{mean}\left(t_{1},\ \text{axis}=0\right)" in latex
+    assert "False" not in latex
