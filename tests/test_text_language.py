@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,3 +326,31 @@ def test_text_is_never_run(tmp_path, monkeypatch):
         with pytest.raises(SymgradError):
             parsing.parse_expression(text)
     assert not marker.exists()
+
+
+def test_the_text_language_knows_every_function_compile_computes():
+    """What the refusal of an unknown function lists as computable can be written as text."""
+    import re
+
+    from symgrad.codegen.printer import SUPPORTED
+
+    names = [n for n in re.findall(r"[A-Za-z_][A-Za-z_0-9]*", SUPPORTED)
+             if n not in ("and", "symgrad", "s")]
+    assert "erf" in names and "log_softmax" in names
+    missing = [n for n in names if n not in parsing.FUNCTIONS]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("text", "reference"),
+    [("sum(erf(x) + erfc(x))", lambda x: np.sum([math.erf(v) + math.erfc(v) for v in x])),
+     ("sum(atan2(x, 2) + asinh(x) + atanh(x/2))",
+      lambda x: np.sum(np.arctan2(x, 2) + np.arcsinh(x) + np.arctanh(x / 2))),
+     ("sum(acosh(x + 2) + floor(x) + ceiling(x))",
+      lambda x: np.sum(np.arccosh(x + 2) + np.floor(x) + np.ceil(x))),
+     ("sum(sinc(x))", lambda x: np.sum(np.sinc(x / np.pi)))],
+)
+def test_the_newer_functions_mean_what_they_mean_in_python(text, reference):
+    model = symgrad.compile(parsing.parse_expression(text))
+    x = np.array([-0.7, 0.3, 1.2])
+    assert float(model(x=x)) == pytest.approx(reference(x), rel=1e-13)
