@@ -119,8 +119,8 @@ def build(
             raise ModelError(f"{lhs.name} is defined twice; give each equation its own symbol")
         defined[lhs.name] = lhs
     rhs_of = {lhs: rhs for lhs, rhs in equations}
-    out = _output_symbol(output, equations, defined)
     free = {lhs: free_symbols(rhs) for lhs, rhs in equations}
+    out = _output_symbol(output, equations, defined, free)
     order = toposort(
         {
             lhs: sorted_symbols(s for s in free[lhs] if s in rhs_of)
@@ -411,9 +411,21 @@ def _postorder(expr: sp.Basic, combine, memo: dict | None = None):
     return memo[expr]
 
 
-def _output_symbol(output, equations: Equations, defined: dict[str, sp.Symbol]) -> sp.Symbol:
+def _output_symbol(output, equations: Equations, defined: dict[str, sp.Symbol], free) -> sp.Symbol:
+    """``output``, or else the equation no other one reads; where several are read by none,
+    the last equation, if it is one of them (equations may come in any order)."""
     if output is None:
-        return equations[-1][0]
+        read = set().union(*free.values())
+        ends = [lhs for lhs, _ in equations if lhs not in read]
+        last = equations[-1][0]
+        if len(ends) == 1:
+            return ends[0]
+        if not ends or last in ends:  # (none: the equations form a cycle, reported later)
+            return last
+        raise ModelError(
+            f"which equation is the output? {', '.join(s.name for s in ends)} are read by no "
+            f"other equation; pass output=, e.g. output={ends[0].name!r}"
+        )
     key = output.name if isinstance(output, sp.Symbol) else str(output)
     if key not in defined:
         raise ModelError(

@@ -297,3 +297,12 @@ def test_axes_that_name_one_axis_twice_are_an_error_at_the_call(axis):
     model = symgrad.compile(symgrad.sum(x, axis=axis))
     with pytest.raises(symgrad.SymgradError, match="the same axis twice"):
         model(x=np.ones((2, 3)))
+
+
+def test_equations_in_any_order_end_in_the_equation_no_other_reads():
+    loss, l1 = sp.symbols("Loss L1")
+    model = symgrad.compile({loss: symgrad.mean((l1 - y) ** 2), l1: k * x + b})
+    assert model.output == "Loss"
+    assert model(**GOOD) == pytest.approx(np.mean((GOOD["x"] - GOOD["y"]) ** 2))
+    with pytest.raises(symgrad.SymgradError, match="pass output="):
+        symgrad.compile({loss: symgrad.mean((l1 - y) ** 2), sp.Symbol("u"): 2 * k, l1: k * x})
