@@ -48,7 +48,7 @@ def compile(
 
     ``model`` is one expression (its output is called ``name``) or equations: a dict
     ``{symbol: expr}``, a list of ``(symbol, expr)`` pairs or of ``sympy.Eq(symbol, expr)``, in
-    any order; the output is ``output`` or else the last equation's left side. ``wrt`` lists
+    any order; the output is ``output`` or else the equation no other one reads. ``wrt`` lists
     the inputs to differentiate with respect to (default: every input). ``shapes`` declares
     input shapes (``{X: (None, 13), W1: (13, 64)}``, None for any size), checked at compile time;
     undeclared shapes are taken from each call. ``broadcast`` says what happens when an

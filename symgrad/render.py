@@ -243,10 +243,12 @@ def render(dot: graphviz.Digraph, path: str | os.PathLike) -> Path:
     ...     render(graphviz.Digraph(), Path(tmp, "empty.dot")).read_text()
     'digraph {\\n}\\n'
     """
+    if not isinstance(path, str | os.PathLike):
+        raise SymgradError(f"{path!r} is not a path; pass a file name such as 'model.svg'")
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".dot", ".gv"):
-        path.write_text(dot.source, encoding="utf-8")
+        _write(path, dot.source.encode("utf-8"))
         return path
     if suffix not in FORMATS:
         raise SymgradError(
@@ -254,8 +256,15 @@ def render(dot: graphviz.Digraph, path: str | os.PathLike) -> Path:
             f"{', '.join([*FORMATS, '.dot', '.gv'])}"
         )
     data = pipe(dot, FORMATS[suffix])
-    path.write_bytes(data)
+    _write(path, data)
     return path
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as e:
+        raise SymgradError(f"cannot write {str(path)!r}: {e.strerror}") from None
 
 
 def pipe(dot: graphviz.Digraph, format: str) -> bytes:

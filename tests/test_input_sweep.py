@@ -306,3 +306,11 @@ def test_equations_in_any_order_end_in_the_equation_no_other_reads():
     assert model(**GOOD) == pytest.approx(np.mean((GOOD["x"] - GOOD["y"]) ** 2))
     with pytest.raises(symgrad.SymgradError, match="pass output="):
         symgrad.compile({loss: symgrad.mean((l1 - y) ** 2), sp.Symbol("u"): 2 * k, l1: k * x})
+
+
+def test_render_refuses_a_path_it_cannot_write(model, tmp_path):
+    for path in (tmp_path / "missing" / "m.svg", tmp_path / "missing" / "m.dot"):
+        with pytest.raises(symgrad.SymgradError, match="cannot write"):
+            model.render(path)
+    with pytest.raises(symgrad.SymgradError, match="not a path"):
+        model.render(3)
