@@ -48,7 +48,6 @@ class CompiledModel:
         self.wrt: tuple[str, ...] = tuple(graph[p].label for p in graph.wrt)
         self.output: str = graph[graph.output].label
         self._slot = {name: i for i, name in enumerate(self.inputs)}
-        self._keywords = tuple(n.name for n in graph.inputs)  # in the generated signatures
         self._variants: dict[tuple, Any] = {}  # shape pattern -> its functions
         self._sources: dict[tuple, str] = {}  # shape pattern -> its source, with comments
         self._by_shapes: dict[tuple, dict[str, Any]] = {}  # input shapes -> functions
@@ -168,22 +167,24 @@ class CompiledModel:
     def _variant(self, shapes: Mapping[str, tuple], known=None):
         """The functions for inputs of these shapes (by name), built once per pattern: the
         module of ``_source`` without its comments, which take a fair part of the time to write
-        and none to run (its lines are the same, at the same line numbers)."""
+        and none to run, and with positional parameters, which this model passes in order (its
+        lines are the same, at the same line numbers)."""
         from .codegen.load import load
 
         key = self._key(shapes)
         functions = self._variants.get(key)
         if functions is None:
-            functions = self._variants[key] = load(self._emit(shapes, known, comments=False))
+            source = self._emit(shapes, known, comments=False, keyword_only=False)
+            functions = self._variants[key] = load(source)
         return functions
 
-    def _emit(self, shapes: Mapping[str, tuple], known=None, comments: bool = True) -> str:
+    def _emit(self, shapes: Mapping[str, tuple], known=None, **options) -> str:
         from .codegen.emit import emit
         from .memory import no_cycle_collection
         from .passes import specialize
 
         with no_cycle_collection():
-            return emit(specialize(self.ir, shapes, known), comments=comments)
+            return emit(specialize(self.ir, shapes, known), **options)
 
     def _functions(self, values: list) -> dict[str, Any]:
         shapes = tuple([v.shape for v in values])  # arrays and np.float64s (_as_array)
@@ -233,7 +234,7 @@ class CompiledModel:
     def _run(self, name: str, values: list):
         function = self._functions(values)[name]
         try:
-            return function(**dict(zip(self._keywords, values, strict=True)))
+            return function(*values)
         except ValueError as e:
             if str(e).startswith("value_and_grad needs a scalar output"):
                 raise NotScalarError(
