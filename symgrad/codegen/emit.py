@@ -283,9 +283,13 @@ def _lines(graph: Graph, roots: list[sp.Symbol], printer: Printer, comments: boo
     weight: dict[sp.Symbol, int] = {}  # how many operations an inlined node brings along
     reads_of: dict[sp.Symbol, Collection] = {}  # the materialised nodes an inlined one reads
     branches: set[sp.Symbol] = set()  # inlined nodes with a Piecewise in them
-    # a Piecewise node, the adjoints its rule makes, and a rule's own branches (x**y's
-    # derivative in y) have one in them
-    has_branches = any(_has_piecewise(node.expr) for node in nodes)
+    # only a Piecewise node, the adjoints its rule makes, and the adjoints of a power with an
+    # exponent that is not a number (its derivative in the exponent branches at base 0) have
+    # one in them
+    has_branches = any(
+        type(e) is sp.Piecewise or (type(e) is sp.Pow and not e.exp.is_Number)
+        for e in (node.expr for node in nodes)
+    )
     lines = []
     for node in nodes:
         args = node.occurrences  # (in no particular order: none is needed here)
