@@ -238,3 +238,15 @@ def test_the_derivative_of_a_power_in_its_exponent_is_zero_where_the_base_is_zer
     assert float(symgrad.compile(xs**t, wrt=[t]).grad(xs=0.0, t=2.0)["t"]) == 0.0
     point = {"xs": np.array([0.5, 1.5, 2.0]), "t": 1.7}
     check_gradients(model, point)
+
+
+def test_the_code_for_an_output_that_is_not_a_scalar_refuses_the_gradient_at_once():
+    """Specialised to shapes where the output is certainly not a scalar, value_and_grad
+    computes the value and refuses, with no backward lines that could never run."""
+    model = symgrad.compile(symgrad.sum(X * w, axis=1), wrt=[w])
+    point = {"X": np.ones((2, 3)), "w": np.ones(3)}
+    source = model.source_for(**point)
+    body = source.split("def value_and_grad", 1)[1]
+    assert "raise ValueError" in body and "dw" not in body and "return" not in body
+    with pytest.raises(symgrad.SymgradError, match=r"not a scalar.*\(2,\)"):
+        model.value_and_grad(**point)

@@ -87,19 +87,21 @@ def emit(graph: Graph, comments: bool = True, keyword_only: bool = True) -> str:
     params = ", ".join(n.name for n in graph.inputs)
     signature = f"*, {params}" if params and keyword_only else params
     wrt = ", ".join(graph[p].name for p in graph.wrt) or "nothing"
-    roots = [graph.output, *(d for _, d in graph.grads)]
+    # an output of a known shape that is not a scalar has no gradient: no backward lines
+    never_scalar = out.shape is not None and None not in out.shape and out.shape != ()
+    roots = [graph.output, *(() if never_scalar else (d for _, d in graph.grads))]
     lines = _lines(graph, roots, printer, comments)
     # forward is value_and_grad's forward part (the same lines: the same value, to the bit)
     forward_lines = _for_value(lines, graph.output)
     body = _free_after_last_use(_schedule(lines, graph), graph, set(roots))
     grads = ", ".join(f"{graph[p].label!r}: {d.name}" for p, d in graph.grads)
+    refusal = ('raise ValueError(f"value_and_grad needs a scalar output, not one of shape '
+               f'{{np.shape({out.name})}}")')
     check = []
-    if out.shape != ():
-        check = [
-            f"if np.ndim({out.name}) != 0:",
-            INDENT + 'raise ValueError(f"value_and_grad needs a scalar output, not one of shape '
-            f'{{np.shape({out.name})}}")',
-        ]
+    if never_scalar:
+        check = [refusal]
+    elif out.shape != ():
+        check = [f"if np.ndim({out.name}) != 0:", INDENT + refusal]
     convert = _conversions(graph)
     backward_at = next((i for i, line in enumerate(body) if line.node.role == ADJOINT), len(body))
     # a gradient that reads no adjoint may be scheduled early, but the check reads the output
@@ -123,10 +125,11 @@ def emit(graph: Graph, comments: bool = True, keyword_only: bool = True) -> str:
         INDENT + "# forward, in topological order"
         + ("; del frees an array after its last use" * any("\ndel " in li.code for li in body)),
         *_indent([line.code for line in body[:backward_at]]),
-        INDENT + f"# backward: dV = ∂{out.name}/∂V, in reverse topological order",
+        INDENT + (f"# no gradient: {out.name} is not a scalar" if never_scalar else
+                  f"# backward: dV = ∂{out.name}/∂V, in reverse topological order"),
         *_indent(check),
         *_indent([line.code for line in body[backward_at:]]),
-        INDENT + f"return {out.name}, {{{grads}}}",
+        *([] if never_scalar else [INDENT + f"return {out.name}, {{{grads}}}"]),
     ]
     for name in sorted(printer.helpers):
         parts += ["", "", HELPERS[name].rstrip("\n")]
