@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-import decimal
-import numbers
 import warnings
 from collections.abc import Mapping
 from dataclasses import replace
@@ -31,6 +29,7 @@ from . import chains
 from .errors import InputError, NotScalarError, ShapeError, SymgradError, SymgradWarning
 from .graph import Graph
 from .rules import derivative
+from .values import MISSING, has_missing, is_real_number
 
 
 class CompiledModel:
@@ -406,11 +405,8 @@ def _as_array(value, name: str):
         raise InputError(
             f"input {name!r} is a {type(value).__name__}, not a number or an array of numbers"
         )
-    if _has_missing(value):
-        raise InputError(
-            f"input {name!r} has missing values (pandas NA, or masked elements); fill or drop "
-            "them first (e.g. series.dropna(), series.to_numpy(na_value=...))"
-        )
+    if has_missing(value):
+        raise InputError(f"input {name!r} {MISSING}")
     if isinstance(value, sp.Basic) and value.is_number:  # (pi, sqrt(2): not Python numbers)
         value = _sympy_real(value, name)
     try:
@@ -423,7 +419,7 @@ def _as_array(value, name: str):
             f"{e}{_HINTS.get(type(value).__module__.split('.')[0], '')}"
         ) from None
     kind = array.dtype.kind
-    if kind == "O" and all(_is_real(v) for v in array.flat):  # (a list of Fractions, SymPy's
+    if kind == "O" and all(is_real_number(v) for v in array.flat):  # (a list of Fractions, SymPy's
         kind = "f"  # numbers: each one a real number)
     if kind in "biuf":
         try:
@@ -437,28 +433,10 @@ def _as_array(value, name: str):
     raise InputError(f"input {name!r} holds {what}; pass a number or an array of real numbers")
 
 
-def _is_real(v: Any) -> bool:
-    if isinstance(v, sp.Basic):
-        return bool(v.is_number and v.is_extended_real)
-    return isinstance(v, numbers.Real | decimal.Decimal) and not isinstance(v, bool | np.bool_)
-
-
 def _sympy_real(value: sp.Basic, name: str) -> float:
     if not value.is_extended_real:
         raise InputError(f"input {name!r} is {value}, not a real number")
     return float(value)
-
-
-def _has_missing(value: Any) -> bool:
-    """Whether ``value`` has elements that stand for no value: a pandas array or Series of a
-    nullable type with NA in it (NumPy reads NA as NaN), a masked array with masked elements
-    (NumPy reads them as their hidden values)."""
-    if isinstance(value, np.ma.MaskedArray):
-        return bool(np.ma.getmaskarray(value).any())
-    dtype = getattr(value, "dtype", None)
-    if type(getattr(dtype, "na_value", None)).__name__ == "NAType" and hasattr(value, "isna"):
-        return bool(np.asarray(value.isna()).any())
-    return False
 
 
 #: How to pass a library's array that NumPy cannot read as it is.

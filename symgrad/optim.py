@@ -47,6 +47,7 @@ import numpy as np
 import sympy as sp
 
 from .errors import InputError, ShapeError
+from .values import MISSING, has_missing, is_real_number
 
 __all__ = ["SGD", "Adam", "Optimizer"]
 
@@ -425,6 +426,8 @@ def real_array(value: Any, culprit: str) -> np.ndarray:
     """
     if type(value) is np.ndarray and value.dtype == np.float64:
         return value
+    if has_missing(value):
+        raise InputError(f"{culprit} {MISSING}")
     if value is None:
         reason = "it is None"
     elif isinstance(value, str | bytes):
@@ -459,7 +462,7 @@ def _not_real(array: np.ndarray) -> str | None:
     if kind != "O":
         return f"its dtype is {array.dtype}, not a number type"
     for index, item in np.ndenumerate(array):
-        if not isinstance(item, numbers.Real | np.bool_):
+        if not (is_real_number(item) or isinstance(item, bool | np.bool_)):
             what = "None" if item is None else f"{item!r} (a {type(item).__name__})"
             if not index:
                 return f"it is {what}"

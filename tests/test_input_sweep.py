@@ -69,10 +69,25 @@ def test_missing_values_are_refused(model):
                     np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False])):
         with pytest.raises(symgrad.SymgradError, match="input 'x'"):
             model(**{**GOOD, "x": missing})
+        with pytest.raises(symgrad.SymgradError, match="data 'x'"):
+            symgrad.fit(model, {"k": 1.0, "b": 0.0}, {"x": missing, "y": GOOD["y"]},
+                        symgrad.optim.SGD(lr=0.1), steps=1, progress=False)
+        with pytest.raises(symgrad.SymgradError, match="data 'x'"):
+            model.objective({"x": missing, "y": GOOD["y"]}, {"k": 1.0, "b": 0.0})
     expected = model(**GOOD)
     for full in (pd.Series([1.0, 2.0, 3.0]), pd.array([1, 2, 3], dtype="Int64"),
                  np.ma.masked_array([1.0, 2.0, 3.0])):
         assert model(**{**GOOD, "x": full}) == expected
+        fun, x0, _ = model.objective({"x": full, "y": GOOD["y"]}, {"k": 1.0, "b": 0.0})
+        assert fun(x0)[0] == expected
+
+
+@pytest.mark.parametrize("value", [[decimal.Decimal(1), 2.0, 3.0], [sp.pi, 2, sp.Rational(3)]],
+                         ids=str)
+def test_fit_and_the_call_take_the_same_numbers(model, value):
+    expected = model(**{**GOOD, "x": value})
+    fun, x0, _ = model.objective({"x": value, "y": GOOD["y"]}, {"k": 1.0, "b": 0.0})
+    assert fun(x0)[0] == expected
 
 
 @pytest.mark.parametrize("value", [sp.pi, sp.sqrt(2), sp.E, [sp.pi, 1, sp.Rational(1, 3)]],
