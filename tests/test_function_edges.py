@@ -439,3 +439,16 @@ def test_a_function_of_a_number_evaluates(name, c):
 def test_relu_of_a_number_inside_max():
     assert sp.Max(symgrad.relu(sp.cos(1)), 0) == symgrad.relu(sp.cos(1))
     assert (symgrad.softplus(sp.cos(1)) > 0) is sp.true
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda x, y: sp.Piecewise((sp.gamma(x), x > 0), (0, True)) * y,
+     lambda x, y: sp.Piecewise((y, sp.gamma(x) > 0), (0, True)),
+     lambda x, y: sp.Piecewise((y, x > 0), (sp.zoo, True))],
+    ids=["in a branch", "in a condition", "zoo in a branch"],
+)
+def test_what_cannot_be_computed_is_refused_inside_a_piecewise_too(make):
+    x, y = sp.symbols("x y")
+    with pytest.raises(SymgradError, match="cannot compute"):
+        symgrad.compile(make(x, y), wrt=[y])

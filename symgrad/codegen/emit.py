@@ -162,10 +162,10 @@ def check_printable(graph: Graph) -> None:
                     )
                 if e.is_finite is False and not (in_condition or node.role != ADJOINT):
                     raise _not_finite(graph, node, e)
+            elif isinstance(e, sp.Piecewise) or cls is ExprCondPair:  # (a Tuple: first)
+                stack.extend(e._args)
             elif e.is_Symbol or isinstance(e, sp.Tuple | sp.logic.boolalg.BooleanAtom):
                 pass
-            elif isinstance(e, sp.Piecewise) or cls is ExprCondPair:
-                stack.extend(e._args)
             elif isinstance(e, sp.Rel | sp.logic.boolalg.BooleanFunction):
                 conditions.extend(e._args)
             elif isinstance(e, sp.Function | sp.Max | sp.Min):
