@@ -108,7 +108,8 @@ def _max_or_min(cls: type, sign: int) -> Rule:
             x, y = xs
             return (g * sp.Heaviside(sign * (x - y), S.Half),
                     g * sp.Heaviside(sign * (y - x), S.Half))
-        wins = [sp.Heaviside(sign * (x - out), S.One) for x in xs]  # 1 where x is the result
+        # 1 where x is the result (== is exact: the result is one of them, infinite ones too)
+        wins = [sp.Piecewise((S.One, sp.Eq(x, out)), (S.Zero, True)) for x in xs]
         share = g / sp.Add(*wins)
         return tuple(share * w for w in wins)
 

@@ -250,3 +250,15 @@ def test_the_code_for_an_output_that_is_not_a_scalar_refuses_the_gradient_at_onc
     assert "raise ValueError" in body and "dw" not in body and "return" not in body
     with pytest.raises(symgrad.SymgradError, match=r"not a scalar.*\(2,\)"):
         model.value_and_grad(**point)
+
+
+@pytest.mark.parametrize("cls", [sp.Max, sp.Min])
+def test_max_and_min_of_three_with_an_infinite_winner(cls, strict_warnings):
+    """The winner is found by equality (the result is one of the arguments), so an infinite
+    argument that wins is no inf − inf = NaN in the others' shares."""
+    b_, c_ = sp.symbols("b_ c_")
+    sign = 1 if cls is sp.Max else -1
+    model = symgrad.compile(symgrad.sum(cls(a, b_ + t, c_)), wrt=[t])
+    grads = model.grad(a=np.array([sign * np.inf, 0.0]), b_=np.array([0.0, sign * 5.0]),
+                       c_=sign * 1.0, t=0.0)
+    assert float(grads["t"]) == 1.0
