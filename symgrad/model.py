@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import replace
@@ -141,6 +143,10 @@ class CompiledModel:
         """
         values = self._arguments(args, inputs)
         shapes = {name: np.shape(v) for name, v in zip(self.inputs, values, strict=True)}
+        if self.broadcast != "allow":
+            from .passes import check_shapes
+
+            self._check_broadcasts(shapes, check_shapes(self.ir, shapes))
         return self._source(shapes)
 
     def _key(self, shapes: Mapping[str, tuple]) -> tuple:
@@ -227,7 +233,7 @@ class CompiledModel:
         warnings.warn(
             f"{text}; is that meant? (reshape an operand, e.g. y.reshape(-1, 1); "
             "compile(..., broadcast='allow') silences this)",
-            SymgradWarning, stacklevel=5,
+            SymgradWarning, stacklevel=_caller_level(),
         )
 
     def _run(self, name: str, values: list):
@@ -357,6 +363,18 @@ class CompiledModel:
         except OSError as e:
             raise SymgradError(f"save: cannot write {str(path)!r}: {e.strerror}") from None
         return path
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of a warning raised by the function that calls this one, that points
+    at the user's line: the first frame outside symgrad (a call, ``grad``, ``fit`` ...)."""
+    frame, level = sys._getframe(2), 2  # (1 is the warning function itself)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _key(k) -> str:

@@ -329,3 +329,22 @@ def test_render_refuses_a_path_it_cannot_write(model, tmp_path):
             model.render(path)
     with pytest.raises(symgrad.SymgradError, match="not a path"):
         model.render(3)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [lambda m, p: m(**p), lambda m, p: m.grad(**p), lambda m, p: m.source_for(**p),
+     lambda m, p: symgrad.fit(m, {"k": p["k"]}, {"x": p["x"]}, symgrad.optim.SGD(lr=0.01),
+                              steps=1, progress=False),
+     lambda m, p: m.objective({"x": p["x"]}, {"k": p["k"]})[0](np.ones(3))],
+    ids=["call", "grad", "source_for", "fit", "objective"],
+)
+def test_the_broadcast_warning_points_at_the_users_line(call):
+    m = symgrad.compile(symgrad.sum(k * x), wrt=[k])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call(m, {"x": np.ones((4, 1)), "k": np.ones(3)})
+    assert [w.filename for w in caught] == [__file__]
+    with pytest.raises(symgrad.SymgradError, match="broadcast"):
+        call(symgrad.compile(symgrad.sum(k * x), wrt=[k], broadcast="error"),
+             {"x": np.ones((4, 1)), "k": np.ones(3)})
