@@ -556,13 +556,8 @@ class _Batches:
         self.n = next(iter(lengths.values()))
         if self.n == 0:
             raise InputError("the data arrays are empty: there is nothing to train on")
-        if batch_size > self.n:
-            raise InputError(
-                f"batch_size={batch_size} is larger than the data, which has {self.n} rows "
-                f"(along the first axis): use batch_size={self.n} or less, or "
-                f"batch_size=None to train on all of it at every step"
-            )
-        self.size = batch_size
+        self.size = min(batch_size, self.n)  # more than the data: one batch of all of it, as
+        # PyTorch's DataLoader and Keras do
         self.per_epoch = -(-self.n // self.size)
         try:
             self.rng = np.random.default_rng(seed) if shuffle else None

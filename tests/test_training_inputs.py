@@ -175,8 +175,6 @@ def test_a_non_positive_learning_rate_is_refused_where_it_is_set(model, lr):
         ({"steps": None, "epochs": None}, r"give exactly one of steps= or epochs="),
         ({"epochs": True}, r"epochs must be a positive int, got True"),
         ({"epochs": 0}, r"epochs must be a positive int, got 0"),
-        ({"epochs": 1, "batch_size": 11},
-         r"batch_size=11 is larger than the data, which has 10 rows.*batch_size=10 or less"),
         ({"epochs": 1, "batch_size": 2.5}, r"batch_size must be a positive int, got 2\.5"),
         ({"epochs": 1, "batch_size": 2.0}, r"batch_size must be a positive int, got 2\.0"),
         ({"epochs": 1, "batch_size": "2"}, r"batch_size must be a positive int, got '2'"),
@@ -192,9 +190,14 @@ def test_fit_names_a_bad_option(model, options, culprit):
         fit(model, PARAMS, DATA, SGD(lr=0.1), **options)
 
 
-def test_a_batch_as_large_as_the_data_is_fine(model):
-    history = fit(model, PARAMS, DATA, SGD(lr=0.1), epochs=3, batch_size=10)
-    assert history.steps == 3
+@pytest.mark.parametrize("batch_size", [10, 11, 1000])
+def test_a_batch_as_large_as_the_data_or_larger_is_all_of_it(model, batch_size):
+    """As PyTorch's DataLoader and Keras do: one batch of every row, each epoch one step, the
+    same steps as without batches."""
+    history = fit(model, PARAMS, DATA, SGD(lr=0.1), epochs=3, batch_size=batch_size)
+    whole = fit(model, PARAMS, DATA, SGD(lr=0.1), epochs=3)
+    assert history.steps == 3  # (the rows shuffled: the sums in another order)
+    assert history.losses == pytest.approx(whole.losses, rel=1e-12)
 
 
 @pytest.mark.parametrize(
