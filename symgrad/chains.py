@@ -423,7 +423,18 @@ def local_factor(
             continue
         partials = local_partials(n.expr, out=n.symbol)
         d[n.symbol] = sp.Add(*(p * d[a] for a, p in partials.items() if a in d))
-    return _inline(d[node], expressions)
+    return _inline(_uncontinued(d[node]), expressions)
+
+
+def _uncontinued(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with x**y's derivative in y written as a teacher does, ``x^y·log(x)``: the code
+    continues it by 0 where x = 0 (0·log(0) would be NaN), a detail of the arithmetic."""
+    return expr.replace(
+        lambda e: isinstance(e, sp.Piecewise) and len(e.args) == 2 and e.args[0].expr == 0
+        and isinstance(e.args[0].cond, sp.Eq) and e.args[1].cond == sp.true
+        and isinstance(e.args[1].expr, sp.Mul) and e.args[1].expr.has(sp.log),
+        lambda e: e.args[1].expr,
+    )
 
 
 def _elementwise_in(expr: sp.Basic, symbol: sp.Symbol) -> bool:
@@ -454,6 +465,7 @@ def _strip(expr: sp.Expr) -> sp.Expr:
     expr = expr.replace(
         lambda e: isinstance(e, (broadcast_like, sum_to, expand_dims)), lambda e: e.args[0]
     )
+    expr = _uncontinued(expr)
     sizes = sorted(expr.atoms(size_of), key=sp.default_sort_key)
     if len(sizes) == 2:  # a mean along axes: size(out)/size(in), and N is their ratio
         a, b = sizes

@@ -177,7 +177,8 @@ def _parser() -> argparse.ArgumentParser:
             "The text means what it means in Python. sum mean max min logsumexp reduce\n"
             "(axis=, keepdims=); softmax log_softmax (axis=); matmul; transpose (axes=);\n"
             "elementwise: sigmoid softplus relu exp log sqrt sin cos tan tanh sinh cosh asin\n"
-            "acos atan Abs sign Max Min Heaviside Piecewise; ^ or ** is power."
+            "acos atan asinh acosh atanh atan2 erf erfc sinc Abs sign floor ceiling Max Min\n"
+            "Heaviside Piecewise; ^ or ** is power."
         ),
         epilog=(
             "examples:\n"
@@ -202,7 +203,7 @@ def _parser() -> argparse.ArgumentParser:
                    "for any size, an integer for a fixed one; t= for a scalar); repeat for "
                    "several inputs")
     c.add_argument("--result", metavar="NAME",
-                   help="the equation whose value is the output (default: the last)")
+                   help="the equation whose value is the output (default: the one no other reads)")
     c.add_argument("--output", dest="result", action=_Renamed, help=argparse.SUPPRESS)
     c.add_argument("--name", default="f", help="the output's name for a bare EXPRESSION")
     c.add_argument("-o", "--emit", metavar="MODULE.py",

@@ -148,6 +148,14 @@ class sinc_derivative(sp.Function):
     def _eval_rewrite_as_cos(self, x, **kwargs):
         return (sp.cos(x) - sp.sinc(x)) / x
 
+    def _sympystr(self, printer):  # as a teacher writes it (its value at 0 is the limit)
+        x = printer._print(self.args[0])
+        return f"(cos({x}) - sinc({x}))/{printer.parenthesize(self.args[0], 50)}"
+
+    def _latex(self, printer):
+        x = self.args[0]
+        return rf"\frac{{{printer._print(sp.cos(x) - sp.sinc(x))}}}{{{printer._print(x)}}}"
+
     def _eval_evalf(self, prec):
         return self.rewrite(sp.cos)._eval_evalf(prec)
 

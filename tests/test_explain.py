@@ -215,3 +215,13 @@ def test_latex_writes_a_reduction_along_an_axis_with_its_axis():
     latex = symgrad.compile(symgrad.sum(symgrad.mean(k * x, axis=0)), wrt=[k]).explain("latex")
     assert r"\operatorname{mean}\left(t_{1},\ \text{axis}=0\right)" in latex
     assert "False" not in latex
+
+
+def test_internal_operations_read_as_a_teacher_writes_them():
+    """sinc's derivative and x**y's derivative in y are explained as formulas, not as the
+    operations or branches the code computes them with."""
+    x, y, k = sp.symbols("x y k")
+    sinc = symgrad.compile(symgrad.sum(sp.sinc(k * x)), wrt=[k]).explain()
+    assert "(cos(t1) − sinc(t1))/t1" in sinc and "sinc_derivative" not in sinc
+    power = symgrad.compile(symgrad.sum(x**y), wrt=[y]).explain()
+    assert "∂f/∂y = x^y·log(x)" in power and "Piecewise" not in power
