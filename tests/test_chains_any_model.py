@@ -1,4 +1,4 @@
-"""Chains for any model (issue 14, item 14): a single expression, a deep one, and an equation
+"""Chains for any model: a single expression, a deep one, and an equation
 with structure of its own are explained through named intermediate nodes, every factor
 written out.
 

@@ -125,7 +125,7 @@ def test_fuzz_covers_everything(fuzz, fuzz_models):
     assert {*OPERATORS, "matmul", "transpose"} <= matmul_ops
 
 
-# -- item 1: reductions of elementwise expressions over parameters of every broadcastable shape
+# -- reductions of elementwise expressions over parameters of every broadcastable shape
 
 
 @settings(max_examples=150, deadline=None, derandomize=True,
@@ -162,7 +162,7 @@ _rng = np.random.default_rng(14)
 _A3, _B3, _C32 = (_rng.normal(size=s) for s in [(3, 3), (3, 3), (3, 2)])
 _X53, _w3, _y5 = (_rng.normal(size=s) for s in [(5, 3), (3,), (5,)])
 EXAMPLES = [
-    # item 1: a parameter reaching a full reduction through a sum with coefficient 1
+    # a parameter reaching a full reduction through a sum with coefficient 1
     ("max(a + t)", {"a": np.array([1.0, 3.0, 2.0]), "t": 0.0}, ["t"]),
     ("max(sin(a) + t)", {"a": np.array([1.0, 3.0, 2.0]), "t": 0.0}, ["t"]),
     ("max(acos(0.9*(2*sigmoid(X) - 1)) + a)", {"X": np.array([1.0, 3.0, 2.0]),
@@ -171,7 +171,7 @@ EXAMPLES = [
     ("max(sin(X) + mean(a))", {"X": np.arange(12.0).reshape(3, 4), "a": np.array([1.0, 2, 3])},
      ["a"]),
     ("sum(matmul(W, Y + b)**2)", {"W": np.ones((3, 2)), "Y": np.ones((2, 3)), "b": 0.5}, ["b"]),
-    # item 2: a matmul operand of *, / and ** keeps its parentheses, in values and gradients
+    # a matmul operand of *, / and ** keeps its parentheses, in values and gradients
     ("sum(w*matmul(A, v))", {"A": np.array([[0.0, 1], [1, 0]]), "v": np.array([1.0, 0]),
                              "w": np.array([1.0, 2])}, ["v"]),
     ("sum(matmul(X, Y)/matmul(Z, U))", {"X": _X53[:3, :2], "Y": _C32.T, "Z": _A3 + 3 * np.eye(3),
@@ -181,7 +181,7 @@ EXAMPLES = [
     ("sum(c*matmul(A, 1/U))", {"A": _A3, "U": np.exp(_C32), "c": _C32}, ["c"]),
     ("sum(matmul(tanh(matmul(matmul(B, A), B)), C))", {"A": _A3, "B": _B3, "C": _C32}, ["A"]),
     ("mean(softplus(-y*matmul(X, w)))", {"X": _X53, "w": _w3, "y": _y5}, ["w"]),
-    # item 9 and its class: non-scalar outputs, reduced along an axis or not
+    # non-scalar outputs, reduced along an axis or not
     ("sum(X*w, axis=1)", {"X": np.ones((2, 3)), "w": np.ones(3)}, ["w"]),
     ("log_softmax(X, axis=1)", {"X": _X53}, ["X"]),
     ("mean(tan(X), axis=-2)", {"X": np.full((4, 3), 0.5)}, ["X"]),

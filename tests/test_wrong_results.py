@@ -1,4 +1,4 @@
-"""Wrong numbers found by trying symgrad as a new user would, each checked against an independent
+"""Wrong numbers and crashes on valid models, each case checked against an independent
 reference (NumPy evaluating the same formula, central finite differences).
 
 The random sweeps that cover each class live in test_fuzz.py; these are the reported cases.
@@ -152,7 +152,7 @@ def test_an_output_that_is_not_a_scalar_evaluates(make, reference, tmp_path):
         model.value_and_grad(**point)
 
 
-# -- found by the gradient fuzz: Piecewise around operations that are not elementwise --------
+# -- Piecewise around operations that are not elementwise, and other forms -------------------
 
 
 def test_a_piecewise_over_reductions_evaluates_and_differentiates():
