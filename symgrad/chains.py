@@ -428,12 +428,12 @@ def local_factor(
 
 def _uncontinued(expr: sp.Expr) -> sp.Expr:
     """``expr`` with x**y's derivative in y written as a teacher does, ``x^y·log(x)``: the code
-    continues it by 0 where x = 0 (0·log(0) would be NaN), a detail of the arithmetic."""
+    takes the log of 1 where x = 0 (0·log(0) would be NaN), a detail of the arithmetic."""
     return expr.replace(
-        lambda e: isinstance(e, sp.Piecewise) and len(e.args) == 2 and e.args[0].expr == 0
-        and isinstance(e.args[0].cond, sp.Eq) and e.args[1].cond == sp.true
-        and isinstance(e.args[1].expr, sp.Mul) and e.args[1].expr.has(sp.log),
-        lambda e: e.args[1].expr,
+        lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.Piecewise)
+        and len(e.args[0].args) == 2 and e.args[0].args[0].expr == 1
+        and isinstance(e.args[0].args[0].cond, sp.Eq) and e.args[0].args[1].cond == sp.true,
+        lambda e: sp.log(e.args[0].args[1].expr),
     )
 
 

@@ -90,9 +90,11 @@ def _pow(g, out, base, exp):
             f"(log({sp.sstr(base)}) is not real); make the base positive"
         )
     else:
-        # out·log(base), and 0 where the base is 0 (there out is 0 and log(base) is −inf; PyTorch
-        # gives 0 too): branch-safe, the log of 0 is never used
-        d_exp = g * sp.Piecewise((S.Zero, sp.Eq(base, 0)), (out * sp.log(base), True))
+        # out·log(base), and 0 where the base is 0 (there out is 0 and log(base) would be −inf;
+        # PyTorch gives 0 too): the log is taken of 1 there, so no log(0) is ever computed,
+        # and a negative base still says "invalid value" as NumPy's log does
+        safe = sp.Piecewise((S.One, sp.Eq(base, 0)), (base, True))
+        d_exp = g * out * sp.log(safe)
     return d_base, d_exp
 
 

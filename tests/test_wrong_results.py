@@ -262,3 +262,12 @@ def test_max_and_min_of_three_with_an_infinite_winner(cls, strict_warnings):
     grads = model.grad(a=np.array([sign * np.inf, 0.0]), b_=np.array([0.0, sign * 5.0]),
                        c_=sign * 1.0, t=0.0)
     assert float(grads["t"]) == 1.0
+
+
+def test_the_derivative_in_the_exponent_of_a_negative_base_warns_as_numpy_does():
+    """log of a negative base is NaN: NumPy's own warning says so, it is not silenced."""
+    xs = sp.Symbol("xs")
+    model = symgrad.compile(symgrad.sum(xs**t), wrt=[t])
+    with pytest.warns(RuntimeWarning, match="invalid value"):
+        grads = model.grad(xs=np.array([-1.0, 2.0]), t=1.0)
+    assert np.isnan(grads["t"])

@@ -286,13 +286,9 @@ def _lines(graph: Graph, roots: list[sp.Symbol], printer: Printer, comments: boo
     weight: dict[sp.Symbol, int] = {}  # how many operations an inlined node brings along
     reads_of: dict[sp.Symbol, Collection] = {}  # the materialised nodes an inlined one reads
     branches: set[sp.Symbol] = set()  # inlined nodes with a Piecewise in them
-    # only a Piecewise node, the adjoints its rule makes, and the adjoints of a power with an
-    # exponent that is not a number (its derivative in the exponent branches at base 0) have
-    # one in them
-    has_branches = any(
-        type(e) is sp.Piecewise or (type(e) is sp.Pow and not e.exp.is_Number)
-        for e in (node.expr for node in nodes)
-    )
+    # only a Piecewise node, and the adjoints its rule makes, have a branch that may compute
+    # what is not taken (a rule's own branches, as x**y's in y, are safe as written)
+    has_branches = any(isinstance(node.expr, sp.Piecewise) for node in nodes)
     lines = []
     for node in nodes:
         args = node.occurrences  # (in no particular order: none is needed here)
