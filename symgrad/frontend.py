@@ -113,6 +113,25 @@ def build(
 ) -> Graph:
     """Turn a model into a ``Graph`` (see the module docstring)."""
     equations = equations_of(model, name)
+    try:
+        return _build(equations, output, wrt, shapes, imaginary_parts=False)
+    except _ImaginaryPart:  # (rare: a walk of every equation, only when it is needed)
+        equations = [(lhs, _real_parts(rhs)) for lhs, rhs in equations]
+        return _build(equations, output, wrt, shapes, imaginary_parts=True)
+
+
+class _ImaginaryPart(Exception):
+    """An imaginary number met where SymPy may have written a real value's parts (re, im)."""
+
+
+def _real_parts(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with re, im and conjugate of its (real) values replaced and SymPy's evaluation
+    let run: |exp(erfc(a))| is written with erfc(re(a) ± I·im(a)), which is erfc(a)."""
+    return expr.replace(lambda e: type(e) in REAL_PARTS,
+                        lambda e: REAL_PARTS[type(e)](e.args[0]))
+
+
+def _build(equations, output, wrt, shapes, imaginary_parts: bool) -> Graph:
     defined: dict[str, sp.Symbol] = {}
     for lhs, _ in equations:
         if lhs.name in defined:
@@ -139,6 +158,7 @@ def build(
         if p not in known_inputs:  # asked for, but the output does not depend on it: zero gradient
             inputs.append(p)
     builder = _Builder(_declared_shapes(shapes or {}, inputs, rhs_of))
+    builder.imaginary_parts = imaginary_parts
     builder.rhs_of = rhs_of
     for s in inputs:
         builder.add_input(s, PARAMETER if s in param_set else INPUT)
@@ -553,6 +573,7 @@ class _Builder:
         self.equation: str | None = None
         self.declared = declared
         self.rhs_of: Mapping[sp.Symbol, sp.Expr] = {}  # the user's equations, for rewrites
+        self.imaginary_parts = True  # whether re and im were taken out already (build)
 
     def _add(self, symbol: sp.Symbol, expr, role: str, label: str) -> sp.Symbol:
         shape = self.declared.get(label) if expr is None else None  # inferred once built
@@ -668,8 +689,10 @@ class _Builder:
     def _atom(self, e: sp.Basic) -> sp.Basic:
         if isinstance(e, sp.Symbol):  # only a symbol no equation defines and no input is
             raise AssertionError(f"unknown symbol {e}")
-        if e.is_Number or e.is_NumberSymbol:
+        if e.is_Number or e.is_NumberSymbol or e is sp.I:
             if not e.is_real:
+                if not self.imaginary_parts:
+                    raise _ImaginaryPart
                 raise ModelError(f"{self.equation}: symgrad computes with real numbers, not {e}")
             return e
         raise ModelError(f"{self.equation}: cannot compute {e} ({type(e).__name__})")

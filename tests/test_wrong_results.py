@@ -7,6 +7,7 @@ The random sweeps that cover each class live in test_fuzz.py; these are the repo
 from __future__ import annotations
 
 import importlib.util
+import math
 
 import numpy as np
 import pytest
@@ -217,13 +218,22 @@ def test_a_factor_and_its_inverse_keep_the_broadcast_they_carry():
     check_gradients(model, point)
 
 
-def test_abs_of_a_function_of_a_symbol_not_declared_real():
-    """SymPy writes |exp(tanh(c))| with re(c) and im(c) when c may be complex; inputs are real."""
+@pytest.mark.parametrize(
+    ("make", "derivative"),
+    [(lambda c: sp.Abs(sp.exp(sp.tanh(c))),
+      lambda v: np.exp(np.tanh(v)) * (1 - np.tanh(v) ** 2)),
+     (lambda c: sp.Abs(sp.exp(sp.erfc(c))),
+      lambda v: -2 / np.sqrt(np.pi) * np.exp(-(v**2)) * np.exp(math.erfc(v)))],
+    ids=["exp(tanh)", "exp(erfc)"],
+)
+def test_abs_of_a_function_of_a_symbol_not_declared_real(make, derivative):
+    """SymPy writes |exp(tanh(c))| with re(c) and im(c), and |exp(erfc(c))| with
+    erfc(re(c) ± I·im(c)), when c may be complex; inputs are real."""
     c = sp.Symbol("c")
-    e = sp.Abs(sp.exp(sp.tanh(c)))
+    e = make(c)
     assert e.has(sp.im)
     grad = symgrad.compile(e).grad(c=0.3)["c"]
-    assert grad == pytest.approx(np.exp(np.tanh(0.3)) * (1 - np.tanh(0.3) ** 2), rel=1e-14)
+    assert grad == pytest.approx(derivative(0.3), rel=1e-14)
 
 
 def test_the_derivative_of_a_power_in_its_exponent_is_zero_where_the_base_is_zero(
