@@ -76,8 +76,10 @@ def compile(
     if broadcast not in ("warn", "error", "allow"):
         raise SymgradError(f"broadcast={broadcast!r}: choose 'warn', 'error' or 'allow'")
     with no_cycle_collection():
-        graph = differentiate(build(model, name=name, output=output, wrt=wrt, shapes=shapes))
-        check_printable(graph)
+        forward = build(model, name=name, output=output, wrt=wrt, shapes=shapes)
+        check_printable(forward)  # before any rule is asked for what no code computes
+        graph = differentiate(forward)
+        check_printable(graph, start=len(forward))
         # the user's symbols are looked for only if a symbolic view asks (a walk of the whole
         # model), in what was passed now (the containers copied: the user may change them)
         given = dict(model) if isinstance(model, Mapping) else (

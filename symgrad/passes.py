@@ -18,6 +18,7 @@ sum(dt2*x)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -68,20 +69,13 @@ def outer_broadcasts(graph: Graph, known: Mapping[sp.Symbol, Shape | None]) -> l
         if e is None or node.role == ADJOINT or not _certain(shape) or not is_elementwise(e):
             continue
         shapes = [s for s in map(known.get, node.args) if s is not None and _certain(s)]
-        if len(shapes) > 1 and all(_size(shape) > _size(s) for s in shapes):
+        if len(shapes) > 1 and all(math.prod(shape) > math.prod(s) for s in shapes):
             distinct = list(dict.fromkeys(shapes))
             found.append(
                 f"{describe(graph, node)}: shapes {', '.join(map(str, distinct[:-1]))} and "
                 f"{distinct[-1]} broadcast to {shape}, larger than each of them"
             )
     return list(dict.fromkeys(found))  # (one equation's nodes may say the same twice)
-
-
-def _size(shape: Shape) -> int:
-    n = 1
-    for k in shape:
-        n *= k
-    return n
 
 
 def specialize(

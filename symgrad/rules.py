@@ -7,8 +7,9 @@ where that is the natural form (exp' = exp, tanh' = 1 - tanh², sigmoid' = σ·(
 rules' business: the backward pass sums cotangents back to their operand's shape.
 
 Adding a function SymPy and NumPy already know is one entry here (and one in the printer's
-table); a function in the printer's table without an entry here falls back to its ``fdiff``
-(SymPy's own derivative). A function outside the printer's table is refused, named.
+table); a function without an entry here falls back to its ``fdiff`` (SymPy's own
+derivative). ``compile`` refuses a function outside the printer's table before any rule is
+asked for.
 
 Rules for operations that are not elementwise (reductions, matmul, softmax) are true
 vector-Jacobian products: matmul sends Ḡ·Bᵀ to A and Aᵀ·Ḡ to B, a reduction spreads its adjoint
@@ -33,7 +34,6 @@ from collections.abc import Callable
 
 import sympy as sp
 
-from .codegen.printer import PRINTABLE, cannot_compute
 from .construct import term_base
 from .errors import NoRuleError
 from .frontend import free_symbols
@@ -244,9 +244,7 @@ def rule_for(expr: sp.Basic) -> Rule:
     for cls in type(expr).__mro__:
         if cls in RULES:
             return RULES[cls]
-    if isinstance(expr, sp.Function):
-        if type(expr) not in PRINTABLE:  # a rule would not help: no code computes it
-            raise NoRuleError(str(cannot_compute(expr, show=False)))
+    if isinstance(expr, sp.Function):  # (compile refuses first what no code computes)
         return _fdiff_rule(expr)
     raise NoRuleError(f"no derivative rule for {type(expr).__name__} (in {sp.sstr(expr)})")
 

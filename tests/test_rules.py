@@ -15,7 +15,7 @@ from helpers import MODULES, no_delta
 
 import symgrad
 from symgrad.codegen.printer import HELPERS, Printer
-from symgrad.errors import NoRuleError
+from symgrad.errors import NoRuleError, SymgradError
 from symgrad.functions import FUNCTIONS, mean, relu, sigmoid, softplus
 from symgrad.functions import sum as sg_sum
 from symgrad.ops import sigmoid_complement, sinc_derivative
@@ -351,8 +351,10 @@ def test_a_function_no_code_computes_gets_no_rule_from_its_fdiff():
         def fdiff(self, argindex=1):
             return 3 * self.args[0] ** 2
 
-    with pytest.raises(NoRuleError, match=r"cannot compute cube.*sigmoid"):
-        rule_for(cube(x))
+    k = sp.Symbol("k")
+    for model in (cube(x), cube(x) * k):  # differentiated, or only computed
+        with pytest.raises(SymgradError, match=r"cannot compute cube.*sigmoid"):
+            symgrad.compile(model)
 
 
 def test_a_function_without_a_rule_is_named():

@@ -136,13 +136,14 @@ def emit(graph: Graph, comments: bool = True, keyword_only: bool = True) -> str:
     return "\n".join(parts) + "\n"
 
 
-def check_printable(graph: Graph) -> None:
+def check_printable(graph: Graph, start: int = 0) -> None:
     """Raise ModelError now, at compile time, for anything NumPy code cannot be made of (the
     code itself is generated at the first call, for the shapes it brings): a function the
-    printer does not know (erf, gamma, an undefined g(x)), named with what is supported, and a
+    printer does not know (gamma, an undefined g(x)), named with what is supported, and a
     value that is undefined or infinite (zoo, nan; oo in a derivative), which no rule may
-    leave in a gradient."""
-    for node in graph.nodes:
+    leave in a gradient. Only the nodes from position ``start`` on are looked at (compile
+    checks the model before it is differentiated, then the nodes the backward pass added)."""
+    for node in graph.nodes[start:]:
         if node.expr is None:
             continue
         stack, conditions = [node.expr], []  # conditions: what is inside a comparison
