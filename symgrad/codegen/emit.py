@@ -51,7 +51,6 @@ from .. import __version__
 from ..construct import PLAIN, contains, new, rebuild, substitute
 from ..errors import ModelError
 from ..frontend import NodeEquations, larger_than
-from ..functions import matmul
 from ..functions import sum as reduce_sum
 from ..graph import ADJOINT, INLINE_LIMIT, PARAMETER, TEMP, Graph, Node, NodeSymbol
 from ..ops import sum_to
@@ -61,8 +60,8 @@ from .printer import (
     HELPERS,
     PRINTABLE,
     SUPPORTED,
+    MatmulParentheses,
     Printer,
-    _matmul_text,
     cannot_compute,
 )
 
@@ -486,7 +485,7 @@ def _without(alone: sp.Expr, s: sp.Symbol) -> sp.Expr | None:
     return rest[0] if len(rest) == 1 else new(sp.Mul, *rest)
 
 
-class _CommentPrinter(StrPrinter):
+class _CommentPrinter(MatmulParentheses, StrPrinter):
     """Comments read like the math: ``A @ B``, ``Wᵀ``, ``size(t)``, ``sum(g)``."""
 
     printmethod = "_symgrad_comment"
@@ -500,13 +499,6 @@ class _CommentPrinter(StrPrinter):
         g, a, b = (self.parenthesize(x, PRECEDENCE["Mul"]) for x in expr.args[:3])
         return f"{g} @ {b}ᵀ" if expr.which == 0 else f"{a}ᵀ @ {g}"
 
-    def parenthesize(self, item, level, strict=False):
-        if isinstance(item, matmul):  # (as the code printer does)
-            return f"({self._print(item)})"
-        return super().parenthesize(item, level, strict)
-
-    def _print_matmul(self, expr):
-        return _matmul_text(self, expr)
 
     def _print_transpose(self, expr):
         if expr.axes is not None:

@@ -264,12 +264,25 @@ def _operand(printer, e, level: int) -> str:
     return printer.parenthesize(e, level)
 
 
+class MatmulParentheses:
+    """For a printer of ``@``: a matrix product is parenthesized as the operand of any operator
+    (``@`` binds like ``*`` in Python; a sum prints its terms without asking)."""
+
+    def parenthesize(self, item, level, strict=False):
+        if isinstance(item, matmul):
+            return f"({self._print(item)})"
+        return super().parenthesize(item, level, strict)
+
+    def _print_matmul(self, expr):
+        return _matmul_text(self, expr)
+
+
 def _is_size_factor(e: sp.Basic) -> bool:
     """size(x), or a power of it: a number known only when the code runs."""
     return isinstance(e, size) or (isinstance(e, sp.Pow) and isinstance(e.base, size))
 
 
-class Printer(NumPyPrinter):
+class Printer(MatmulParentheses, NumPyPrinter):
     """Prints one expression as NumPy code with ``np`` as the module name."""
 
     printmethod = "_symgrad_numpy"
@@ -340,16 +353,6 @@ class Printer(NumPyPrinter):
         if abs(c.p) != 1:
             body = f"{abs(c.p)}*{body}"
         return f"{'-' if c < 0 else ''}{body}/{c.q}"
-
-    def parenthesize(self, item, level, strict=False):
-        """As SymPy's, knowing that Python's ``@`` binds like ``*``: a matrix product is
-        parenthesized as the operand of any operator (a sum prints its terms without asking)."""
-        if isinstance(item, matmul):
-            return f"({self._print(item)})"
-        return super().parenthesize(item, level, strict)
-
-    def _print_matmul(self, expr):
-        return _matmul_text(self, expr)
 
     def _print_transpose(self, expr):
         x = expr.args[0]
