@@ -110,7 +110,7 @@ class sigmoid(_Elementwise):
         return 1 / (1 + sp.exp(-x))
 
     def _eval_rewrite_as_exp(self, x, **kwargs):
-        return 1 / (1 + sp.exp(-x))
+        return self._formula(x)
 
 
 class softplus(_Elementwise):
@@ -129,10 +129,9 @@ class softplus(_Elementwise):
         return sp.log(1 + sp.exp(x))
 
     def _eval_rewrite_as_exp(self, x, **kwargs):
-        return sp.log(1 + sp.exp(x))
+        return self._formula(x)
 
-    def _eval_rewrite_as_log(self, x, **kwargs):
-        return sp.log(1 + sp.exp(x))
+    _eval_rewrite_as_log = _eval_rewrite_as_exp
 
 
 class relu(_Elementwise):
