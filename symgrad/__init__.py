@@ -62,9 +62,7 @@ def compile(
     (('b', 'k', 'x', 'y'), ('k', 'b'))
     """
     from .backward import differentiate
-    from .codegen.emit import check_printable
     from .frontend import build
-    from .memory import no_cycle_collection
 
     if not isinstance(name, str):
         raise SymgradError(f"name={name!r}: the output's name must be a string, e.g. name='f'")
@@ -75,17 +73,13 @@ def compile(
         )
     if broadcast not in ("warn", "error", "allow"):
         raise SymgradError(f"broadcast={broadcast!r}: choose 'warn', 'error' or 'allow'")
-    with no_cycle_collection():
-        forward = build(model, name=name, output=output, wrt=wrt, shapes=shapes)
-        check_printable(forward)  # before any rule is asked for what no code computes
-        graph = differentiate(forward)
-        check_printable(graph, start=len(forward))
-        # the user's symbols are looked for only if a symbolic view asks (a walk of the whole
-        # model), in what was passed now (the containers copied: the user may change them)
-        given = dict(model) if isinstance(model, Mapping) else (
-            list(model) if isinstance(model, list | tuple) else model)
-        wrt_given = wrt if wrt is None or isinstance(wrt, sp.Symbol | str) else list(wrt)
-        return CompiledModel(graph, given, wrt_given, name, broadcast)
+    graph = differentiate(build(model, name=name, output=output, wrt=wrt, shapes=shapes))
+    # the user's symbols are looked for only if a symbolic view asks (a walk of the whole
+    # model), in what was passed now (the containers copied: the user may change them)
+    given = dict(model) if isinstance(model, Mapping) else (
+        list(model) if isinstance(model, list | tuple) else model)
+    wrt_given = wrt if wrt is None or isinstance(wrt, sp.Symbol | str) else list(wrt)
+    return CompiledModel(graph, given, wrt_given, name, broadcast)
 
 
 # (compile, sum and max are not in __all__: ``from symgrad import *`` must not shadow the

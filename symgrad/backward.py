@@ -1,398 +1,241 @@
-"""Reverse-mode chain rule: append adjoint nodes to the graph, in reverse topological order.
+"""Reverse-mode chain rule: the adjoint nodes of the IR, appended in reverse topological order.
 
-The adjoint ``dv`` of a node ``v`` is d output / d v, summed over every path from the output
-down to ``v``. Each node's rule turns its adjoint into one cotangent per operand; a node's
-adjoint is the sum of the cotangents its users send it. Every node and every edge is visited
-once, so the cost grows with the size of the DAG, never with the size of the expanded tree.
+The adjoint of a node v is d output / d v, summed over every path from the output down to v.
+Each node's rule (its record's partials or vector-Jacobian product, ``ops.py``) turns its
+adjoint into one cotangent per operand; a node's adjoint is the sum of the cotangents its users
+send it. Every node and every edge is visited once, so the cost grows with the size of the
+DAG, never with the size of the expanded tree.
 
-Broadcasting is handled here, once, on the edge: a cotangent may be larger than its node (a
-scalar parameter broadcast over the data) and is summed back with ``sum_to`` where the shapes
-are not known to agree: at parameters, before operations that are not elementwise, and where
-cotangents from several users meet.
+A rule is a SymPy expression; it is evaluated once per operation, attributes and constant
+operands over placeholder symbols, written as a short list of operations, and then replayed
+for every node of that kind (``_Rules``): no SymPy in the loop over the nodes.
 
-A temporary's adjoint that only one cotangent reads is written into it instead of becoming a
-node (``dt2`` below stays one: it reads a broadcast, which specialize may drop once shapes are
-known, if what reads it is elementwise).
+Broadcasting is handled on the edge, once: a cotangent may be larger than its node (a scalar
+parameter broadcast over the data) and is summed back with ``sum_to`` where the shapes are not
+known to agree: at parameters, before operations that are not elementwise, and where
+cotangents from several users meet (``sum_to`` is lowered to a plain sum, or dropped, where
+the shapes are known).
 
 >>> import sympy as sp
 >>> from symgrad.frontend import build
 >>> from symgrad.functions import mean
->>> k, x, y = sp.symbols("k x y")
->>> print(differentiate(build(mean((k*x - y)**2), wrt=[k])))
-k: parameter
-x: input
-y: input
-t1 = k*x
-t2 = t1 - y
-t3 = t2**2
-f = mean(t3)
-dt3 = broadcast_like(1/size(t2), t2)
-dt2 = 2*dt3*t2
-dk = sum_to(dt2*x, k)
+>>> k, x = sp.symbols("k x")
+>>> g = differentiate(build(mean((k*x)**2), wrt=[k]))
+>>> print("\\n".join(g.line(i) for i in range(g.forward, len(g))))
+%7 = size %3  # shape ()
+%8 = div %6, %7
+%9 = broadcast_like %8, %4
+%10 = mul %9, %3
+%11 = mul %6, %10
+%12 = mul %11, %1
+%13 = sum_to %12, %0
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from .construct import (
-    assembled,
-    contains,
-    new,
-    real_symbol,
-    rebuild,
-    substitute,
-    term_base,
-    with_base,
-)
-from .frontend import _is_option
-from .functions import _Reduction
-from .graph import ADJOINT, INLINE_LIMIT, PARAMETER, TEMP, Graph, Node, NodeSymbol, Shape
-from .names import Namer
-from .ops import broadcast_like, full_like, matmul_vjp, size, sum_to
-from .rules import is_elementwise, vjp
-from .shapes import SHAPE_OF_ARGUMENT, infer
+from .builder import Builder
+from .errors import NoRuleError
+from .ir import ADJOINT, PARAMETER, TEMP, Graph, Info
+from .ops import OPS
+
+S = sp.S
 
 
 def differentiate(graph: Graph) -> Graph:
-    """``graph`` with the adjoint nodes of the reverse sweep appended, and ``grads`` set.
-
-    A temporary's adjoint that one cotangent alone reads is put into that cotangent, not made
-    a node: the generated code would write it into its one reader anyway (as emit does with
-    temporaries used once, within the same INLINE_LIMIT), and a model of thousands of such
-    temporaries saves as many nodes in every stage after this one.
-    """
+    """``graph`` with the adjoint nodes of the reverse sweep appended and ``grads`` set."""
+    nodes = graph.nodes
+    forward = graph.forward = len(nodes)
     needed = _on_paths(graph)
-    namer = Namer({n.name for n in graph})
-    shape_of: dict[sp.Symbol, Shape | None] = {n.symbol: n.shape for n in graph}
-    output = graph[graph.output].symbol  # (the node's own symbol: compared with "is")
-    adjoint: dict[sp.Symbol, sp.Expr] = {output: _seed(graph[output], shape_of)}
-    cotangents: dict[sp.Symbol, list[sp.Expr]] = {s: [] for s in needed}
-    carried: dict[sp.Symbol, int] = {}  # operations of adjoints put into a node's cotangents
-    new_nodes: list[Node] = []
-    broadcasts: set[sp.Symbol] = set()  # adjoint nodes that are a broadcast_like
-
-    def add(of: Node, expr: sp.Expr) -> sp.Symbol:
-        symbol = real_symbol(namer.fresh("d" + of.name))
-        shape = _shape(expr, shape_of)
-        label, inlined = "d" + of.label, carried.get(of.symbol, 0)
-        new_nodes.append(Node(symbol, expr, ADJOINT, label, of.equation, shape, of.symbol, inlined))
-        shape_of[symbol] = shape
-        if type(expr) is broadcast_like:
-            broadcasts.add(symbol)
-        return symbol
-
-    vjp = _Rules()
-    for node in reversed(graph.nodes):
-        v = node.symbol
-        if v not in needed:
+    builder = Builder(graph, info=lambda: Info(TEMP))
+    rules = _Rules()
+    adjoint: dict[int, int] = {}
+    cotangents: dict[int, list[int]] = {}
+    out = graph.output
+    for i in range(forward - 1, -1, -1):
+        if i not in needed:
             continue
-        if v is not output:
-            parts = cotangents[v]
+        if i == out:
+            g = _seed(graph, builder, i)
+        else:
+            parts = cotangents.get(i)
             if not parts:
                 continue
-            exact = not is_elementwise(node.expr) if node.expr is not None else True
-            total = _accumulate(node, parts, shape_of, exact)
-            if node.role == TEMP and (isinstance(total, sp.Symbol) or total.is_Number):
-                adjoint[v] = total  # passed on as it is: another adjoint, a number
-            elif (
-                node.role == TEMP
-                and 1 + carried.get(v, 0) <= INLINE_LIMIT
-                # (a broadcast, and what reads one, are left as nodes to specialize's rewrite)
-                and not isinstance(total, broadcast_like)
-                and not (broadcasts and _reads_any(total, broadcasts))
-                and (readers := vjp.readers(node.expr, v, needed)) is not None
-                and len(readers) == 1
-            ):
-                adjoint[v] = total  # read once: written into that cotangent
-                carried[readers[0]] = carried.get(readers[0], 0) + 1 + carried.get(v, 0)
-            else:
-                adjoint[v] = add(node, total)
-        if node.expr is None:
+            g = _accumulate(graph, builder, i, parts)
+        _own(graph, g, i, forward)
+        adjoint[i] = g
+        node = nodes[i]
+        if node.op == "input":
             continue
-        reduction = not is_elementwise(node.expr)  # only a reduction's rule brings in size()
-        for arg, c in vjp(node.expr, adjoint[v], v).items():
-            if arg in needed:
-                cotangents[arg].append(_simplify_sizes(c, graph) if reduction else c)
+        wanted = tuple(a in needed for a in node.args)
+        for arg, c in zip(node.args, rules.cotangents(builder, i, g, wanted), strict=True):
+            if c is not None:
+                cotangents.setdefault(arg, []).append(c)
     grads = []
     for p in graph.wrt:
-        if p not in adjoint:  # the output does not depend on p
-            adjoint[p] = add(graph[p], full_like(p, 0))
-        grads.append((p, adjoint[p]))
-    return graph.with_nodes(graph.nodes + tuple(new_nodes), grads=tuple(grads))
+        d = adjoint.get(p)
+        if d is None:  # the output does not depend on p
+            d = builder.op("full_like", (p,), (S.Zero,))
+            _own(graph, d, p, forward)
+        elif graph.info[d].of != p:  # (a parameter's gradient is a line of its own: dk = ...)
+            d = graph.add("copy", (d,), (len(graph),), nodes[d].shape, Info(ADJOINT, of=p))
+        grads.append((p, d))
+    graph.grads = grads
+    return graph
 
 
-def _seed(out: Node, shape_of) -> sp.Expr:
-    """The output's own adjoint: 1, spread to the output's shape where an operation that is not
-    elementwise computes an output that may not be a scalar (``sum(X, axis=1)``). The gradient
-    of such an output is never computed (value_and_grad refuses it), but every node must have
-    a shape."""
-    e = out.expr
+def _own(graph: Graph, g: int, i: int, forward: int) -> None:
+    """Make ``g`` the adjoint node of ``i`` if it is a new node that is nobody's yet, or a
+    temporary's (``dL2``, not ``dt1``, for t1 = L2 - y, whose adjoint L2's is)."""
+    info = graph.info[g]
+    if g < forward or graph.nodes[g].op == "const":
+        return
+    if info.of is None or (graph.info[info.of].role == TEMP and graph.info[i].role != TEMP):
+        info.role, info.of = ADJOINT, i
+
+
+def _seed(graph: Graph, builder: Builder, out: int) -> int:
+    """The output's own adjoint: 1, spread to the output's shape where it may not be a scalar
+    (``sum(X, axis=1)``). The gradient of such an output is never computed (value_and_grad
+    refuses it), but every node must have a shape."""
+    node = graph.nodes[out]
+    record = OPS[node.op]
     if (
-        e is None
-        or is_elementwise(e)
-        or (isinstance(e, _Reduction) and e.axis is None and not e.keepdims)
-        or _shape(e, shape_of) == ()
+        node.shape == ()
+        or record.elementwise
+        or (node.op in ("sum", "mean", "max", "logsumexp") and node.attrs == (None, False))
     ):
-        return sp.S.One
-    return broadcast_like(sp.S.One, out.symbol)
+        return builder.const(1)
+    return builder.op("broadcast_like", (builder.const(1), out))
 
 
-def _reads_any(expr: sp.Basic, symbols: set[sp.Symbol]) -> bool:
-    """Whether any of ``symbols`` occurs in ``expr``."""
-    stack = [expr]
-    while stack:
-        e = stack.pop()
-        if e in symbols:
-            return True
-        stack.extend(e.args)
-    return False
-
-
-def _count(expr: sp.Basic, symbol: sp.Symbol) -> int:
-    """How often ``symbol`` occurs in ``expr`` (as printed: a repeated sub-expression counts
-    each time), up to 2."""
-    if expr == symbol:
-        return 1
-    found, stack = 0, list(expr.args)
-    while stack:
-        e = stack.pop()
-        if e is symbol or (e.is_Symbol and e == symbol):
-            found += 1
-            if found > 1:
-                return found
-        elif e.args:
-            stack.extend(e.args)
-    return found
-
-
-def _on_paths(graph: Graph) -> set[sp.Symbol]:
+def _on_paths(graph: Graph) -> set[int]:
     """The nodes on some path from a parameter up to the output."""
     below = set(graph.wrt)  # depends on a parameter
-    for node in graph.nodes:
-        if not below.isdisjoint(node.occurrences):
-            below.add(node.symbol)
+    for i, node in enumerate(graph.nodes):
+        if not below.isdisjoint(node.args):
+            below.add(i)
     above = {graph.output}  # the output depends on it
-    for node in reversed(graph.nodes):
-        if node.symbol in above:
-            above.update(node.occurrences)
+    for i in range(len(graph.nodes) - 1, -1, -1):
+        if i in above:
+            above.update(graph.nodes[i].args)
     return below & above
 
 
-class _Rules:
-    """``vjp(expr, g, out)``, derived once per pattern and then only renamed.
+def _accumulate(graph: Graph, builder: Builder, v: int, parts: list[int]) -> int:
+    """The sum of the cotangents sent to ``v``, each brought to its shape where needed."""
+    nodes = graph.nodes
+    node = nodes[v]
+    parameter = graph.info[v].role == PARAMETER
+    if parameter and all(nodes[c].op == "const" for c in parts):  # d(2*k)/dk: shaped like k
+        total = parts[0]
+        for c in parts[1:]:
+            total = builder.op("add", (total, c))
+        return builder.op("full_like", (v,), (builder.number(total),))
+    exact = parameter or len(parts) > 1 or not _elementwise_users_only(graph, v)
+    if exact:
+        parts = [c if _same_shape(nodes[c].shape, node.shape)
+                 else builder.op("sum_to", (c, v)) for c in parts]
+    total = parts[0]
+    for c in parts[1:]:
+        total = builder.op("add", (total, c))
+    return total
 
-    Nodes of the same pattern (``t**2``, ``100*t``, ``a + b`` over other symbols) get the
-    same cotangents over other symbols: the rule runs on the pattern, with SymPy's full
-    evaluation, and every node of that pattern gets a copy with its own symbols put in, which
-    costs a few µs instead of the rule's tens (models with thousands of nodes repeat a handful
-    of patterns).
+
+def _elementwise_users_only(graph: Graph, v: int) -> bool:
+    """Whether ``v``'s own operation is elementwise: then a cotangent larger than ``v`` may
+    pass through it, to be summed once, further down."""
+    return OPS[graph.nodes[v].op].elementwise
+
+
+def _same_shape(a, b) -> bool:
+    """Whether two shapes are known to be equal (every size known, or named alike)."""
+    return a is not None and a == b and None not in a
+
+
+class _Rules:
+    """The cotangents of each node, from its record's rule, evaluated once per pattern.
+
+    A pattern is an operation, its attributes and which of its operands are numbers (and
+    which): ``pow(u, 2)`` and ``pow(u, 3)`` are two patterns, ``mul(u, v)`` for any u, v one.
+    Its rule is evaluated over placeholder symbols and written as operations over them (a
+    ``Program``), which each node of the pattern replays over its own operands.
     """
 
     def __init__(self) -> None:
-        self.templates: dict[tuple, dict[sp.Symbol, sp.Expr]] = {}
-        self.reads: dict[tuple, dict[sp.Symbol, int]] = {}  # key -> slot -> uses of g there
-        self._last: tuple | None = None  # (expr, g, out, plan): readers() then __call__()
+        self.programs: dict[tuple, list[Program | None]] = {}
 
-    def __call__(self, expr: sp.Basic, g: sp.Expr, out: sp.Symbol) -> dict[sp.Symbol, sp.Expr]:
-        """``{operand: cotangent}``: what the node ``out = expr`` sends back of its adjoint g."""
-        plan = self._plan(expr, g, out)
-        if plan[0] == "sum":
-            return _sum_cotangents(expr.args, plan[1], g)
-        if plan[0] == "as is":
-            return vjp(expr, g, out)
-        _, key, template, slot_of = plan
-        back = {s: a for a, s in slot_of.items()}
-        if not g.is_Number:
-            back[key[2]] = g  # (the plan may have been made for another adjoint)
-        memo: dict = {}
-        return {back[s]: substitute(c, back, memo) for s, c in template.items()}
+    def cotangents(self, builder: Builder, i: int, g: int, wanted: tuple[bool, ...]
+                   ) -> list[int | None]:
+        """The cotangent node of each operand of node ``i`` whose ``wanted`` is true (else
+        None), given its adjoint ``g``."""
+        cotangents = self._cotangents(builder, i, g, wanted)
+        return [c if w else None for c, w in zip(cotangents, wanted, strict=True)]
 
-    def readers(self, expr: sp.Basic, out: sp.Symbol, needed) -> list[sp.Symbol] | None:
-        """The operands in ``needed`` whose cotangent reads the adjoint, once per time it is
-        read; None when the rule is not known before it runs."""
-        plan = self._plan(expr, _ADJOINT, out)
-        if plan[0] == "sum":
-            return [s for s in plan[1] if s in needed]
-        if plan[0] == "as is":
-            return None
-        _, key, template, slot_of = plan
-        reads = self.reads.get(key)
-        if reads is None:
-            reads = self.reads[key] = {s: _count(c, key[2]) for s, c in template.items()}
-        back = {s: a for a, s in slot_of.items()}
-        return [back[s] for s, n in reads.items() if back[s] in needed for _ in range(n)]
-
-    def _plan(self, expr: sp.Basic, g: sp.Expr, out: sp.Symbol) -> tuple:
-        """``("sum", bases)``, ``("as is",)`` or ``("template", key, template, slot_of)``: the
-        same for every adjoint g that is not a number (the last one is kept for the next call)."""
-        last = self._last
-        if (
-            last is not None
-            and last[0] is expr
-            and last[2] is out
-            and (last[1] is g or not (g.is_Number or last[1].is_Number))
-        ):
-            return last[3]
-        plan = self._make_plan(expr, g, out)
-        self._last = (expr, g, out, plan)
-        return plan
-
-    def _make_plan(self, expr: sp.Basic, g: sp.Expr, out: sp.Symbol) -> tuple:
-        args = expr.args
-        terms = type(expr) is sp.Add
-        if terms:  # the sum's rule, most common of all: g to every term
-            bases = _sum_bases(args)
-            if bases is not None:
-                return ("sum", bases)
-        if not args or not all(
-            a.is_Symbol or a.is_Number or _is_option(a) or (terms and _base_symbol(a))
-            for a in args
-        ):
-            return ("as is",)  # an alias, a constant, a Piecewise: the rule runs on it
-        slot_of: dict[sp.Basic, sp.Symbol] = {}
-        if not g.is_Number:  # g first: products print with the adjoint in front, dL1*x
-            slot_of[g] = _slot(0)
-        bases = {a: _base_symbol(a) for a in args if terms and not a.is_Atom}
-        for a in (*args, out):
-            a = bases.get(a) or a
-            if a.is_Symbol and a not in slot_of:
-                slot_of[a] = _slot(len(slot_of))
-        pattern = tuple(
-            with_base(a, slot_of[bases[a]]) if bases.get(a) else slot_of.get(a, a) for a in args
-        )
-        key = (type(expr), pattern, slot_of.get(g, g), slot_of[out])
-        template = self.templates.get(key)
-        if template is None:
-            template = self.templates[key] = vjp(rebuild(expr, pattern), key[2], key[3])
-        return ("template", key, template, slot_of)
+    def _cotangents(self, builder: Builder, i: int, g: int, wanted) -> list[int | None]:
+        graph = builder.graph
+        node = graph.nodes[i]
+        op = node.op
+        args = node.args
+        if op == "add":
+            return [g, g]
+        if op == "sub":
+            return [g, builder.op("neg", (g,)) if wanted[1] else None]
+        if op == "neg":
+            return [builder.op("neg", (g,))]
+        if op == "copy":
+            return [g]
+        if op == "mul":
+            a, b = args
+            return [builder.op("mul", (g, b)) if wanted[0] else None,
+                    builder.op("mul", (g, a)) if wanted[1] else None]
+        numbers = tuple(builder.number(a) for a in args)
+        key = (op, node.attrs, numbers)
+        programs = self.programs.get(key)
+        if programs is None:
+            programs = self.programs[key] = _programs(OPS[op], node.attrs, numbers)
+        slots = (g, i, *args)
+        return [None if p is None or not w else p.run(builder, slots)
+                for p, w in zip(programs, wanted, strict=True)]
 
 
-def _base_symbol(a: sp.Basic) -> sp.Symbol | None:
-    """The node symbol u of a sum's term c*u**n (construct.term_base), else None."""
-    u = term_base(a)
-    return u if isinstance(u, sp.Symbol) else None
+class Program:
+    """A rule's result for one operand, as operations over the slots (adjoint, value,
+    operands): replayed with a node's own slots, it adds that node's cotangent."""
+
+    def __init__(self, expr: sp.Expr, slots: list[sp.Symbol]):
+        scratch = Graph()
+        env: dict[sp.Basic, int] = {s: scratch.input(s.name) for s in slots}
+        Builder(scratch).sympy(expr, env)
+        self.steps = [(n.op, n.args, n.attrs) for n in scratch.nodes[len(slots):]]
+        self.result = len(scratch.nodes) - 1 if self.steps else env[expr]
+        self.slots = len(slots)
+
+    def run(self, builder: Builder, slots: tuple[int, ...]) -> int:
+        ids = list(slots)
+        for op, args, attrs in self.steps:
+            if op == "const":
+                ids.append(builder.const(attrs[0]))
+            else:
+                ids.append(builder.op(op, tuple(ids[a] for a in args), attrs))
+        return ids[self.result]
 
 
-def _sum_bases(terms: tuple) -> list[sp.Symbol] | None:
-    """The node of each term of a sum that is not a number (u for u, -u, c*u**2: the terms
-    the front end keeps in a sum, construct.term_base). None if a term is none of those, or
-    a node occurs in two terms, for the general rule to handle."""
-    bases = []
-    for a in terms:
-        if a.is_Number:
-            continue
-        s = a if a.is_Symbol else _base_symbol(a)
-        if s is None:
-            return None
-        bases.append(s)
-    return bases if len(set(bases)) == len(bases) else None
+_G, _OUT = sp.Symbol("_g", real=True), sp.Symbol("_out", real=True)
 
 
-def _sum_cotangents(terms: tuple, bases: list, g: sp.Expr) -> dict[sp.Symbol, sp.Expr]:
-    """A sum sends g times the term's derivative to each term's node: g to u, -g to -u,
-    g*2*c*u to c*u**2."""
-    sent: dict[sp.Symbol, sp.Expr] = {}
-    plain = g is sp.S.One or type(g) is NodeSymbol  # (the product is then built at once)
-    i = 0
-    for a in terms:
-        if a.is_Number:
-            continue
-        s = bases[i]
-        i += 1
-        if a is s:
-            sent[s] = g
-            continue
-        factors = _monomial_derivative(a, s)
-        c = factors[0]
-        if plain and type(c) is sp.Integer:  # (not 0, 1 or -1: SymPy's singletons)
-            args = factors if g is sp.S.One else (c, g, *factors[1:])
-            sent[s] = c if len(args) == 1 else assembled(sp.Mul, *args)
-        else:
-            sent[s] = new(sp.Mul, *factors) if g is sp.S.One else new(sp.Mul, g, *factors)
-    return sent
-
-
-def _monomial_derivative(a: sp.Basic, u: sp.Symbol) -> tuple[sp.Expr, ...]:
-    """The factors of d/du of c*u, u**n or c*u**n (numbers c, n), as written: (c,) or
-    (n*c, u**(n - 1))."""
-    c, power = a._args if type(a) is sp.Mul else (sp.S.One, a)
-    if type(power) is not sp.Pow:
-        return (c,)
-    n = power._args[1].p  # an integer >= 2
-    factor = sp.Integer(c.p * n) if c.is_Integer else c * n
-    return factor, u if n == 2 else new(sp.Pow, u, sp.Integer(n - 1))
-
-
-_SLOTS: list[sp.Symbol] = []
-
-#: Stands for a temporary's adjoint while its rule is planned (in its place, any symbol will do).
-_ADJOINT = sp.Symbol("_adjoint", real=True)
-
-
-def _slot(i: int) -> sp.Symbol:
-    """The i-th symbol of a pattern (real, like every node symbol)."""
-    while len(_SLOTS) <= i:
-        _SLOTS.append(sp.Symbol(f"_{len(_SLOTS)}", real=True))
-    return _SLOTS[i]
-
-
-def _accumulate(node: Node, parts: list[sp.Expr], shape_of, exact: bool) -> sp.Expr:
-    """The sum of the cotangents sent to ``node``, each brought to its shape where needed."""
-    v = node.symbol
-    if node.role == PARAMETER:
-        if all(c.is_Number for c in parts):  # d(2*k)/dk: like k
-            return full_like(v, sp.Add(*parts))
-    elif len(parts) == 1 and not exact:  # the common case: one cotangent, of v's shape
-        return parts[0]
-    exact = exact or len(parts) > 1 or node.role == PARAMETER
-    known = node.shape is not None  # else no part can be known to fit
-    fitted = [
-        c if not exact or _shaped_like(c, v) or (known and _fits(_shape(c, shape_of), node.shape))
-        else new(sum_to, c, v)
-        for c in parts
+def _programs(record, attrs: tuple, numbers: tuple) -> list[Program | None]:
+    """A ``Program`` per operand (None where its cotangent is 0, or it is a number)."""
+    xs = [sp.Symbol(f"_x{k}", real=True) if v is None else v for k, v in enumerate(numbers)]
+    slots = [_G, _OUT] + [sp.Symbol(f"_x{k}", real=True) for k in range(len(numbers))]
+    if record.elementwise and record.partials is not None:
+        cotangents = [_G * p for p in record.partials(attrs, _OUT, *xs)]
+    elif record.vjp is not None:
+        cotangents = list(record.vjp(attrs, _G, _OUT, *xs))
+    else:
+        raise NoRuleError(f"no derivative rule for {record.name}")
+    return [
+        None if v is not None or c == 0 else Program(sp.sympify(c), slots)
+        for c, v in zip(cotangents, numbers, strict=True)
     ]
-    if len(fitted) == 1:
-        return fitted[0]
-    terms = [t for c in fitted for t in (c.args if c.is_Add else (c,))]
-    return sp.Add._from_args(tuple(terms), is_commutative=True)  # as they come, not re-sorted
-
-
-def _shaped_like(c: sp.Expr, v: sp.Symbol) -> bool:
-    """Whether the cotangent ``c`` has ``v``'s shape whatever the shapes are: a broadcast to
-    ``v``, or a gradient helper made for ``v`` itself (it has the shape of the operand it was made
-    for, and a sum passes it on unchanged to terms of other shapes: ``max(a + t)``)."""
-    cls = type(c)
-    if cls is matmul_vjp:
-        return c.args[1 + c.which] is v
-    argument = SHAPE_OF_ARGUMENT.get(cls)
-    return argument is not None and c.args[argument] is v
-
-
-def _fits(shape: Shape | None, target: Shape | None) -> bool:
-    return shape is not None and target is not None and shape == target and None not in shape
-
-
-def _shape(expr: sp.Expr, shape_of) -> Shape | None:
-    """The static shape of ``expr`` if every symbol in it has one, else None."""
-    return infer(expr, shape_of.get)
-
-
-def _simplify_sizes(expr: sp.Expr, graph: Graph) -> sp.Expr:
-    """size(t) -> size(u) (and a broadcast to t's shape -> to u's) when t is elementwise in u
-    alone: the same shape, and t need not be kept for it."""
-    if not contains(expr, (size, broadcast_like)):
-        return expr
-
-    def same_shape(x: sp.Symbol) -> sp.Symbol:
-        while x in graph and graph[x].expr is not None and is_elementwise(graph[x].expr):
-            (u, *more) = graph[x].args or (None,)
-            if more or u is None:
-                break
-            x = u
-        return x
-
-    def smaller(e):
-        return e.func(*e.args[:-1], same_shape(e.args[-1]))
-
-    return expr.replace(lambda e: isinstance(e, (size, broadcast_like)), smaller)

@@ -35,12 +35,12 @@ from sympy.printing.latex import greek_letters_set as _GREEK
 from sympy.printing.latex import translate as _translate
 
 from .errors import SymgradError
-from .frontend import free_symbols, substitute_unevaluated, tree_size
+from .expressions import free_symbols, substitute_unevaluated, tree_size
 from .functions import mean, sum
 from .graph import ADJOINT, NAMED, TEMP, Graph
 from .ops import broadcast_like, expand_dims, sum_to
 from .ops import size as size_of
-from .rules import is_elementwise, local_partials, vjp
+from .views import is_elementwise, local_partials, vjp
 
 MAX_PATHS = 64  # a chain string lists at most this many paths
 MAX_DISPLAY_SIZE = 300  # larger equations (as trees) are not spelled out

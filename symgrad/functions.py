@@ -2,7 +2,7 @@
 
 They are ordinary SymPy ``Function`` classes, so they live inside SymPy expressions, print as
 themselves and differentiate with ``sympy.diff``. How they are computed lives in
-``codegen/printer.py``; their derivative rules live in ``rules.py``.
+their records in ``ops.py`` (code, derivative rule, shape rule).
 
 >>> import sympy as sp
 >>> x = sp.Symbol("x")
@@ -154,6 +154,63 @@ class relu(_Elementwise):
 
     def _eval_rewrite_as_Max(self, x, **kwargs):
         return sp.Max(x, 0)
+
+
+class _Binary(sp.Function):
+    """A function of two expressions, applied element by element (broadcasting)."""
+
+    nargs = 2
+
+    def __new__(cls, *args, **options):
+        _count(cls.__name__, args, ("x", "y"))
+        x, y = (_operand(v, cls.__name__, n) for v, n in zip(args, ("x", "y"), strict=True))
+        return super().__new__(cls, x, y, **_options(cls.__name__, options))
+
+    def _eval_is_real(self):
+        return self.args[0].is_real and self.args[1].is_real
+
+    def _eval_evalf(self, prec):
+        x, y = self.args
+        if x.is_number and y.is_number and x.is_extended_real and y.is_extended_real:
+            return self._formula(x, y).evalf(prec)
+        return None
+
+
+class logaddexp(_Binary):
+    """log(exp(x) + exp(y)), computed without overflow.
+
+    >>> logaddexp(0, 0).evalf(5)
+    0.69315
+    >>> x, y = sp.symbols("x y")
+    >>> logaddexp(x, y).diff(x)
+    exp(x - logaddexp(x, y))
+    """
+
+    def fdiff(self, argindex=1):
+        return sp.exp(self.args[argindex - 1] - self)
+
+    def _formula(self, x, y):
+        return sp.log(sp.exp(x) + sp.exp(y))
+
+    def _eval_rewrite_as_exp(self, x, y, **kwargs):
+        return self._formula(x, y)
+
+
+class hypot(_Binary):
+    """sqrt(x**2 + y**2), computed without overflow or underflow of the squares.
+
+    >>> hypot(3, 4).evalf(3)
+    5.00
+    """
+
+    def fdiff(self, argindex=1):
+        return self.args[argindex - 1] / self
+
+    def _formula(self, x, y):
+        return sp.sqrt(x**2 + y**2)
+
+    def _eval_rewrite_as_sqrt(self, x, y, **kwargs):
+        return self._formula(x, y)
 
 
 class ones_like(sp.Function):
@@ -445,11 +502,13 @@ class transpose(sp.Function):
         return self.args[0].is_real
 
 
-#: Every function class symgrad adds; each must have an entry in ``rules.RULES``.
+#: Every function class symgrad adds; each has a record in ``ops.py``.
 FUNCTIONS: tuple[type[sp.Function], ...] = (
     sigmoid,
     softplus,
     relu,
+    logaddexp,
+    hypot,
     sum,
     mean,
     max,

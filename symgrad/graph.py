@@ -1,8 +1,8 @@
-"""The one data structure every stage passes along: a topologically ordered graph of nodes.
+"""The symbolic view of a compiled model: its IR as SymPy, one expression per node.
 
 A node is ``name = expr`` where ``expr`` is one SymPy operation over the symbols of earlier
-nodes (or numbers). Inputs have no expression. The backward pass appends adjoint nodes to the
-same graph, so code generation and rendering treat forward and backward alike.
+nodes (or numbers). Inputs have no expression. The chains, explanations and diagrams read this
+view (``views.py`` makes it from the IR); the compiler itself never does.
 
 >>> import sympy as sp
 >>> x, t = sp.symbols("x t", real=True)
@@ -28,44 +28,13 @@ ADJOINT = "adjoint"  # d(output)/d(node), built by the backward pass
 
 Shape = tuple[int | None, ...]
 
-#: A temporary used once is written into its user only while the user's expression stays this
-#: small (in operations): lines stay readable, and no line nests deeper than Python can parse.
-#: (The backward pass puts a temporary's adjoint into its one user at once, emit the rest.)
-INLINE_LIMIT = 8
-
-
-class NodeSymbol(sp.Symbol):
-    """The symbol of one node: a real SymPy symbol that is equal to itself alone.
-
-    Every node has its own symbol object, named uniquely within its graph, so identity is
-    equality (as for a ``Dummy``). Hashing and comparing one then cost what they cost for any
-    object, not a call of SymPy's ``Basic.__hash__`` or ``__eq__``: the stages look node
-    symbols up in dicts hundreds of thousands of times for a large model (at N = 1000 in
-    bench_core's case (c), this takes an eighth off the compile). Make one with
-    ``construct.real_symbol``. It is not equal to a plain ``Symbol`` of the same name, nor to
-    another node's.
-    """
-
-    __slots__ = ()
-    __hash__ = object.__hash__
-    __eq__ = object.__eq__
-    __ne__ = object.__ne__
-
-
-# SymPy orders the factors of a product, and picks a printing method, by class *name*: by this
-# one, a node symbol is ordered and printed exactly as a Symbol (its qualified name stays)
-NodeSymbol.__name__ = "Symbol"
-
-
 @dataclass(frozen=True, init=False)
 class Node:
     """One vertex: its symbol (named like the code variable), expression, role and label.
 
     ``label`` is the name a person sees (the user's own, such as ``σ`` or ``a b``); the symbol's
     name is the sanitised identifier used in generated code. ``equation`` is the label of the
-    equation the node was built for; ``of`` is, for an adjoint, the node it belongs to;
-    ``inlined`` counts the nodes already written into ``expr`` (the backward pass writes a
-    temporary's adjoint that one cotangent reads into it), against INLINE_LIMIT.
+    equation the node was built for; ``of`` is, for an adjoint, the node it belongs to.
     """
 
     symbol: sp.Symbol
@@ -75,7 +44,6 @@ class Node:
     equation: str | None = None
     shape: Shape | None = None
     of: sp.Symbol | None = None
-    inlined: int = field(default=0, repr=False, compare=False)
 
     def __init__(
         self,
@@ -86,13 +54,12 @@ class Node:
         equation: str | None = None,
         shape: Shape | None = None,
         of: sp.Symbol | None = None,
-        inlined: int = 0,
     ) -> None:
         # what the frozen dataclass's __init__ does field by field, at half the cost (a model
         # has thousands of nodes)
         self.__dict__.update(
             symbol=symbol, expr=expr, role=role, label=label, equation=equation, shape=shape,
-            of=of, inlined=inlined,
+            of=of,
         )
 
     @property
@@ -140,7 +107,7 @@ class Node:
         while stack:
             e = stack.pop()
             cls = type(e)
-            if cls is NodeSymbol:
+            if cls is sp.Symbol:
                 found[e] = found.get(e, 0) + 1
             elif cls in _OPERATIONS:  # (their arguments as SymPy keeps them: .args is a
                 stack.extend(e._args)  # property around _args, a call per sub-expression)

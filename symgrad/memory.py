@@ -1,4 +1,4 @@
-"""Memory: freed NumPy temporaries kept warm, and cycle collection paused while compiling.
+"""Memory: freed NumPy temporaries kept warm.
 
 A training step allocates the same large temporaries (n × hidden arrays) every time and frees
 them before it returns. With glibc's malloc and its default thresholds, a block of a few
@@ -26,11 +26,8 @@ True
 from __future__ import annotations
 
 import ctypes
-import gc
 import os
 import platform
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's <malloc.h>
 M_MMAP_THRESHOLD = -3
@@ -72,26 +69,4 @@ def _apply() -> bool:
     )
 
 
-@contextmanager
-def no_cycle_collection() -> Iterator[None]:
-    """Python's cycle collector paused for a block that allocates many objects and frees them
-    in bulk afterwards, as compiling a large model does (tens of thousands of SymPy objects,
-    which would trigger a collection every 700 allocations, and full ones as the heap grows);
-    reference counting frees memory as usual. Restored even if the block raises.
-
-    >>> with no_cycle_collection():
-    ...     gc.isenabled()
-    False
-    >>> gc.isenabled()
-    True
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-__all__ = ["keep_freed_memory", "no_cycle_collection"]
+__all__ = ["keep_freed_memory"]

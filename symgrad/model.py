@@ -18,7 +18,6 @@ import os
 import sys
 import warnings
 from collections.abc import Mapping
-from dataclasses import replace
 from functools import cached_property
 from os import PathLike
 from pathlib import Path
@@ -29,8 +28,8 @@ import sympy as sp
 
 from . import chains
 from .errors import InputError, NotScalarError, ShapeError, SymgradError, SymgradWarning
-from .graph import Graph
-from .rules import derivative
+from .ir import Graph as IR
+from .ops import derivative
 from .values import MISSING, has_missing, is_real_number
 
 
@@ -38,33 +37,55 @@ class CompiledModel:
     """A model compiled to NumPy: call it for the value, ``value_and_grad`` for both."""
 
     def __init__(
-        self, graph: Graph, model: Any = None, wrt: Any = None, name: str = "f",
+        self, graph: IR, model: Any = None, wrt: Any = None, name: str = "f",
         broadcast: str = "warn",
     ):
-        self.ir = graph  # the differentiated Graph (symgrad.graph.Graph), shape-generic
+        from .codegen.emit import emit
+        from .codegen.load import load
+        from .memory import keep_freed_memory
+
+        keep_freed_memory()  # once per process: freed temporaries stay warm (memory.py)
+        self.ir = graph  # the differentiated IR (symgrad.ir.Graph); print(model.ir) lists it
         self.broadcast = broadcast  # what an outer-product broadcast does: warn, error, allow
         self._warned: set[tuple] = set()  # shape patterns already warned about
         self._compiled = (model, wrt, name)  # what was compiled, as symgrad.compile was given it
-        self.inputs: tuple[str, ...] = tuple(n.label for n in graph.inputs)
-        self.wrt: tuple[str, ...] = tuple(graph[p].label for p in graph.wrt)
-        self.output: str = graph[graph.output].label
+        info = graph.info
+        self.inputs: tuple[str, ...] = tuple(info[i].label for i in graph.inputs)
+        self.wrt: tuple[str, ...] = tuple(info[p].label for p in graph.wrt)
+        self.output: str = info[graph.output].label
         self._slot = {name: i for i, name in enumerate(self.inputs)}
-        self._variants: dict[tuple, Any] = {}  # shape pattern -> its functions
-        self._sources: dict[tuple, str] = {}  # shape pattern -> its source, with comments
-        self._by_shapes: dict[tuple, dict[str, Any]] = {}  # input shapes -> functions
+        # the code that runs: the lines of ``source``, without comments, taking the inputs in
+        # order, converted already (this model converts them)
+        self._functions = load(emit(graph, comments=False, keyword_only=False, convert=False))
+        self._checked: dict[tuple, list] = {}  # input shapes -> every node's shape
         self._last_shapes: dict[str, tuple] | None = None  # of the last new shapes called with
 
     def __getstate__(self) -> dict[str, Any]:
-        """What pickles: all but the compiled functions (built again at the next call)."""
+        """What pickles: all but the compiled functions (built again when unpickled)."""
         state = self.__dict__.copy()
-        state["_variants"], state["_by_shapes"] = {}, {}
+        state.pop("_functions", None)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from .codegen.emit import emit
+        from .codegen.load import load
+
+        self.__dict__.update(state)
+        self._functions = load(emit(self.ir, comments=False, keyword_only=False, convert=False))
+
+    @cached_property
+    def _view(self):
+        """The symbolic view of the IR (SymPy over the code's names), for chains and pictures."""
+        from .views import view
+
+        return view(self.ir)
 
     @cached_property
     def _user(self) -> dict[sp.Symbol, sp.Symbol]:
-        """Node symbol -> the user's own symbol (with its assumptions), found by name in what
+        """View symbol -> the user's own symbol (with its assumptions), found by name in what
         was compiled: only the symbolic views ask, and it is a walk of the whole model."""
-        from .frontend import equations_of, free_symbols
+        from .expressions import free_symbols
+        from .frontend import equations_of
 
         model, wrt, name = self._compiled
         by_name: dict[str, sp.Symbol] = {}
@@ -74,13 +95,14 @@ class CompiledModel:
         for s in [wrt] if isinstance(wrt, sp.Symbol) else wrt or ():
             if isinstance(s, sp.Symbol):
                 by_name.setdefault(s.name, s)
-        return {n.symbol: by_name.get(n.label, sp.Symbol(n.label)) for n in self.ir.inputs}
+        return {n.symbol: by_name.get(n.label, sp.Symbol(n.label)) for n in self._view.inputs}
 
     @cached_property
     def source(self) -> str:
-        """The generated module: shape-generic, or specialised to the declared ``shapes=``."""
-        declared = {n.label: n.shape for n in self.ir.inputs if n.shape is not None}
-        return self._source(declared, cache=False)
+        """The generated module: the code that runs, with its comments."""
+        from .codegen.emit import emit
+
+        return emit(self.ir)
 
     def __repr__(self) -> str:
         return (
@@ -135,87 +157,33 @@ class CompiledModel:
         """The gradient alone: a dict name -> array shaped like that input."""
         return self.value_and_grad(*args, **inputs)[1]
 
-    def source_for(self, /, *args: Mapping, **inputs: Any) -> str:
-        """The generated module specialised to the shapes of these inputs (what calls run).
+    def _check(self, values: list) -> None:
+        """Check the shapes of a call once per shape pattern: a mismatch named by its
+        equation, an outer-product broadcast warned about (as ``broadcast=`` says)."""
+        shapes = tuple([np.shape(v) for v in values])
+        if shapes in self._checked:
+            return
+        from .shapes import infer
 
-        Axes that are broadcast become explicit ``np.sum(..., axis=...)``; the code depends only
-        on each input's number of dimensions and on which of its sizes are 1.
-        """
-        values = self._arguments(args, inputs)
-        shapes = {name: np.shape(v) for name, v in zip(self.inputs, values, strict=True)}
+        by_name = dict(zip(self.inputs, shapes, strict=True))
+        known = infer(self.ir, by_name)
         if self.broadcast != "allow":
-            from .passes import check_shapes
-
-            self._check_broadcasts(shapes, check_shapes(self.ir, shapes))
-        return self._source(shapes)
+            self._check_broadcasts(by_name, known)
+        if len(self._checked) > 64:
+            self._checked.clear()
+        self._checked[shapes] = known
+        self._last_shapes = by_name
 
     def _key(self, shapes: Mapping[str, tuple]) -> tuple:
-        """The generated code depends only on each input's number of dimensions and on which
-        of its sizes are 1: the key of the caches."""
         return tuple(
             None if s is None else tuple(n == 1 for n in s)
             for s in (shapes.get(name) for name in self.inputs)
         )
 
-    def _source(self, shapes: Mapping[str, tuple], cache: bool = True) -> str:
-        """The module for inputs of these shapes (by name), as a person reads it. (The
-        shape-generic ``source`` is not cached here: its declared ``None`` sizes share a key
-        with calls' sizes, and its code is not theirs.)"""
-        key = self._key(shapes)
-        source = self._sources.get(key) if cache else None
-        if source is None:
-            source = self._emit(shapes)
-            if cache:
-                self._sources[key] = source
-        return source
-
-    def _variant(self, shapes: Mapping[str, tuple], known=None):
-        """The functions for inputs of these shapes (by name), built once per pattern: the
-        module of ``_source`` without its comments, which take a fair part of the time to write
-        and none to run, and with positional parameters, which this model passes in order (its
-        lines are the same, at the same line numbers)."""
-        from .codegen.load import load
-
-        key = self._key(shapes)
-        functions = self._variants.get(key)
-        if functions is None:
-            source = self._emit(shapes, known, comments=False, keyword_only=False)
-            functions = self._variants[key] = load(source)
-        return functions
-
-    def _emit(self, shapes: Mapping[str, tuple], known=None, **options) -> str:
-        from .codegen.emit import emit
-        from .memory import no_cycle_collection
-        from .passes import specialize
-
-        with no_cycle_collection():
-            return emit(specialize(self.ir, shapes, known), **options)
-
-    def _functions(self, values: list) -> dict[str, Any]:
-        shapes = tuple([v.shape for v in values])  # arrays and np.float64s (_as_array)
-        functions = self._by_shapes.get(shapes)
-        if functions is None:
-            from .memory import keep_freed_memory, no_cycle_collection
-            from .passes import check_shapes
-
-            keep_freed_memory()  # once per process: freed temporaries stay warm (memory.py)
-
-            by_name = dict(zip(self.inputs, shapes, strict=True))
-            with no_cycle_collection():  # (shapes, code and functions: many objects at once)
-                known = check_shapes(self.ir, by_name)  # a mismatch names its equation, first
-                if self.broadcast != "allow":
-                    self._check_broadcasts(by_name, known)
-                self._last_shapes = by_name
-                functions = self._variant(by_name, known=known)
-            if len(self._by_shapes) > 64:
-                self._by_shapes.clear()
-            self._by_shapes[shapes] = functions
-        return functions
-
     def _check_broadcasts(self, shapes: Mapping[str, tuple], known) -> None:
         """Warn (once per shape pattern) or raise where operands broadcast into an outer
         product, as ``broadcast=`` says."""
-        from .passes import outer_broadcasts
+        from .shapes import outer_broadcasts
 
         key = self._key(shapes)
         if key in self._warned:
@@ -237,7 +205,8 @@ class CompiledModel:
         )
 
     def _run(self, name: str, values: list):
-        function = self._functions(values)[name]
+        self._check(values)
+        function = self._functions[name]
         try:
             return function(*values)
         except ValueError as e:
@@ -257,36 +226,34 @@ class CompiledModel:
         For a reduction (``sum``, ``mean``) the expression is the derivative with respect to a
         uniform shift of the symbol: for a scalar, the ordinary derivative.
         """
-        full: dict[sp.Basic, sp.Basic] = {n.symbol: self._user[n.symbol] for n in self.ir.inputs}
-        for node in self.ir.nodes:
+        view = self._view
+        full: dict[sp.Basic, sp.Basic] = {n.symbol: self._user[n.symbol] for n in view.inputs}
+        for node in view.nodes:
             if node.expr is not None and node.role != "adjoint":
                 full[node.symbol] = (
                     node.expr.xreplace({a: full[a] for a in node.args}) if node.args else node.expr
                 )
-        output = full[self.ir.output]
-        result = {}
-        for p in self.ir.wrt:
-            user = self._user[p]
-            result[user] = derivative(output, user)
-        return result
+        output = full[view.output]
+        return {self._user[p]: derivative(output, self._user[p]) for p in view.wrt}
 
     def chain(self, param: sp.Symbol | str) -> str:
         """The chain rule for ``param``, e.g. ``∂Loss/∂L2·∂L2/∂σ·∂σ/∂L1·∂L1/∂k1``."""
-        return chains.chain(self.ir, self._param(param))
+        return chains.chain(self._view, self._param(param))
 
     def explain(self, format: str = "text") -> str:
         """Every chain with each of its local factors written out.
 
         ``format`` is ``"text"``, ``"latex"`` or ``"markdown"``.
         """
-        return chains.explain(self.ir, format)
+        return chains.explain(self._view, format)
 
     def _param(self, param: sp.Symbol | str):
         name = _key(param)
-        for p in self.ir.wrt:
-            if self.ir[p].label == name:
+        view = self._view
+        for p in view.wrt:
+            if view[p].label == name:
                 return p
-        for n in self.ir.inputs:
+        for n in view.inputs:
             if n.label == name:
                 return n.symbol
         raise InputError(
@@ -302,10 +269,12 @@ class CompiledModel:
         """
         from . import render
 
-        graph = self.ir
+        graph = self._view
         if self._last_shapes is not None:  # shapes seen at the last call: show them
+            from .views import view
+
             known = self._check_shapes(self._last_shapes)
-            graph = graph.with_nodes(tuple(replace(n, shape=known[n.symbol]) for n in graph))
+            graph = view(self.ir, known)
         return render.digraph(graph, kind=kind, highlight=self._highlight(highlight), **options)
 
     def to_dot(
@@ -327,9 +296,9 @@ class CompiledModel:
         return render.render(self.graph(kind, highlight, **options), path)
 
     def _check_shapes(self, shapes):
-        from .passes import check_shapes
+        from .shapes import infer
 
-        return check_shapes(self.ir, shapes)
+        return infer(self.ir, shapes)
 
     def _highlight(self, highlight):
         return None if highlight is None else self._param(highlight)

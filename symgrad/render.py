@@ -42,9 +42,9 @@ import sympy as sp
 
 from . import chains
 from .errors import SymgradError
-from .frontend import tree_size
+from .expressions import tree_size
 from .graph import ADJOINT, INPUT, NAMED, PARAMETER, TEMP, Graph
-from .rules import local_partials
+from .views import local_partials
 
 if TYPE_CHECKING:
     from .model import CompiledModel

@@ -1,8 +1,12 @@
-'''Graph -> the source of a standalone NumPy module with ``forward`` and ``value_and_grad``.
+'''The IR -> the source of a standalone module with ``forward`` and ``value_and_grad``.
 
-One assignment per node, variables named after the nodes, temporaries used once inlined into
-their single user, each backward line commented with the local factor it applies. Nothing in
-the output depends on the time or the machine: the same model gives the same bytes.
+One assignment per node that is worth a line: named after the user's label (``L1``, ``σ``),
+``t1, t2, ...`` for inner operations, ``dV`` for the adjoint of V; an inner operation used once
+is written into its one user while the line stays short (INLINE_LIMIT operations); each
+backward line is commented with the local factor it applies; each gradient is computed as soon
+as what it reads is, and an array is deleted after its last use. How each operation is written
+is its record's (``ops.py``); the backend module gives the imports and helpers. Nothing in the
+output depends on the time or the machine: the same model gives the same bytes.
 
 >>> import sympy as sp
 >>> from symgrad.frontend import build
@@ -39,179 +43,313 @@ def _sum_to(g, like):
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import sympy as sp
-from sympy.functions.elementary.piecewise import ExprCondPair
-from sympy.printing.precedence import PRECEDENCE
-from sympy.printing.str import StrPrinter
 
 from .. import __version__
-from ..construct import PLAIN, contains, new, rebuild, substitute
-from ..errors import ModelError
-from ..frontend import NodeEquations, larger_than
-from ..functions import sum as reduce_sum
-from ..graph import ADJOINT, INLINE_LIMIT, PARAMETER, TEMP, Graph, Node, NodeSymbol
-from ..ops import sum_to
-from . import fastprint
-from .printer import (
-    ELEMENTWISE,
-    HELPERS,
-    PRINTABLE,
-    SUPPORTED,
-    MatmulParentheses,
-    Printer,
-    cannot_compute,
-)
+from ..builder import Builder
+from ..expressions import larger_than
+from ..ir import ADJOINT, INPUT, NAMED, PARAMETER, TEMP, Graph
+from ..names import Namer
+from ..ops import ATOM, OPS, Code
+from . import numpy_backend as backend
 
 INDENT = "    "
+INLINE_LIMIT = 8  # operations written into one line, at most
 MAX_HEADER_SIZE = 300  # equations larger than this (as a tree) are not spelled out in the header
 
 
-def emit(graph: Graph, comments: bool = True, keyword_only: bool = True) -> str:
+def emit(graph: Graph, comments: bool = True, keyword_only: bool = True,
+         convert: bool = True) -> str:
     """The module source for a differentiated graph (see the module docstring).
 
-    ``comments=False`` leaves out the backward lines' comments (the factor each applies), and
-    nothing else: the code that runs needs no comments, and writing them is a fair part of
-    the time. The lines are the same, at the same line numbers.
-
-    The functions take their inputs by keyword only, so that no call can mix them up;
-    ``keyword_only=False`` makes them positional, in the order of ``graph.inputs``, and
-    changes nothing else: for the compiled model, which matches the names itself (CPython
-    binds N keyword arguments in time that grows as N², 5 ms a call for 1,000 inputs).
+    ``comments=False`` leaves out the backward lines' comments, and nothing else: the lines are
+    the same, at the same line numbers. ``keyword_only=False`` makes the functions' parameters
+    positional, in the order of ``graph.inputs`` (CPython binds N keyword arguments in time
+    that grows as N²); ``convert=False`` leaves out the lines that convert the inputs (for a
+    caller that has converted them): both for the compiled model's own use.
     """
-    printer = Printer()
-    out = graph[graph.output]
-    params = ", ".join(n.name for n in graph.inputs)
-    signature = f"*, {params}" if params and keyword_only else params
-    wrt = ", ".join(graph[p].name for p in graph.wrt) or "nothing"
-    # an output of a known shape that is not a scalar has no gradient: no backward lines
-    never_scalar = out.shape is not None and None not in out.shape and out.shape != ()
-    roots = [graph.output, *(() if never_scalar else (d for _, d in graph.grads))]
-    lines = _lines(graph, roots, printer, comments)
-    # forward is value_and_grad's forward part (the same lines: the same value, to the bit)
-    forward_lines = _for_value(lines, graph.output)
-    body = _free_after_last_use(_schedule(lines, graph), graph, set(roots))
-    grads = ", ".join(f"{graph[p].label!r}: {d.name}" for p, d in graph.grads)
-    refusal = ('raise ValueError(f"value_and_grad needs a scalar output, not one of shape '
-               f'{{np.shape({out.name})}}")')
-    check = []
-    if never_scalar:
-        check = [refusal]
-    elif out.shape != ():
-        check = [f"if np.ndim({out.name}) != 0:", INDENT + refusal]
-    convert = _conversions(graph)
-    backward_at = next((i for i, line in enumerate(body) if line.node.role == ADJOINT), len(body))
-    # a gradient that reads no adjoint may be scheduled early, but the check reads the output
-    output_at = next(i for i, line in enumerate(body) if line.node is out)
-    backward_at = max(backward_at, output_at + 1)
-    parts = [
-        _header(graph),
-        "import numpy as np",
-        "",
-        "",
-        f"def forward({signature}):",
-        INDENT + f'"""{_doc(out.name)} for the inputs {_doc(params)}."""',
-        *_indent(convert),
-        *_indent([line.code for line in forward_lines]),
-        INDENT + f"return {out.name}",
-        "",
-        "",
-        f"def value_and_grad({signature}):",
-        INDENT + f'"""{_doc(out.name)} and its gradient with respect to {_doc(wrt)}."""',
-        *_indent(convert),
-        INDENT + "# forward, in topological order"
-        + ("; del frees an array after its last use" * any("\ndel " in li.code for li in body)),
-        *_indent([line.code for line in body[:backward_at]]),
-        INDENT + (f"# no gradient: {out.name} is not a scalar" if never_scalar else
-                  f"# backward: dV = ∂{out.name}/∂V, in reverse topological order"),
-        *_indent(check),
-        *_indent([line.code for line in body[backward_at:]]),
-        *([] if never_scalar else [INDENT + f"return {out.name}, {{{grads}}}"]),
-    ]
-    for name in sorted(printer.helpers):
-        parts += ["", "", HELPERS[name].rstrip("\n")]
-    return "\n".join(parts) + "\n"
+    return _Emitter(graph, comments).module(keyword_only, convert)
 
 
-def check_printable(graph: Graph, start: int = 0) -> None:
-    """Raise ModelError now, at compile time, for anything NumPy code cannot be made of (the
-    code itself is generated at the first call, for the shapes it brings): a function the
-    printer does not know (gamma, an undefined g(x)), named with what is supported, and a
-    value that is undefined or infinite (zoo, nan; oo in a derivative), which no rule may
-    leave in a gradient. Only the nodes from position ``start`` on are looked at (compile
-    checks the model before it is differentiated, then the nodes the backward pass added)."""
-    for node in graph.nodes[start:]:
-        if node.expr is None:
-            continue
-        stack, conditions = [node.expr], []  # conditions: what is inside a comparison
-        while stack or conditions:
-            in_condition = not stack
-            e = conditions.pop() if in_condition else stack.pop()
-            cls = type(e)
-            if cls is NodeSymbol or cls in _FINITE:
-                continue
-            if cls in _OPERATIONS:  # the common case, answered first
-                (conditions if in_condition else stack).extend(e._args)
-                continue
-            if e.is_Number or e.is_NumberSymbol:
-                if not e.is_extended_real:
-                    raise ModelError(
-                        f"{_where(graph, node)}symgrad computes with real numbers, not {e}"
-                    )
-                if e.is_finite is False and not (in_condition or node.role != ADJOINT):
-                    raise _not_finite(graph, node, e)
-            elif isinstance(e, sp.Piecewise) or cls is ExprCondPair:  # (a Tuple: first)
-                stack.extend(e._args)
-            elif e.is_Symbol or isinstance(e, sp.Tuple | sp.logic.boolalg.BooleanAtom):
-                pass
-            elif isinstance(e, sp.Rel | sp.logic.boolalg.BooleanFunction):
-                conditions.extend(e._args)
-            elif isinstance(e, sp.Function | sp.Max | sp.Min):
-                raise cannot_compute(e, _where(graph, node))
+@dataclass(slots=True)
+class _Line:
+    node: int
+    code: str
+    reads: frozenset[int]  # the materialised nodes the line reads
+
+
+class _Emitter:
+    def __init__(self, graph: Graph, comments: bool):
+        self.graph = graph
+        self.comments = comments
+        out = graph.nodes[graph.output]
+        # an output of a known shape that is not a scalar has no gradient: no backward lines
+        self.never_scalar = out.shape is not None and None not in out.shape and out.shape != ()
+        self.roots = [graph.output, *(() if self.never_scalar else (d for _, d in graph.grads))]
+        self.namer = Namer()
+        self.names: dict[int, str] = {}
+        self.helpers: set[str] = set()
+        self.extras: set[str] = set()
+        self.temps = 0
+        self.materialized: set[int] = set()  # the nodes that have a line so far
+        for i in graph.inputs:
+            self.names[i] = self.namer.fresh(graph.info[i].label)
+        for i, info in enumerate(graph.info):  # the user's names first: t1 never takes them
+            if info.role == NAMED:
+                self.names[i] = self.namer.fresh(info.label)
+        self.lines = self._lines()
+
+    # -- naming --------------------------------------------------------------------------------
+
+    def name(self, i: int) -> str:
+        name = self.names.get(i)
+        if name is None:
+            info = self.graph.info[i]
+            if info.role == ADJOINT and info.of is not None:
+                name = self.namer.fresh("d" + self.name(info.of))
             else:
-                raise ModelError(
-                    f"{_where(graph, node)}symgrad cannot compute {sp.sstr(e)} "
-                    f"({cls.__name__}); the functions it computes are {SUPPORTED}"
-                )
+                self.temps += 1
+                name = self.namer.fresh(f"t{self.temps}")
+            self.names[i] = name
+        return name
+
+    # -- lines ---------------------------------------------------------------------------------
+
+    def _lines(self) -> list[_Line]:
+        graph, nodes, info = self.graph, self.graph.nodes, self.graph.info
+        uses: dict[int, int] = dict.fromkeys(self.roots, 1)
+        needed = []
+        for i in range(len(nodes) - 1, -1, -1):
+            if i in uses:
+                needed.append(i)
+                for a in nodes[i].args:
+                    uses[a] = uses.get(a, 0) + 1
+        needed.reverse()
+        roots = set(self.roots)
+        code: dict[int, Code] = {}  # inlined nodes: their code
+        weight: dict[int, int] = {}
+        reads: dict[int, frozenset[int]] = {}
+        guarded: set[int] = set()  # inlined nodes with a Piecewise in them
+        lines = []
+        for i in needed:
+            node = nodes[i]
+            if node.op == "input":
+                continue
+            if node.op == "const" and i not in roots:
+                code[i], weight[i], reads[i] = OPS["const"].numpy([], node.attrs), 0, frozenset()
+                continue
+            args = [self._code(a, code) for a in node.args]
+            text = self._text(i, args)
+            w = 1 + sum(weight.get(a, 0) for a in node.args)
+            r = frozenset().union(*(reads[a] if a in code else (a,) for a in node.args
+                                    if nodes[a].op != "const" or a not in code))
+            piecewise = node.op == "piecewise" or any(a in guarded for a in node.args)
+            if (
+                uses.get(i) == 1
+                and i not in roots
+                and _inlinable(graph, i)
+                and w <= INLINE_LIMIT
+            ):
+                code[i], weight[i], reads[i] = text, w, r
+                if piecewise:
+                    guarded.add(i)
+                continue
+            if node.op == "const":
+                line = f"{self.name(i)} = np.float64({text[0]})"
+            else:
+                line = f"{self.name(i)} = {text[0]}"
+            if self.comments and info[i].role == ADJOINT:
+                comment = self._comment(i)
+                if comment:
+                    line += "  # " + " ".join(comment.splitlines())
+            if piecewise:
+                line = ('with np.errstate(all="ignore"):  # np.where drops the branches not '
+                        "taken\n" + INDENT + line)
+            lines.append(_Line(i, line, r))
+            self.materialized.add(i)
+        return lines
+
+    def _code(self, a: int, code: dict[int, Code]) -> Code:
+        found = code.get(a)
+        return found if found is not None else (self.name(a), ATOM)
+
+    def _text(self, i: int, args: list[Code]) -> Code:
+        node = self.graph.nodes[i]
+        record = OPS[node.op]
+        if record.helper:
+            self.helpers.add(record.helper)
+        if record.extra:
+            self.extras.add(record.extra)
+        if node.op == "piecewise":
+            return self._piecewise(node.attrs[0], args)
+        template = record.numpy
+        if isinstance(template, str):
+            return template.format(*(a[0] for a in args)), ATOM
+        return template(args, node.attrs)
+
+    def _piecewise(self, template: sp.Piecewise, args: list[Code]) -> Code:
+        """A Piecewise template as nested ``np.where`` over its operands' code."""
+        from ..ops import piecewise_slots
+
+        scratch = Graph()
+        slots = piecewise_slots(len(args))
+        env = {s: scratch.input(s.name) for s in slots}
+        root = Builder(scratch).sympy(template, env, where=True)
+        codes: dict[int, Code] = {env[s]: a for s, a in zip(slots, args, strict=True)}
+        for i in range(len(args), len(scratch.nodes)):
+            node = scratch.nodes[i]
+            record = OPS[node.op]
+            if record.helper:
+                self.helpers.add(record.helper)
+            if record.extra:
+                self.extras.add(record.extra)
+            inner = [codes[a] for a in node.args]
+            if node.op == "const" and node.attrs[0] is sp.nan:
+                codes[i] = ("np.nan", ATOM)
+            elif isinstance(record.numpy, str):
+                codes[i] = (record.numpy.format(*(a[0] for a in inner)), ATOM)
+            else:
+                codes[i] = record.numpy(inner, node.attrs)
+        return codes[root]
+
+    # -- comments ------------------------------------------------------------------------------
+
+    def _comment(self, i: int) -> str:
+        """What an adjoint line applies: ``∂U/∂V = factor`` for each U whose adjoint flows in."""
+        from .comments import factor_comment
+
+        return factor_comment(self, i)
+
+    # -- the module ----------------------------------------------------------------------------
+
+    def module(self, keyword_only: bool, convert: bool) -> str:
+        graph = self.graph
+        out = self.name(graph.output)
+        params = ", ".join(self.names[i] for i in graph.inputs)
+        signature = f"*, {params}" if params and keyword_only else params
+        wrt = ", ".join(self.names[p] for p in graph.wrt) or "nothing"
+        lines = self.lines
+        forward_lines = _for_value(lines, graph)
+        body = _free_after_last_use(_schedule(lines, graph), graph, set(self.roots), self)
+        grads = ", ".join(f"{graph.info[p].label!r}: {self.name(d)}" for p, d in graph.grads)
+        refusal = ('raise ValueError(f"value_and_grad needs a scalar output, not one of shape '
+                   f'{{np.shape({out})}}")')
+        shape = graph.nodes[graph.output].shape
+        check = []
+        if self.never_scalar:
+            check = [refusal]
+        elif shape != ():
+            check = [f"if np.ndim({out}) != 0:", INDENT + refusal]
+        conversions = _conversions(graph, self.names) if convert else []
+        backward_at = next((k for k, line in enumerate(body) if line.node >= graph.forward),
+                           len(body))
+        # a gradient that reads no adjoint may be scheduled early, but the check reads the output
+        output_at = next((k for k, line in enumerate(body) if line.node == graph.output), -1)
+        backward_at = max(backward_at, output_at + 1)
+        imports = [backend.IMPORTS[None]] + [backend.IMPORTS[e] for e in sorted(self.extras)]
+        freed = any("\ndel " in line.code for line in body)
+        parts = [
+            _header(graph),
+            *imports,
+            "",
+            "",
+            f"def forward({signature}):",
+            INDENT + f'"""{_doc(out)} for the inputs {_doc(params)}."""',
+            *_indent(conversions),
+            *_indent([line.code for line in forward_lines]),
+            INDENT + f"return {out}",
+            "",
+            "",
+            f"def value_and_grad({signature}):",
+            INDENT + f'"""{_doc(out)} and its gradient with respect to {_doc(wrt)}."""',
+            *_indent(conversions),
+            INDENT + "# forward, in topological order"
+            + ("; del frees an array after its last use" if freed else ""),
+            *_indent([line.code for line in body[:backward_at]]),
+            INDENT + (f"# no gradient: {out} is not a scalar" if self.never_scalar else
+                      f"# backward: dV = ∂{out}/∂V, in reverse topological order"),
+            *_indent(check),
+            *_indent([line.code for line in body[backward_at:]]),
+            *([] if self.never_scalar else [INDENT + f"return {out}, {{{grads}}}"]),
+        ]
+        helpers = set(self.helpers)
+        for name in list(helpers):
+            helpers.update(backend.NEEDS.get(name, ()))
+        for name in sorted(helpers):
+            parts += ["", "", backend.HELPERS[name].rstrip("\n")]
+        return "\n".join(parts) + "\n"
 
 
-#: Classes check_printable passes without a look: numbers that are finite, and operations
-#: whose code is known (their operands are looked at).
-_FINITE = frozenset({sp.Integer, sp.Rational, sp.Float, type(sp.S.One), type(sp.S.Zero),
-                     type(sp.S.NegativeOne), type(sp.S.Half), type(sp.pi), type(sp.E)})
-_OPERATIONS = frozenset({sp.Add, sp.Mul, sp.Pow, *PRINTABLE})
+def _inlinable(graph: Graph, i: int) -> bool:
+    info = graph.info[i]
+    if info.role == TEMP:
+        return True
+    return info.role == ADJOINT and info.of is not None and graph.info[info.of].role == TEMP
 
 
-def _where(graph: Graph, node: Node) -> str:
-    """``"in the derivative of f: "`` or ``"f: "``: where a refused expression is."""
-    if node.role == ADJOINT and node.of is not None:
-        return f"{graph[node.of].label}: in its derivative, "
-    return f"{node.equation or node.label}: "
+def _for_value(lines: list[_Line], graph: Graph) -> list[_Line]:
+    """The lines (of forward nodes) the output's value needs, in order."""
+    forward = [line for line in lines if line.node < graph.forward]
+    keep = {graph.output}
+    for line in reversed(forward):
+        if line.node in keep:
+            keep.update(line.reads)
+    return [line for line in forward if line.node in keep]
 
 
-def _not_finite(graph: Graph, node: Node, e: sp.Basic) -> ModelError:
-    what = "derivative" if node.role == ADJOINT else "value"
-    return ModelError(
-        f"{_where(graph, node)}a {what} is {e} (undefined or infinite) for every input; "
-        "symgrad cannot compute it: rewrite the expression, e.g. with Piecewise"
-    )
+def _schedule(lines: list[_Line], graph: Graph) -> list[_Line]:
+    """Each parameter's gradient as soon as what it reads is computed, so that the arrays it
+    reads can be freed early."""
+    gradients_of = {d for _, d in graph.grads}
+    others, gradients = [], []
+    for line in lines:
+        (gradients if line.node in gradients_of else others).append(line)
+    position = {line.node: k for k, line in enumerate(others)}
+    after: dict[int, list[_Line]] = {}
+    for line in gradients:
+        at = max((position[s] for s in line.reads if s in position), default=len(others) - 1)
+        after.setdefault(at, []).append(line)
+    order = after.get(-1, [])
+    for k, line in enumerate(others):
+        order += [line, *after.get(k, [])]
+    return order
 
 
-def _conversions(graph: Graph) -> list[str]:
+def _free_after_last_use(lines: list[_Line], graph: Graph, keep: set, emitter) -> list[_Line]:
+    """``del`` each array after the line that reads it last: a large model then needs far less
+    memory. (Not a value known to be a scalar: there is nothing to free.)"""
+    local = {line.node for line in lines if graph.nodes[line.node].shape != ()}
+    if not local:
+        return lines
+    last: dict[int, int] = {}
+    for k, line in enumerate(lines):
+        for s in line.reads:
+            last[s] = k
+    result = []
+    for k, line in enumerate(lines):
+        dead = sorted(s for s in line.reads if last[s] == k and s in local and s not in keep)
+        if dead:
+            line = _Line(line.node, line.code + "\ndel " + ", ".join(emitter.name(s)
+                                                                      for s in dead), line.reads)
+        result.append(line)
+    return result
+
+
+def _conversions(graph: Graph, names: dict[int, str]) -> list[str]:
     """Inputs as NumPy values: a scalar as np.float64 (fast, and 1/0 is inf, not an error),
     anything else as a float array."""
-    scalars = [n.name for n in graph.inputs if n.shape == ()]
-    arrays = [n.name for n in graph.inputs if n.shape != ()]
+    scalars = [names[i] for i in graph.inputs if graph.nodes[i].shape == ()]
+    arrays = [names[i] for i in graph.inputs if graph.nodes[i].shape != ()]
     lines = []
-    for names, convert in ((scalars, "np.float64({})"), (arrays, "np.asarray({}, dtype=float)")):
-        if not names:
+    for group, convert in ((scalars, "np.float64({})"), (arrays, "np.asarray({}, dtype=float)")):
+        if not group:
             continue
-        targets = ", ".join(names)
-        line = f"{targets} = {', '.join(convert.format(n) for n in names)}"
+        targets = ", ".join(group)
+        line = f"{targets} = {', '.join(convert.format(n) for n in group)}"
         if len(line) > 90:  # many inputs: one loop (a generator costs about 0.3 µs a value)
-            targets += "," * (len(names) == 1)
+            targets += "," * (len(group) == 1)
             line = f"{targets} = ({convert.format('v')} for v in ({targets}))"
         lines.append(line)
     return lines
@@ -223,17 +361,12 @@ def _doc(text: str) -> str:
 
 
 def _header(graph: Graph) -> str:
+    """The user's equations, as comments (user text: each kept on its comment line)."""
     lines = [f"# Generated by symgrad {__version__} from:"]
-    equations = graph.equations
-    for i in range(len(equations)):
-        if isinstance(equations, NodeEquations):  # a large one is never built over node symbols
-            lhs, large = equations.symbols[i], equations.larger_than(i, MAX_HEADER_SIZE)
-            rhs = None if large else equations[i][1]
-        else:
-            lhs, rhs = equations[i]
-            large = larger_than(rhs, MAX_HEADER_SIZE)
+    for label, rhs in graph.equations:
+        large = larger_than(rhs, MAX_HEADER_SIZE)
         text = f"<more than {MAX_HEADER_SIZE} terms>" if large else sp.sstr(rhs)
-        lines.append(f"#   {lhs.name} = {text}")
+        lines.append(" ".join(f"#   {label} = {text}".splitlines()))
     return "\n".join(lines)
 
 
@@ -241,282 +374,7 @@ def _indent(lines: list[str]) -> list[str]:
     return [INDENT + line for text in lines for line in text.split("\n")]
 
 
-def _for_value(lines: list[_Line], output: sp.Symbol) -> list[_Line]:
-    """The lines (of forward nodes) the output's value needs, in order."""
-    forward = [line for line in lines if line.node.role != ADJOINT]
-    keep = {output}
-    for line in reversed(forward):
-        if line.node.symbol in keep:
-            keep.update(line.reads)
-    return [line for line in forward if line.node.symbol in keep]
+__all__ = ["INLINE_LIMIT", "emit"]
 
-
-def _needed(graph: Graph, roots: list[sp.Symbol]) -> tuple[list[Node], dict[sp.Symbol, int]]:
-    """The non-input nodes the roots depend on, in topological order, and how often each
-    node is read by them (a root once more: it is returned)."""
-    uses = dict.fromkeys(roots, 1)
-    needed = []
-    for node in reversed(graph.nodes):
-        if node.symbol in uses and node.expr is not None:
-            needed.append(node)
-            for s, n in node.occurrences.items():
-                uses[s] = uses.get(s, 0) + n
-    needed.reverse()
-    return needed, uses
-
-
-def _inlinable(graph: Graph, node: Node) -> bool:
-    if node.role == TEMP:
-        return True
-    return node.role == ADJOINT and graph[node.of].role == TEMP
-
-
-@dataclass(slots=True)
-class _Line:
-    node: Node
-    code: str
-    reads: Collection[sp.Symbol]  # the symbols the line reads
-
-
-def _lines(graph: Graph, roots: list[sp.Symbol], printer: Printer, comments: bool):
-    """A ``_Line`` for every node that gets its own line; the others are inlined."""
-    nodes, uses = _needed(graph, roots)  # uses: how often each node is read, all lines together
-    roots_set = set(roots)
-    full: dict[sp.Symbol, sp.Expr] = {}  # inlined nodes, as expressions over materialised ones
-    weight: dict[sp.Symbol, int] = {}  # how many operations an inlined node brings along
-    reads_of: dict[sp.Symbol, Collection] = {}  # the materialised nodes an inlined one reads
-    branches: set[sp.Symbol] = set()  # inlined nodes with a Piecewise in them
-    # only a Piecewise node, and the adjoints its rule makes, have a branch that may compute
-    # what is not taken (a rule's own branches, as x**y's in y, are safe as written)
-    has_branches = any(isinstance(node.expr, sp.Piecewise) for node in nodes)
-    lines = []
-    for node in nodes:
-        args = node.occurrences  # (in no particular order: none is needed here)
-        inlined = [a for a in args if a in full]
-        if inlined:
-            expr = _inline(node.expr, {a: full[a] for a in inlined})
-            w = 1 + node.inlined + sum(weight[a] for a in inlined)
-            reads = frozenset(a for a in args if a not in full).union(
-                *(reads_of[a] for a in inlined)
-            )
-        else:
-            expr, w, reads = node.expr, 1 + node.inlined, args.keys()
-        piecewise = has_branches and (
-            _has_piecewise(node.expr) or any(a in branches for a in inlined)
-        )
-        if (
-            uses.get(node.symbol) == 1
-            and _inlinable(graph, node)
-            and node.symbol not in roots_set
-            and w <= INLINE_LIMIT
-        ):
-            full[node.symbol], weight[node.symbol], reads_of[node.symbol] = expr, w, reads
-            if piecewise:
-                branches.add(node.symbol)
-            continue
-        if not args and not expr.is_Symbol:  # a constant: a NumPy scalar, so x.sum() works
-            code = f"{node.name} = np.float64({printer.doprint(expr)})"
-        else:
-            code = f"{node.name} = {printer.doprint(expr)}"
-        if comments and node.role == ADJOINT:
-            code += "  # " + _one_line(_factor_comment(graph, node, expr, reads))
-        if piecewise:
-            guard = 'with np.errstate(all="ignore"):  # np.where drops the branches not taken'
-            code = guard + "\n" + INDENT + code
-        lines.append(_Line(node, code, reads))
-    return lines
-
-
-def _inline(expr: sp.Basic, full: dict) -> sp.Basic:
-    args = expr.args
-    if not args:  # an alias of another node
-        return full.get(expr, expr)
-    if all(not b.args for a in args for b in a.args):  # a sum of products, and the like
-        new = [_put(a, full) for a in args]
-        return expr if all(n is a for n, a in zip(new, args, strict=True)) else rebuild(expr, new)
-    return substitute(expr, full)
-
-
-def _put(e: sp.Basic, full: dict) -> sp.Basic:
-    """``e``, an atom or one operation of atoms, with the inlined nodes put in."""
-    args = e.args
-    if not args:
-        return full.get(e, e)
-    if all(a not in full for a in args):
-        return e
-    return rebuild(e, [full.get(a, a) for a in args])
-
-
-def _has_piecewise(expr: sp.Basic) -> bool:
-    if type(expr) in _PLAIN_OPERATIONS and all(not a.args for a in expr.args):
-        return False  # one plain operation of symbols and numbers: the common case
-    return contains(expr, sp.Piecewise)
-
-
-_PLAIN_OPERATIONS = frozenset({sp.Add, sp.Mul, sp.Pow, *PLAIN})
-
-
-def _schedule(lines: list[_Line], graph: Graph) -> list[_Line]:
-    """Each parameter's gradient as soon as what it reads is computed, so that the arrays it
-    reads can be freed early."""
-
-    parameters = {n.symbol for n in graph.inputs if n.role == PARAMETER}
-    others, gradients = [], []
-    for line in lines:
-        node = line.node
-        (gradients if node.role == ADJOINT and node.of in parameters else others).append(line)
-    position = {line.node.symbol: i for i, line in enumerate(others)}
-    after: dict[int, list[_Line]] = {}  # position of the last line read -> gradients due then
-    for line in gradients:
-        at = max((position[s] for s in line.reads if s in position), default=len(others) - 1)
-        after.setdefault(at, []).append(line)
-    order = after.get(-1, [])
-    for i, line in enumerate(others):
-        order += [line, *after.get(i, [])]
-    return order
-
-
-def _free_after_last_use(lines: list[_Line], graph: Graph, keep: set) -> list[_Line]:
-    """``del`` each array after the line that reads it last: a large model then needs far less
-    memory, and NumPy gets its pages back at once. (Not a value known to be a scalar: there is
-    nothing to free, and a model of scalars would get a ``del`` line for every other line.)"""
-    local = {line.node.symbol for line in lines if line.node.shape != ()}
-    if not local:  # a model of scalars
-        return lines
-    last: dict[sp.Symbol, int] = {}
-    for i, line in enumerate(lines):
-        for s in line.reads:
-            last[s] = i
-    result = []
-    for i, line in enumerate(lines):
-        dead = sorted(
-            (s for s in line.reads if last[s] == i and s in local and s not in keep),
-            key=graph.position,
-        )
-        if dead:
-            line = replace(line, code=line.code + "\ndel " + ", ".join(s.name for s in dead))
-        result.append(line)
-    return result
-
-
-def _one_line(text: str) -> str:
-    """Comments are built from identifiers, but never let a line break out of one."""
-    return " ".join(text.splitlines())
-
-
-def _factor_comment(graph: Graph, node: Node, expr: sp.Expr, reads: Collection) -> str:
-    """What the line applies: ``∂U/∂V = factor`` for each node U whose adjoint flows in.
-
-    An elementwise factor is written out (``∂σ/∂L1 = σ*(1 - σ)``); otherwise the product as it
-    really is, with U's adjoint in it (``∂L2/∂H: dL2 @ W2ᵀ``). At an input, the sum over the
-    axes it was broadcast along is said in words.
-    """
-    v = graph[node.of]
-    summed = False
-    if v.expr is None:  # an input: an outer sum is the broadcast's
-        while isinstance(expr, (sum_to, reduce_sum)) and expr.args[0].free_symbols:
-            expr, summed = expr.args[0], True
-    sources = [s for s in reads if graph[s].role == ADJOINT]
-    tail = ", summed over the broadcast axes" if summed else ""
-    if not sources:
-        return f"∂{graph.output.name}/∂{v.name} = {_show(expr)}{tail}"
-    if len(sources) > 1:
-        sources.sort(key=graph.position)
-    parts = []
-    split, others = _split_by_source(expr, sources)
-    for s, alone in split:
-        u = graph[graph[s].of].name
-        factor = _without(alone, s)
-        if factor is not None:
-            parts.append(f"∂{u}/∂{v.name} = {_show(factor)}{tail}")
-        else:
-            parts.append(f"∂{u}/∂{v.name}: {_show(alone)}{tail}")
-    if others is not None:  # through nodes whose adjoint is a number, folded in
-        parts.append(f"and {_show(others)}")
-    return "; ".join(parts)
-
-
-def _split_by_source(expr: sp.Expr, sources: list[sp.Symbol]):
-    """``expr`` as a sum of one part per source adjoint, ``([(source, part)], others)``, where
-    ``others`` (or None) holds the terms without an adjoint in them."""
-    terms = expr.args if expr.is_Add else (expr,)
-    wanted = set(sources)
-    mine: dict[sp.Symbol | None, list[sp.Expr]] = {}
-    for term in terms:
-        found = _symbols_in(term) & wanted
-        if len(found) > 1:  # not a plain sum of one term per source: let SymPy take it apart
-            zero = {t: sp.S.Zero for t in sources}
-            return [(s, expr.xreplace({**zero, s: s})) for s in sources], None
-        mine.setdefault(found.pop() if found else None, []).append(term)
-
-    def total(owner):
-        parts = mine.get(owner)
-        return None if not parts else parts[0] if len(parts) == 1 else new(sp.Add, *parts)
-
-    return [(s, total(s)) for s in sources], total(None)
-
-
-def _symbols_in(expr: sp.Basic) -> set[sp.Symbol]:
-    if type(expr) is NodeSymbol:
-        return {expr}
-    found, stack = set(), [expr]
-    while stack:
-        e = stack.pop()
-        if type(e) is NodeSymbol:
-            found.add(e)
-        else:
-            stack.extend(e.args)
-    return found
-
-
-def _without(alone: sp.Expr, s: sp.Symbol) -> sp.Expr | None:
-    """The factor ``alone`` multiplies the adjoint ``s`` by, if it is a product with ``s`` in
-    it (else None: the adjoint goes through an operation, such as a matrix product)."""
-    if alone is s:
-        return sp.S.One
-    if not alone.is_Mul:
-        return sp.S.One if alone == s else None
-    args = alone.args
-    if all(a is not s for a in args):  # (a node symbol is one object: "is" is the fast "==")
-        if s not in args:
-            return None
-        args = tuple(s if a == s else a for a in args)
-    rest = [a for a in args if a is not s]
-    return rest[0] if len(rest) == 1 else new(sp.Mul, *rest)
-
-
-class _CommentPrinter(MatmulParentheses, StrPrinter):
-    """Comments read like the math: ``A @ B``, ``Wᵀ``, ``size(t)``, ``sum(g)``."""
-
-    printmethod = "_symgrad_comment"
-
-    def _print__Reduction(self, expr):
-        return expr._sympystr(self)
-
-    _print__AlongAxis = _print__Reduction
-
-    def _print_matmul_vjp(self, expr):
-        g, a, b = (self.parenthesize(x, PRECEDENCE["Mul"]) for x in expr.args[:3])
-        return f"{g} @ {b}ᵀ" if expr.which == 0 else f"{a}ᵀ @ {g}"
-
-
-    def _print_transpose(self, expr):
-        if expr.axes is not None:
-            return sp.sstr(expr)
-        return self.parenthesize(expr.args[0], PRECEDENCE["Atom"], strict=True) + "ᵀ"
-
-    def _print_sum_to(self, expr):
-        return self._print(expr.args[0])
-
-    _print_broadcast_like = _print_sum_to
-
-
-#: How the comments write the elementwise calls the fast path prints: as in SymPy.
-COMMENT_CALLS = {cls: cls.__name__ + "({0})" for cls in ELEMENTWISE}
-
-
-def _show(expr: sp.Expr) -> str:
-    try:
-        return fastprint.text(expr, COMMENT_CALLS, floats=False)
-    except fastprint.Unsupported:
-        return _CommentPrinter({"order": "none"}).doprint(expr)
+# (names used by comments.py)
+_ROLES = (INPUT, PARAMETER)

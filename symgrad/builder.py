@@ -1,0 +1,490 @@
+"""Adding nodes to the IR: shapes as they are added, numbers folded, SymPy written as nodes.
+
+``Builder.op`` adds one operation with its shape (by the record's shape rule) and folds what
+needs no node (``x*1``, ``-(-x)``, ``0 + x``, exact numbers); ``Builder.sympy`` writes a SymPy
+expression as nodes, one per distinct sub-expression. The front end writes the user's model
+with it, the reverse sweep the derivative rules.
+
+A sum, product or power is written with the binary operations ``add sub mul div neg pow`` in
+the order a person writes it: ``b + k*x - y``, ``-x/2``, ``1/(2*u)``. A Piecewise becomes one
+``piecewise`` node whose template is the Piecewise over its operands (the symbols and the
+operations in it that are not elementwise): it is computed, and differentiated, as a whole,
+so no branch's value or derivative leaks where another branch is taken.
+
+>>> import sympy as sp
+>>> from symgrad.ir import Graph
+>>> x, y = sp.symbols("x y")
+>>> g = Graph()
+>>> b = Builder(g)
+>>> env = {x: g.input("x", shape=()), y: g.input("y", shape=(3,))}
+>>> i = b.sympy(-x/2 + sp.exp(y), env)
+>>> print(g)
+%0 = input  # x (input); shape ()
+%1 = input  # y (input); shape (3,)
+%2 = exp %1  # shape (3,)
+%3 = neg %0  # shape ()
+%4 = const [2]  # shape ()
+%5 = div %3, %4  # shape ()
+%6 = add %2, %5  # shape (3,)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+from . import functions as fn
+from .errors import ModelError, ShapeError
+from .ir import Graph, Info
+from .ops import OPS, SUPPORTED, broadcast, piecewise_slots, record_of
+
+S = sp.S
+
+
+class Builder:
+    """Adds operations to ``graph``; ``info()`` gives the metadata of each new node."""
+
+    def __init__(self, graph: Graph, info: Callable[[], Info] = Info,
+                 describe: Callable[[], str] | None = None):
+        self.graph = graph
+        self.info = info
+        self.describe = describe  # where a shape error is (the equation being built)
+
+    # -- one operation -------------------------------------------------------------------------
+
+    def const(self, value) -> int:
+        value = sp.sympify(value)
+        return self.graph.add("const", (), (value,), ())
+
+    def number(self, i: int):
+        """The number node ``i`` holds, or None."""
+        node = self.graph.nodes[i]
+        return node.attrs[0] if node.op == "const" else None
+
+    def op(self, name: str, args: tuple[int, ...] = (), attrs: tuple = ()) -> int:
+        """The node of ``name(args; attrs)``, folded where no node is needed."""
+        folded = self._fold(name, args, attrs)
+        if folded is not None:
+            return folded
+        graph = self.graph
+        found = graph.find(name, args, attrs)
+        if found is not None:
+            return found
+        return graph.add(name, args, attrs, self.shape(name, args, attrs), self.info())
+
+    def shape(self, name: str, args: tuple[int, ...], attrs: tuple):
+        nodes = self.graph.nodes
+        shapes = [nodes[a].shape for a in args]
+        if any(s is None for s in shapes):
+            return None
+        record = OPS[name]
+        try:
+            if record.elementwise:
+                if len(shapes) == 1:
+                    return shapes[0]
+                return broadcast(*shapes)
+            return tuple(record.shape(attrs, *shapes))
+        except ShapeError as e:
+            where = self.describe() if self.describe is not None else None
+            raise ShapeError(f"{where}: {e}" if where else str(e)) from None
+
+    def _fold(self, name: str, args: tuple[int, ...], attrs: tuple) -> int | None:
+        number = self.number
+        if name in _FOLDABLE:
+            values = [number(a) for a in args]
+            if all(v is not None and v.is_Rational for v in values):
+                return self.const(_FOLDABLE[name](*values))
+            a = args[0]
+            b = args[1] if len(args) > 1 else None
+            va = values[0]
+            vb = values[1] if len(values) > 1 else None
+            if name == "neg":
+                inner = self.graph.nodes[a]
+                if inner.op == "neg":
+                    return inner.args[0]
+            elif name == "add":
+                if va == 0 and self._keeps_shape(b, a):
+                    return b
+                if vb == 0 and self._keeps_shape(a, b):
+                    return a
+            elif name == "sub":
+                if vb == 0 and self._keeps_shape(a, b):
+                    return a
+                if va == 0:
+                    return self.op("neg", (b,))
+            elif name == "mul":
+                if va == 1 and self._keeps_shape(b, a):
+                    return b
+                if vb == 1 and self._keeps_shape(a, b):
+                    return a
+                if va == -1:
+                    return self.op("neg", (b,))
+                if vb == -1:
+                    return self.op("neg", (a,))
+            elif name == "div":
+                if vb == 1 and self._keeps_shape(a, b):
+                    return a
+        elif name == "pow" and self.number(args[1]) == 1:
+            return args[0]
+        elif name in _LOWER:
+            return _LOWER[name](self, args, attrs)
+        return None
+
+    def _keeps_shape(self, kept: int, dropped: int) -> bool:
+        """Whether dropping the operand ``dropped`` (a number: a scalar) leaves the shape of
+        the result that of ``kept``."""
+        return True  # a number is a scalar: it never widens the result
+
+    # -- a SymPy expression --------------------------------------------------------------------
+
+    def sympy(self, expr: sp.Basic, env: dict, where: bool = False) -> int:
+        """The node of ``expr``; ``env`` maps its symbols (and sub-expressions already
+        written) to nodes, and is extended. ``where=True`` writes a Piecewise as nested
+        ``where`` (for printing a template), not as one node."""
+        memo = env
+        stack = [expr]
+        while stack:  # iterative post-order: deep models must not hit the recursion limit
+            e = stack[-1]
+            if e in memo:
+                stack.pop()
+                continue
+            parts = _parts(e, where)
+            todo = [p for p in parts if p not in memo]
+            if todo:
+                stack.extend(reversed(todo))
+                continue
+            memo[e] = self._convert(e, memo, where)
+            stack.pop()
+        return memo[expr]
+
+    def _convert(self, e: sp.Basic, memo: dict, where: bool) -> int:
+        cls = type(e)
+        if cls is sp.Add:
+            return self._sum(e, memo)
+        if cls is sp.Mul:
+            return self._product(e, memo)
+        if cls is sp.Pow:
+            return self._power(e, memo)
+        if e.is_Number or e.is_NumberSymbol:
+            return self._number(e, where)
+        if isinstance(e, sp.Piecewise):
+            return self._where(e, memo) if where else self._piecewise(e, memo)
+        if isinstance(e, sp.Symbol):
+            raise AssertionError(f"unknown symbol {e}")
+        if cls in REAL_PARTS:
+            return memo[REAL_PARTS[cls](e.args[0])] if cls is not sp.im else self.const(0)
+        if cls in TRANSLATE:
+            return memo[TRANSLATE[cls](e)]
+        if e is sp.true and where:
+            return self.graph.add("true", (), (), ())
+        record = record_of(e)
+        if record is None or record.name in ("input", "const", "copy"):
+            raise cannot_compute(e)
+        if not record.differentiable and not where:
+            raise ModelError(f"{sp.sstr(e)}: a condition is only meaningful inside a Piecewise")
+        operands, attrs = record.operands(e)
+        return self.op(record.name, tuple(memo[a] for a in operands), attrs)
+
+    def _number(self, e: sp.Basic, where: bool) -> int:
+        if e.is_extended_real is False:
+            raise _NotReal(e)
+        if not e.is_finite:
+            raise ModelError(
+                f"{e} in a computation: a value is undefined or infinite for every input; "
+                "symgrad cannot compute it: rewrite the expression, e.g. with Piecewise"
+            )
+        if where and e.is_Integer:  # a branch's value: a float, so np.where gives floats
+            return self.const(sp.Float(e))
+        return self.const(e)
+
+    def _sum(self, e: sp.Add, memo: dict) -> int:
+        terms = e.args
+        plus = [t for t in terms if not _negative(t)]
+        minus = [t for t in terms if _negative(t)]
+        if plus:
+            result = memo[plus[0]]
+            for t in plus[1:]:
+                result = self.op("add", (result, memo[t]))
+        else:
+            result = self.op("neg", (memo[_negated(minus[0])],))
+            minus = minus[1:]
+        for t in minus:
+            result = self.op("sub", (result, memo[_negated(t)]))
+        return result
+
+    def _product(self, e: sp.Mul, memo: dict) -> int:
+        c, above, below = _fraction(e)
+        p, q = (sp.Integer(c.p), c.q) if c.is_Rational else (c, 1)
+        factors = [memo[f] for f in above]
+        if (p != 1 and p != -1) or not factors:
+            factors.insert(0, self.const(p))  # (-2*x: the sign goes with the number)
+        elif p == -1:
+            factors[0] = self.op("neg", (factors[0],))  # -x*y is (-x)*y, as Python reads it
+        result = factors[0]
+        for f in factors[1:]:
+            result = self.op("mul", (result, f))
+        divisors = [memo[f] for f in below]
+        if q != 1:
+            divisors.insert(0, self.const(q))
+        if divisors:
+            divisor = divisors[0]
+            for f in divisors[1:]:
+                divisor = self.op("mul", (divisor, f))
+            result = self.op("div", (result, divisor))
+        return result
+
+    def _power(self, e: sp.Pow, memo: dict) -> int:
+        base, exp = e.args
+        if exp is S.Half:
+            return self.op("sqrt", (memo[base],))
+        if exp.is_Number and exp.is_negative:
+            positive = _inverse(e)
+            return self.op("div", (self.const(1), memo[positive]))
+        return self.op("pow", (memo[base], memo[exp] if not exp.is_Number else self.const(exp)))
+
+    def _piecewise(self, e: sp.Piecewise, memo: dict) -> int:
+        slots = _slots_of(e)
+        put = dict(zip(slots, piecewise_slots(len(slots)), strict=True))
+        template = e.xreplace(put)
+        return self.op("piecewise", tuple(memo[s] for s in slots), (template,))
+
+    def _where(self, e: sp.Piecewise, memo: dict) -> int:
+        *pairs, last = e.args
+        if last.cond == sp.true:
+            result = memo[last.expr]
+        else:
+            result = self.graph.add("const", (), (sp.nan,), ())
+            pairs.append(last)
+        for pair in reversed(pairs):
+            result = self.op("where", (memo[pair.cond], memo[pair.expr], result))
+        return result
+
+
+def _certain(shape) -> bool:
+    """Every size known, or named (a named size is one size wherever it is used)."""
+    return shape is not None and None not in shape
+
+
+def _lower_sum_to(b: Builder, args, attrs) -> int | None:
+    """``sum_to(g, like)`` as the sum it is, where both shapes are known: nothing to sum, or
+    ``g.sum(axis=...)`` over the leading axes and the axes ``like`` has as 1."""
+    g, like = args
+    source, target = b.graph.nodes[g].shape, b.graph.nodes[like].shape
+    if not (_certain(source) and _certain(target)):
+        return None
+    if source == target:
+        return g
+    if len(source) < len(target):
+        return None
+    lead = len(source) - len(target)
+    if any(t != 1 and s != t for s, t in zip(source[lead:], target, strict=True)):
+        return None  # g must be spread up to the target, not summed: keep the general helper
+    ones = tuple(lead + i for i, (s, t) in enumerate(zip(source[lead:], target, strict=True))
+                 if t == 1 and s != 1)
+    if lead:
+        g = b.op("sum", (g,), (tuple(range(lead)) if target else None, False))
+        ones = tuple(a - lead for a in ones)
+    if ones:
+        g = b.op("sum", (g,), (ones, True))
+    return g
+
+
+def _lower_broadcast_like(b: Builder, args, attrs) -> int | None:
+    g, x = args
+    shape = b.graph.nodes[g].shape
+    return g if _certain(shape) and shape == b.graph.nodes[x].shape else None
+
+
+def _lower_full_like(b: Builder, args, attrs) -> int | None:
+    if b.graph.nodes[args[0]].shape == ():  # a scalar's: the number itself
+        return b.const(sp.Float(attrs[0]))
+    return None
+
+
+def _lower_matmul_vjp(b: Builder, args, attrs) -> int | None:
+    g, x, y = args
+    sx, sy = b.graph.nodes[x].shape, b.graph.nodes[y].shape
+    if sx is None or sy is None or len(sx) != 2 or len(sy) != 2:
+        return None
+    if attrs[0] == 0:
+        return b.op("matmul", (g, b.op("transpose", (y,), (None,))))
+    return b.op("matmul", (b.op("transpose", (x,), (None,)), g))
+
+
+def _lower_size(b: Builder, args, attrs) -> int | None:
+    shape = b.graph.nodes[args[0]].shape
+    if shape is not None and all(isinstance(n, int) for n in shape):
+        return b.const(math.prod(shape))
+    return None
+
+
+def _lower_expand_dims(b: Builder, args, attrs) -> int | None:
+    return args[0] if b.graph.nodes[args[0]].op == "const" else None
+
+
+#: Operations the reverse sweep inserts, written more simply once the shapes are known:
+#: operation -> ``lower(builder, args, attrs)``, the simpler node or None.
+_LOWER = {
+    "sum_to": _lower_sum_to,
+    "broadcast_like": _lower_broadcast_like,
+    "full_like": _lower_full_like,
+    "matmul_vjp": _lower_matmul_vjp,
+    "size": _lower_size,
+    "expand_dims": _lower_expand_dims,
+}
+
+
+class _NotReal(ModelError):
+    """An imaginary number: the front end looks for SymPy's real-part notation, then refuses."""
+
+    def __init__(self, e):
+        super().__init__(f"symgrad computes with real numbers, not {e}")
+        self.number = e
+
+
+def cannot_compute(e: sp.Basic) -> ModelError:
+    """The error for a function no code computes, naming it and listing what is supported."""
+    name = type(e).__name__
+    return ModelError(
+        f"symgrad cannot compute {name} (in {sp.sstr(e)}): NumPy code for it is not known; the "
+        f"functions symgrad computes are {SUPPORTED}"
+    )
+
+
+_FOLDABLE = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b if b != 0 else None,
+    "neg": lambda a: -a,
+}
+
+
+def _negative(t: sp.Basic) -> bool:
+    """A term written with a minus sign: a negative number, or a product whose coefficient
+    is one."""
+    if t.is_Number:
+        return t.is_negative and t.is_Rational
+    return type(t) is sp.Mul and t.args[0].is_Number and t.args[0].is_negative
+
+
+def _negated(t: sp.Basic) -> sp.Basic:
+    """−t for a term ``_negative`` says is negative, built without SymPy's evaluation."""
+    if t.is_Number:
+        return -t
+    c, *rest = t.args
+    if c == -1:
+        return rest[0] if len(rest) == 1 else sp.Mul._from_args(tuple(rest))
+    return sp.Mul._from_args((-c, *rest))
+
+
+def _fraction(e: sp.Mul):
+    """(coefficient, factors above, factors below, as positive powers) of a product."""
+    c = S.One
+    above, below = [], []
+    for f in e.args:
+        if f.is_Number:
+            c = c * f
+        elif type(f) is sp.Pow and f.args[1].is_Number and f.args[1].is_negative:
+            below.append(_inverse(f))
+        else:
+            above.append(f)
+    return c, above, below
+
+
+def _inverse(f: sp.Pow) -> sp.Basic:
+    """1/f for a power with a negative exponent: its base, or a power with the exponent
+    negated."""
+    base, exp = f.args
+    if exp == -1:
+        return base
+    return sp.Pow(base, -exp, evaluate=False)
+
+
+def _parts(e: sp.Basic, where: bool) -> list:
+    """The sub-expressions ``Builder._convert`` reads the nodes of."""
+    cls = type(e)
+    if cls is sp.Add:
+        return [_negated(t) if _negative(t) else t for t in e.args]
+    if cls is sp.Mul:
+        _, above, below = _fraction(e)
+        return above + below
+    if cls is sp.Pow:
+        base, exp = e.args
+        if exp.is_Number and exp.is_negative:
+            return [_inverse(e)]
+        return [base] if exp.is_Number else [base, exp]
+    if not e.args or e.is_Number:
+        return []
+    if isinstance(e, sp.Piecewise):
+        if where:
+            return [a for pair in e.args for a in (pair.expr, pair.cond)
+                    if not (a is sp.true and pair is e.args[-1])]
+        return _slots_of(e)
+    if cls in REAL_PARTS:
+        return [REAL_PARTS[cls](e.args[0])] if cls is not sp.im else []
+    if cls in TRANSLATE:
+        return [TRANSLATE[cls](e)]
+    if isinstance(e, sp.MatrixExpr):
+        raise ModelError(
+            f"symgrad cannot compute {cls.__name__} (in {e}); write it with matmul, transpose, "
+            "sum and elementwise operations"
+        )
+    if isinstance(e, sp.Symbol):
+        return []
+    record = record_of(e)
+    if record is None:
+        raise cannot_compute(e)
+    return list(record.operands(e)[0])
+
+
+def _slots_of(e: sp.Piecewise) -> list:
+    """A Piecewise's operands: the symbols in it and the operations in it that are not
+    elementwise (a reduction, matmul: computed whole, as nodes of their own), in order of
+    first appearance."""
+    found: dict = {}
+    stack = [e]
+    while stack:
+        a = stack.pop()
+        if isinstance(a, sp.Symbol | sp.MatrixSymbol):
+            found.setdefault(a, None)
+            continue
+        if not a.args or a.is_number:
+            continue
+        record = record_of(a)
+        if (record is not None and not record.elementwise) or isinstance(a, sp.MatrixExpr):
+            found.setdefault(a, None)
+            continue
+        stack.extend(reversed(a.args))
+    return sorted(found, key=sp.default_sort_key)
+
+
+#: Every value is real, so these are their operand or 0 (SymPy writes |exp(u)| as exp(re(u))
+#: for a symbol not declared real).
+REAL_PARTS: dict[type, Callable] = {
+    sp.re: lambda u: u,
+    sp.im: lambda u: S.Zero,
+    sp.conjugate: lambda u: u,
+}
+
+
+def _matmul(e: sp.MatMul):
+    matrices = [a for a in e.args if a.is_Matrix]
+    scalars = [a for a in e.args if not a.is_Matrix]
+    product = matrices[0]
+    for m in matrices[1:]:
+        product = fn.matmul(product, m)
+    return sp.Mul(*scalars) * product if scalars else product
+
+
+#: SymPy's matrix expressions -> the same operations on arrays.
+TRANSLATE: Mapping[type, Callable] = {
+    sp.MatMul: _matmul,
+    sp.MatAdd: lambda e: sp.Add(*e.args),
+    sp.HadamardProduct: lambda e: sp.Mul(*e.args),
+    sp.Transpose: lambda e: fn.transpose(e.args[0]),
+    ElementwiseApplyFunction: lambda e: e.function(e.expr),
+}

@@ -1,0 +1,105 @@
+"""The NumPy backend: how generated modules import, convert inputs, and the helpers they call.
+
+How each operation is written is in its record (``ops.py``, the ``numpy`` template); this
+module holds what the emitted module needs around those lines.
+"""
+
+from __future__ import annotations
+
+#: The modules a generated module imports: always NumPy; an extra one only where an operation
+#: needs it (the record's ``extra``).
+IMPORTS = {None: "import numpy as np", "scipy": "import scipy.special"}
+
+#: Helpers a helper calls in turn.
+NEEDS = {"_matmul_grad": ("_sum_to",)}
+
+#: Helper functions the generated module defines when it uses them, keyed by name.
+HELPERS: dict[str, str] = {
+    "_sigmoid": '''\
+def _sigmoid(x):
+    """1/(1 + exp(-x)): where exp(-x) overflows to inf (x < -709) the result is the right 0."""
+    with np.errstate(over="ignore", under="ignore"):
+        return 1 / (1 + np.exp(-x))
+''',
+    "_sigmoid_complement": '''\
+def _sigmoid_complement(x):
+    """1 - sigmoid(x) = 1/(1 + exp(x)), exact where sigmoid(x) rounds near 1 and 1 - sigmoid(x)
+    would cancel; where exp(x) overflows (x > 709) the result is the right 0."""
+    with np.errstate(over="ignore"):
+        e = np.exp(x)
+    e += 1
+    return np.reciprocal(e, out=e) if isinstance(e, np.ndarray) else 1 / e
+''',
+    "_logsumexp": '''\
+def _logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) over axis, shifted by the maximum so that exp never overflows."""
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+''',
+    "_softmax": '''\
+def _softmax(x, axis):
+    """exp(x)/sum(exp(x)) along axis, shifted by the maximum so that exp never overflows."""
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+''',
+    "_log_softmax": '''\
+def _log_softmax(x, axis):
+    """x - logsumexp(x) along axis, without ever taking log(0)."""
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+''',
+    "_matmul_grad": '''\
+def _matmul_grad(g, a, b, which):
+    """The gradient of a (which=0: g @ b.T) or b (which=1: a.T @ g) in a @ b.
+
+    NumPy's rules for 1-D operands (promoted to matrices, then squeezed) and stacks of them.
+    """
+    if a.ndim == 1 and b.ndim == 1:  # an inner product
+        return g * (b if which == 0 else a)
+    a2 = a[np.newaxis, :] if a.ndim == 1 else a
+    b2 = b[:, np.newaxis] if b.ndim == 1 else b
+    g2 = np.expand_dims(g, -2) if a.ndim == 1 else g
+    g2 = np.expand_dims(g2, -1) if b.ndim == 1 else g2
+    if which == 0:
+        d = g2 @ np.swapaxes(b2, -1, -2)
+        return _sum_to(d[..., 0, :] if a.ndim == 1 else d, a)
+    d = np.swapaxes(a2, -1, -2) @ g2
+    return _sum_to(d[..., :, 0] if b.ndim == 1 else d, b)
+''',
+    "_max_grad": '''\
+def _max_grad(g, x, out, axis, keepdims):
+    """The gradient of x in out = max(x, axis): shared equally by the elements that tie."""
+    axis = axis or None
+    if not keepdims and axis is not None:
+        g, out = np.expand_dims(g, axis), np.expand_dims(out, axis)
+    hit = x == out
+    return hit * (g / np.sum(hit, axis=axis, keepdims=True))
+''',
+    "_sinc_derivative": '''\
+def _sinc_derivative(x):
+    """d/dx sin(x)/x = (cos(x) - sin(x)/x)/x, by its Taylor series where |x| < 1/2 (there the
+    formula cancels, and is 0/0 at 0); each branch is computed where it is taken only."""
+    near = np.abs(x) < 0.5
+    s = np.where(near, x, 0.0)
+    far = np.where(near, 1.0, x)
+    t = s * s
+    series = s * (-1/3 + t*(1/30 + t*(-1/840 + t*(1/45360 + t*(-1/3991680 + t*(
+        1/518918400 - t/93405312000))))))
+    return np.where(near, series, (np.cos(far) - np.sin(far)/far)/far)
+''',
+    "_sum_to": '''\
+def _sum_to(g, like):
+    """Sum the gradient g over the axes along which `like` was broadcast."""
+    shape = np.shape(like)
+    if np.shape(g) == shape:
+        return g
+    g = np.broadcast_to(g, np.broadcast_shapes(np.shape(g), shape))
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    )
+    return np.sum(g, axis=axes).reshape(shape)
+''',
+}

@@ -1,0 +1,148 @@
+"""SymPy expressions as the user writes them: walks that stay linear in the size of the DAG.
+
+SymPy's own walks (``free_symbols``, ``xreplace``, ``count_ops``) visit the expanded tree: a
+sub-expression shared many times is visited as often. The front end and the symbolic views
+use these instead.
+
+>>> import sympy as sp
+>>> x = sp.Symbol("x")
+>>> e = x
+>>> for _ in range(40): e = sp.sin(e) + sp.cos(e)
+>>> tree_size(e) > 2**40, sorted(free_symbols(e), key=str)
+(True, [x])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+
+@lru_cache(maxsize=8)  # a compile asks for the same large expression's several times
+def free_symbols(expr: sp.Basic) -> frozenset[sp.Symbol]:
+    """``expr.free_symbols``, in time linear in the size of the expression's DAG.
+
+    (SymPy's own walks the expanded tree: exponential for a shared sub-expression.)
+
+    >>> x, y = sp.symbols("x y")
+    >>> sorted(free_symbols(sp.sin(x) + y), key=str)
+    [x, y]
+    """
+    found: set[sp.Symbol] = set()
+    seen: set[sp.Basic] = set()
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        args = e.args
+        if not args:  # an atom: a symbol, a number
+            if type(e) is sp.Symbol or is_symbol(e):
+                found.add(e)
+            continue
+        if e in seen:
+            continue
+        seen.add(e)
+        if type(e) in _ALL_OPERANDS:
+            stack.extend(args)
+        elif is_symbol(e):  # a MatrixSymbol
+            found.add(e)
+        else:
+            stack.extend(operands(e))
+    return frozenset(found)
+
+
+def is_symbol(e: sp.Basic) -> bool:
+    return isinstance(e, (sp.Symbol, sp.MatrixSymbol))
+
+
+def operands(e: sp.Basic) -> tuple:
+    """The sub-expressions of ``e`` that are computed (a MatrixSymbol's sizes and a Lambda's
+    body are not)."""
+    if type(e) in _ALL_OPERANDS:
+        return e.args
+    if isinstance(e, (sp.MatrixSymbol, sp.Lambda)):
+        return ()
+    if isinstance(e, ElementwiseApplyFunction):
+        return (e.expr,)
+    return tuple(a for a in e.args if not is_option(a))
+
+
+def is_option(a: sp.Basic) -> bool:
+    """An argument that configures an operation (an axis, keepdims), not one it computes on."""
+    return type(a) is sp.Tuple or isinstance(a, sp.logic.boolalg.BooleanAtom)
+
+
+def substitute_unevaluated(expr: sp.Basic, mapping: Mapping) -> sp.Basic:
+    """``expr`` with symbols replaced, exactly as written: SymPy re-arranges nothing.
+
+    (``sp.evaluate(False)`` would do the same but clears SymPy's cache each time.)
+
+    >>> x, t = sp.symbols("x t")
+    >>> substitute_unevaluated(2*t, {t: x - 1})
+    2*(x - 1)
+    """
+    if not mapping:
+        return expr
+
+    def combine(e, args):
+        if e in mapping:
+            return mapping[e]
+        if not args or all(a is b for a, b in zip(args, operands(e), strict=True)):
+            return e
+        it = iter(args)
+        return e.func(*[a if is_option(a) else next(it) for a in e.args], evaluate=False)
+
+    return _postorder(expr, combine)
+
+
+def tree_size(expr: sp.Basic, memo: dict | None = None) -> int:
+    """How many nodes ``expr`` has as a tree (its DAG may be far smaller).
+
+    >>> x = sp.Symbol("x")
+    >>> e = x
+    >>> for _ in range(40): e = sp.sin(e) + sp.cos(e)
+    >>> tree_size(e) > 2**40
+    True
+    """
+    return _postorder(expr, lambda e, args: 1 + sum(args), memo)
+
+
+def larger_than(expr: sp.Basic, limit: int) -> bool:
+    """Whether ``expr`` has more than ``limit`` nodes as a tree; looks at no more than that.
+
+    >>> x = sp.Symbol("x")
+    >>> larger_than(x + 1, 2), larger_than(x + 1, 3)
+    (True, False)
+    """
+    stack, count = [expr], 0
+    while stack:
+        count += 1
+        if count > limit:
+            return True
+        stack.extend(operands(stack.pop()))
+    return False
+
+
+def _postorder(expr: sp.Basic, combine, memo: dict | None = None):
+    """Fold ``combine(e, [results of e's args])`` over the DAG of ``expr``, each node once."""
+    memo = {} if memo is None else memo
+    stack = [expr]
+    while stack:
+        e = stack[-1]
+        if e in memo:
+            stack.pop()
+            continue
+        todo = [a for a in operands(e) if a not in memo]
+        if todo:
+            stack.extend(todo)
+            continue
+        memo[e] = combine(e, [memo[a] for a in operands(e)])
+        stack.pop()
+    return memo[expr]
+
+
+#: Classes every argument of which is an operand (the common case, answered first).
+_ALL_OPERANDS = frozenset({sp.Add, sp.Mul, sp.Pow, sp.Symbol, sp.Integer, sp.Float, sp.Rational,
+                           sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.tanh})

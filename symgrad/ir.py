@@ -1,0 +1,202 @@
+"""The IR: a flat, append-only graph in which every node is one line of the program.
+
+A node is ``op(args; attrs)``: ``op`` names a record of ``symgrad.ops``, ``args`` are the ids
+of earlier nodes (so the node list is in topological order by construction), ``attrs`` are
+hashable parameters (an axis, keepdims, a number). Every node has a shape, whose sizes may be
+known (``13``), named and bound at the call (``"n"``) or unknown (``None``); a shape that is
+``None`` as a whole is not known at all (an input of undeclared shape). Adding a node that
+exists already returns the existing one (hash-consing on op, args and attrs).
+
+What the compiler knows about a node beside its operation is kept beside it: its role, the
+label a person sees, the equation it belongs to, and for an adjoint the node it belongs to.
+
+>>> g = Graph()
+>>> x = g.input("x", role=PARAMETER)
+>>> y = g.add("exp", (x,))
+>>> g.add("exp", (x,)) == y, g.add("neg", (y,)) > y
+(True, True)
+>>> g.output = g.name(g.add("mul", (x, y)), "f")
+>>> print(g)
+%0 = input  # x (parameter)
+%1 = exp %0
+%2 = neg %1
+%3 = mul %0, %1  # f
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+INPUT = "input"  # data the user passes in, not differentiated
+PARAMETER = "parameter"  # an input in ``wrt``
+NAMED = "named"  # the left-hand side of one of the user's equations
+TEMP = "temp"  # an inner operation of an equation
+ADJOINT = "adjoint"  # d(output)/d(node), built by the reverse sweep
+
+Size = int | str | None
+Shape = tuple[Size, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One operation: ``op(args; attrs)``, with its shape and dtype."""
+
+    op: str
+    args: tuple[int, ...] = ()
+    attrs: tuple = ()
+    shape: Shape = None
+    dtype: str = "float64"
+
+
+@dataclass(slots=True)
+class Info:
+    """What the compiler knows of a node beside its operation."""
+
+    role: str = TEMP
+    label: str | None = None  # the user's name for it (an input, an equation's left side)
+    equation: str | None = None  # the label of the equation it was built for
+    of: int | None = None  # for an adjoint: the node it is the adjoint of
+
+
+class Graph:
+    """Nodes in topological order with their metadata, the output and the parameters.
+
+    ``grads`` pairs each parameter with the node of its gradient, once the reverse sweep has
+    run. ``equations`` holds the user's equations (left-side label, right side as SymPy) for
+    the symbolic views; the compiler itself never reads them.
+    """
+
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+        self.info: list[Info] = []
+        self._ids: dict[tuple, int] = {}  # (op, args, attrs) -> id: hash-consing
+        self.output: int = -1
+        self.wrt: list[int] = []
+        self.grads: list[tuple[int, int]] = []
+        self.equations: list[tuple[str, object]] = []
+        self.forward: int = 0  # how many nodes the forward program has (the rest: adjoints)
+
+    # -- building --------------------------------------------------------------------------------
+
+    def add(self, op: str, args: tuple[int, ...] = (), attrs: tuple = (), shape: Shape = None,
+            info: Info | None = None) -> int:
+        """The id of ``op(args; attrs)``, added if it is new (``shape``: see ``shapes.py``)."""
+        key = (op, args, attrs)
+        found = self._ids.get(key)
+        if found is not None:
+            return found
+        i = len(self.nodes)
+        self.nodes.append(Node(op, args, attrs, shape))
+        self.info.append(info or Info(role=TEMP))
+        self._ids[key] = i
+        return i
+
+    def find(self, op: str, args: tuple[int, ...] = (), attrs: tuple = ()) -> int | None:
+        """The id of ``op(args; attrs)`` if the graph has it."""
+        return self._ids.get((op, args, attrs))
+
+    def input(self, label: str, role: str = INPUT, shape: Shape = None) -> int:
+        """A new input node (each input is its own node, whatever its label)."""
+        i = len(self.nodes)
+        self.nodes.append(Node("input", (), (i,), shape))
+        self.info.append(Info(role=role, label=label))
+        return i
+
+    def name(self, i: int, label: str, equation: str | None = None) -> int:
+        """Give node ``i`` the label of an equation's left side, or, if it has a label already
+        (an input, another equation: ``b = a``), a copy node of its own."""
+        info = self.info[i]
+        if info.role != TEMP or self.nodes[i].op == "const":
+            copy = len(self.nodes)  # (its own id as attrs: two copies of one node stay two)
+            self.nodes.append(Node("copy", (i,), (copy,), self.nodes[i].shape))
+            self.info.append(Info())
+            i, info = copy, self.info[copy]
+        info.role, info.label, info.equation = NAMED, label, equation or label
+        return i
+
+    def set_shape(self, i: int, shape: Shape) -> None:
+        """Record the shape of node ``i`` (shape inference)."""
+        n = self.nodes[i]
+        if n.shape != shape:
+            self.nodes[i] = Node(n.op, n.args, n.attrs, shape, n.dtype)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __getitem__(self, i: int) -> Node:
+        return self.nodes[i]
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    @property
+    def inputs(self) -> list[int]:
+        """The input nodes, in the order of the generated signature."""
+        return [i for i, n in enumerate(self.nodes) if n.op == "input"]
+
+    def label(self, i: int) -> str | None:
+        return self.info[i].label
+
+    def role(self, i: int) -> str:
+        return self.info[i].role
+
+    def users(self) -> list[list[int]]:
+        """For every node, the nodes that read it (once per read), in order."""
+        users: list[list[int]] = [[] for _ in self.nodes]
+        for i, n in enumerate(self.nodes):
+            for a in n.args:
+                users[a].append(i)
+        return users
+
+    # -- views -----------------------------------------------------------------------------------
+
+    def line(self, i: int) -> str:
+        """One node as text: ``%3 = mul %0, %1  # f``."""
+        n, info = self.nodes[i], self.info[i]
+        text = f"%{i} = {n.op}"
+        if n.args:
+            text += " " + ", ".join(f"%{a}" for a in n.args)
+        if n.attrs and n.op not in ("input", "copy"):
+            text += " [" + ", ".join(map(str, n.attrs)) + "]"
+        notes = []
+        if info.label is not None:
+            notes.append(info.label if info.role != INPUT and info.role != PARAMETER
+                         else f"{info.label} ({info.role})")
+        if n.shape is not None:
+            notes.append("shape (" + ", ".join(map(str, n.shape)) + ("," if len(n.shape) == 1
+                                                                       else "") + ")")
+        return text + ("  # " + "; ".join(notes) if notes else "")
+
+    def __str__(self) -> str:
+        return "\n".join(self.line(i) for i in range(len(self.nodes)))
+
+    def content_hash(self) -> str:
+        """A hash of what the graph computes and how its nodes are named: the same for the same
+        model in every process (independent of ``PYTHONHASHSEED``).
+
+        >>> g = Graph(); g.output = g.name(g.add("exp", (g.input("x"),)), "f")
+        >>> h = Graph(); h.output = h.name(h.add("exp", (h.input("x"),)), "f")
+        >>> g.content_hash() == h.content_hash(), len(g.content_hash())
+        (True, 64)
+        """
+        digest = hashlib.sha256()
+        for n, info in zip(self.nodes, self.info, strict=True):
+            digest.update(repr((n.op, n.args, _stable(n.attrs), n.shape, n.dtype, info.role,
+                                info.label, info.equation, info.of)).encode())
+            digest.update(b"\n")
+        digest.update(repr((self.output, self.wrt, self.grads)).encode())
+        return digest.hexdigest()
+
+
+def _stable(attrs: tuple) -> tuple:
+    """``attrs`` with SymPy objects as their ``srepr`` (stable across processes)."""
+    import sympy as sp
+
+    return tuple(sp.srepr(a) if isinstance(a, sp.Basic) else a for a in attrs)
+
+
+__all__ = ["ADJOINT", "INPUT", "NAMED", "PARAMETER", "TEMP", "Graph", "Info", "Node"]
