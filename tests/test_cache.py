@@ -289,7 +289,6 @@ def test_concurrent_writers_and_a_reader(tmp_path: Path):
         process.join(timeout=300)
     done.set()
     seen = results.get(timeout=300)
-    print({kind: seen.count(kind) for kind in ("none", "whole", "wrong")})
     reader.join(timeout=60)
     assert [p.exitcode for p in [*writers, reader]] == [0, 0, 0]
     assert "wrong" not in seen
