@@ -485,7 +485,7 @@ def main(argv: list[str] | None = None) -> None:
     header = [
         f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         f"machine: {machine()}",
-        f"symgrad checkout: {args.checkout} (git {git_head(args.checkout)})",
+        f"symgrad checkout: {args.checkout} (symgrad/ at {git_head(args.checkout)})",
         f"symgrad side: {args.python} ({versions(args.python, 'numpy,sympy')})",
         f"CasADi side: {args.casadi_python} ({versions(args.casadi_python, 'numpy,casadi')})",
         "command: python " + " ".join(
@@ -522,9 +522,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def git_head(checkout: Path) -> str:
-    done = subprocess.run(["git", "-C", str(checkout), "log", "-1", "--format=%h %s"],
-                          capture_output=True, text=True)
-    return textwrap.shorten(done.stdout.strip() or "unknown", 60)
+    """The commit that last changed the package, and whether the work tree differs from it."""
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", "-C", str(checkout), *argv], capture_output=True, text=True)
+        return done.stdout.strip()
+
+    head = textwrap.shorten(git("log", "-1", "--format=%h %s", "--", "symgrad") or "unknown", 60)
+    dirty = git("status", "--porcelain", "--", "symgrad")
+    return head + (", with uncommitted changes" if dirty else "")
 
 
 if __name__ == "__main__":
