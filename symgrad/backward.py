@@ -150,8 +150,9 @@ def _elementwise_users_only(graph: Graph, v: int) -> bool:
 
 
 def _same_shape(a, b) -> bool:
-    """Whether two shapes are known to be equal (every size known, or named alike)."""
-    return a is not None and a == b and None not in a
+    """Whether two shapes are known to be equal (every size known, or named alike, or the same
+    opaque shape)."""
+    return a is not None and a == b and (not isinstance(a, tuple) or None not in a)
 
 
 class _Rules:

@@ -30,7 +30,9 @@ so no branch's value or derivative leaks where another branch is taken.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections.abc import Callable, Mapping
 
 import sympy as sp
@@ -38,8 +40,9 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from . import functions as fn
 from .errors import ModelError, ShapeError
-from .ir import Graph, Info
+from .ir import Graph, Info, Opaque, known
 from .ops import OPS, SUPPORTED, broadcast, piecewise_slots, record_of
+from .rewrites import BY_OP, rewrite
 
 S = sp.S
 
@@ -69,6 +72,10 @@ class Builder:
         folded = self._fold(name, args, attrs)
         if folded is not None:
             return folded
+        if name in BY_OP:
+            stable = rewrite(self, name, args, attrs)
+            if stable is not None:
+                return stable
         graph = self.graph
         found = graph.find(name, args, attrs)
         if found is not None:
@@ -78,14 +85,26 @@ class Builder:
     def shape(self, name: str, args: tuple[int, ...], attrs: tuple):
         nodes = self.graph.nodes
         shapes = [nodes[a].shape for a in args]
-        if any(s is None for s in shapes):
-            return None
         record = OPS[name]
+        if record.elementwise:
+            wide = [s for s in shapes if s != ()]  # (a scalar never widens the result)
+            if not wide:
+                return ()
+            if all(s == wide[0] for s in wide):  # (an opaque shape, too)
+                return wide[0]
+            if all(isinstance(s, Opaque) for s in wide):
+                return functools.reduce(operator.or_, wide)
+            if any(not isinstance(s, tuple) for s in wide):
+                return None
+        elif any(not isinstance(s, tuple) for s in shapes):
+            if name in _SHAPE_OF_ARGUMENT:
+                return record.shape(attrs, *shapes)
+            if name == "size" or (name in _REDUCTIONS and attrs == (None, False)):
+                return ()  # (a full reduction gives a scalar, whatever it reduces)
+            return None
         try:
             if record.elementwise:
-                if len(shapes) == 1:
-                    return shapes[0]
-                return broadcast(*shapes)
+                return broadcast(*wide)
             return tuple(record.shape(attrs, *shapes))
         except ShapeError as e:
             where = self.describe() if self.describe is not None else None
@@ -93,7 +112,9 @@ class Builder:
 
     def _fold(self, name: str, args: tuple[int, ...], attrs: tuple) -> int | None:
         number = self.number
-        if name in _FOLDABLE:
+        if name in _FOLDABLE or name == "pow":
+            if name == "pow":
+                return args[0] if self.number(args[1]) == 1 else None
             values = [number(a) for a in args]
             if all(v is not None and v.is_Rational for v in values):
                 return self.const(_FOLDABLE[name](*values))
@@ -127,10 +148,33 @@ class Builder:
             elif name == "div":
                 if vb == 1 and self._keeps_shape(a, b):
                     return a
-        elif name == "pow" and self.number(args[1]) == 1:
-            return args[0]
+            spread = self._through_broadcast(name, args)
+            if spread is not None:
+                return spread
         elif name in _LOWER:
             return _LOWER[name](self, args, attrs)
+        return None
+
+    def _through_broadcast(self, name: str, args: tuple[int, ...]) -> int | None:
+        """A reduction's gradient is ``broadcast_like(g, x)``, g spread to x's shape. An
+        operation with a scalar is done before the spreading (on g, not on every element),
+        and a product with an operand of x's shape needs no spreading at all: ``2*t1*g``, not
+        ``2*t1*np.broadcast_to(g, np.shape(t1))``."""
+        nodes = self.graph.nodes
+        for k, a in enumerate(args):
+            node = nodes[a]
+            if node.op != "broadcast_like" or (name in ("sub", "div") and k == 1):
+                continue
+            g, x = node.args
+            others = args[:k] + args[k + 1:]
+            if name == "neg":
+                return self.op("broadcast_like", (self.op("neg", (g,)), x))
+            (other,) = others
+            if nodes[other].shape == ():
+                inner = (g, other) if k == 0 else (other, g)
+                return self.op("broadcast_like", (self.op(name, inner), x))
+            if name in ("mul", "div") and _same(nodes[other].shape, nodes[x].shape):
+                return self.op(name, (g, other) if k == 0 else (other, g))
         return None
 
     def _keeps_shape(self, kept: int, dropped: int) -> bool:
@@ -168,7 +212,7 @@ class Builder:
             return self._product(e, memo)
         if cls is sp.Pow:
             return self._power(e, memo)
-        if e.is_Number or e.is_NumberSymbol:
+        if e.is_Number or e.is_NumberSymbol or e is sp.I:
             return self._number(e, where)
         if isinstance(e, sp.Piecewise):
             return self._where(e, memo) if where else self._piecewise(e, memo)
@@ -263,9 +307,20 @@ class Builder:
         return result
 
 
+_REDUCTIONS = frozenset({"sum", "mean", "max", "logsumexp"})
+
+#: Operations whose result has the shape of one of their arguments, whatever it is.
+_SHAPE_OF_ARGUMENT = frozenset({"sum_to", "broadcast_like", "full_like", "max_vjp", "copy"})
+
+
 def _certain(shape) -> bool:
     """Every size known, or named (a named size is one size wherever it is used)."""
-    return shape is not None and None not in shape
+    return known(shape)
+
+
+def _same(a, b) -> bool:
+    """Whether two shapes are known to be equal: the same sizes, or the same opaque shape."""
+    return a is not None and a == b and (not isinstance(a, tuple) or None not in a)
 
 
 def _lower_sum_to(b: Builder, args, attrs) -> int | None:
@@ -273,10 +328,10 @@ def _lower_sum_to(b: Builder, args, attrs) -> int | None:
     ``g.sum(axis=...)`` over the leading axes and the axes ``like`` has as 1."""
     g, like = args
     source, target = b.graph.nodes[g].shape, b.graph.nodes[like].shape
+    if _same(source, target):
+        return g
     if not (_certain(source) and _certain(target)):
         return None
-    if source == target:
-        return g
     if len(source) < len(target):
         return None
     lead = len(source) - len(target)
@@ -294,8 +349,12 @@ def _lower_sum_to(b: Builder, args, attrs) -> int | None:
 
 def _lower_broadcast_like(b: Builder, args, attrs) -> int | None:
     g, x = args
-    shape = b.graph.nodes[g].shape
-    return g if _certain(shape) and shape == b.graph.nodes[x].shape else None
+    if _same(b.graph.nodes[g].shape, b.graph.nodes[x].shape):
+        return g
+    value = b.number(g)
+    if value is not None:  # a number spread: an array full of it (of floats, as every value)
+        return b.op("full_like", (x,), (value,))
+    return None
 
 
 def _lower_full_like(b: Builder, args, attrs) -> int | None:
@@ -307,7 +366,7 @@ def _lower_full_like(b: Builder, args, attrs) -> int | None:
 def _lower_matmul_vjp(b: Builder, args, attrs) -> int | None:
     g, x, y = args
     sx, sy = b.graph.nodes[x].shape, b.graph.nodes[y].shape
-    if sx is None or sy is None or len(sx) != 2 or len(sy) != 2:
+    if not (isinstance(sx, tuple) and isinstance(sy, tuple)) or len(sx) != 2 or len(sy) != 2:
         return None
     if attrs[0] == 0:
         return b.op("matmul", (g, b.op("transpose", (y,), (None,))))
@@ -316,7 +375,7 @@ def _lower_matmul_vjp(b: Builder, args, attrs) -> int | None:
 
 def _lower_size(b: Builder, args, attrs) -> int | None:
     shape = b.graph.nodes[args[0]].shape
-    if shape is not None and all(isinstance(n, int) for n in shape):
+    if isinstance(shape, tuple) and all(isinstance(n, int) for n in shape):
         return b.const(math.prod(shape))
     return None
 

@@ -35,7 +35,7 @@ import sympy as sp
 from .builder import REAL_PARTS, Builder, _NotReal
 from .errors import ModelError, ShapeError
 from .expressions import free_symbols, is_symbol, larger_than
-from .ir import INPUT, PARAMETER, TEMP, Graph, Info, Shape
+from .ir import INPUT, PARAMETER, TEMP, Graph, Info, Opaque, Shape
 from .order import toposort
 
 Equations = list[tuple[sp.Symbol, sp.Expr]]
@@ -136,7 +136,8 @@ def build(
     env: dict[sp.Basic, int] = {}
     for s in inputs:
         role = PARAMETER if s in param_set else INPUT
-        env[s] = graph.input(s.name, role, declared.get(s.name))
+        shape = declared.get(s.name)
+        env[s] = graph.input(s.name, role, Opaque(s.name) if shape is None else shape)
     for lhs in order:
         env[lhs] = _equation(graph, lhs, rhs_of[lhs], env)
     graph.output = env[out]

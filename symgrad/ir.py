@@ -36,7 +36,47 @@ TEMP = "temp"  # an inner operation of an equation
 ADJOINT = "adjoint"  # d(output)/d(node), built by the reverse sweep
 
 Size = int | str | None
-Shape = tuple[Size, ...] | None
+
+
+class Opaque:
+    """The shape of inputs whose shapes are not declared, broadcast together: not known, but
+    the same wherever the same inputs meet (``x``, ``2*x``, ``x**2`` have the shape of x;
+    ``k*x - y`` and its square that of k, x and y broadcast), so a gradient passed between such
+    nodes needs no summing back.
+
+    >>> Opaque("x") == Opaque("x"), Opaque("x") == Opaque("y"), Opaque("x") | Opaque("k")
+    (True, False, <shape of k, x broadcast>)
+    """
+
+    __slots__ = ("of",)
+
+    def __init__(self, of: str | frozenset[str]):
+        self.of = frozenset((of,)) if isinstance(of, str) else of
+
+    def __or__(self, other: Opaque) -> Opaque:
+        return Opaque(self.of | other.of)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Opaque) and other.of == self.of
+
+    def __hash__(self) -> int:
+        return hash(("Opaque", self.of))
+
+    def __repr__(self) -> str:
+        names = sorted(self.of)
+        return f"<shape of {', '.join(names)}{' broadcast' if len(names) > 1 else ''}>"
+
+
+Shape = tuple[Size, ...] | Opaque | None
+
+
+def known(shape: Shape) -> bool:
+    """Whether ``shape`` is a tuple of sizes, each known or named (not None).
+
+    >>> known((3, "n")), known((None, 3)), known(Opaque("x")), known(None)
+    (True, False, False, False)
+    """
+    return isinstance(shape, tuple) and None not in shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +206,7 @@ class Graph:
         if info.label is not None:
             notes.append(info.label if info.role != INPUT and info.role != PARAMETER
                          else f"{info.label} ({info.role})")
-        if n.shape is not None:
+        if isinstance(n.shape, tuple):
             notes.append("shape (" + ", ".join(map(str, n.shape)) + ("," if len(n.shape) == 1
                                                                        else "") + ")")
         return text + ("  # " + "; ".join(notes) if notes else "")
@@ -199,4 +239,5 @@ def _stable(attrs: tuple) -> tuple:
     return tuple(sp.srepr(a) if isinstance(a, sp.Basic) else a for a in attrs)
 
 
-__all__ = ["ADJOINT", "INPUT", "NAMED", "PARAMETER", "TEMP", "Graph", "Info", "Node"]
+__all__ = ["ADJOINT", "INPUT", "NAMED", "PARAMETER", "TEMP", "Graph", "Info", "Node", "Opaque",
+           "known"]

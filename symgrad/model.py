@@ -157,6 +157,22 @@ class CompiledModel:
         """The gradient alone: a dict name -> array shaped like that input."""
         return self.value_and_grad(*args, **inputs)[1]
 
+    def source_for(self, /, *args: Mapping, **inputs: Any) -> str:
+        """The generated module compiled for inputs of these shapes, as if they had been
+        declared with ``shapes=``: sums over broadcast axes written out (``dW = X.T @ dt2``,
+        ``db = dt2.sum(axis=0)``), no backward lines for an output that is not a scalar."""
+        from .backward import differentiate
+        from .codegen.emit import emit
+        from .frontend import build
+
+        values = self._arguments(args, inputs)
+        self._check(values)
+        shapes = {name: np.shape(v) for name, v in zip(self.inputs, values, strict=True)}
+        model, wrt, name = self._compiled
+        output = self.output if len(self.ir.equations) > 1 else None
+        return emit(differentiate(build(model, name=name, output=output, wrt=wrt,
+                                        shapes=shapes)))
+
     def _check(self, values: list) -> None:
         """Check the shapes of a call once per shape pattern: a mismatch named by its
         equation, an outer-product broadcast warned about (as ``broadcast=`` says)."""

@@ -230,6 +230,10 @@ class sigmoid_complement(sp.Function):
     def _eval_is_real(self):
         return self.args[1].is_real
 
+    def _numpycode(self, printer):
+        """For ``sympy.lambdify``: exp(−softplus(x)), without overflow."""
+        return f"numpy.exp(-numpy.logaddexp(0, {printer._print(self.args[1])}))"
+
 
 # -- shapes --------------------------------------------------------------------------------------
 
@@ -395,19 +399,14 @@ def _spread(g, attrs):
     return expand_dims(g, sp.Tuple(*axis))
 
 
-# A reduction's cotangent is smaller than its operand (a scalar, for a full reduction): it is
-# not spread here. Elementwise rules broadcast it against the operand's own values; where it
-# reaches a parameter, or an operation that is not elementwise, the sweep's sum_to spreads it.
-
-
 def _sum_vjp(attrs, g, out, x):
-    return (_spread(g, attrs),)
+    return (broadcast_like(_spread(g, attrs), x),)
 
 
 def _mean_vjp(attrs, g, out, x):
     if attrs == (None, False):
-        return (g / size(x),)
-    return (_spread(g, attrs) * size(out) / size(x),)
+        return (broadcast_like(g / size(x), x),)
+    return (broadcast_like(_spread(g, attrs) * size(out) / size(x), x),)
 
 
 def _max_vjp(attrs, g, out, x):
@@ -560,10 +559,12 @@ def _expand_dims_code(args: list[Code], attrs) -> Code:
 
 
 def _full_like_code(args: list[Code], attrs) -> Code:
+    """An array like x full of c: ``[()]`` makes a scalar's a NumPy scalar, as every other
+    value of a scalar is (an array's is the array itself)."""
     (c,) = attrs
     if c == 0:
-        return f"np.zeros_like({args[0][0]})", ATOM
-    return f"np.full_like({args[0][0]}, {float(c)!r})", ATOM
+        return f"np.zeros_like({args[0][0]})[()]", ATOM
+    return f"np.full_like({args[0][0]}, {float(c)!r})[()]", ATOM
 
 
 def _max_vjp_code(args: list[Code], attrs) -> Code:
@@ -662,7 +663,7 @@ _RECORDS: list[Op] = [
     # structure
     Op("input", arity=0, numpy=""),
     Op("const", arity=0, numpy=_const_code, show=lambda args, attrs: attrs[0]),
-    Op("copy", partials=lambda a, out, x: (S.One,), numpy="{0}",
+    Op("copy", partials=lambda a, out, x: (S.One,), numpy="{0}", shape=lambda attrs, x: x,
        show=lambda args, attrs: args[0]),
     # arithmetic: the front end writes SymPy's sums, products and powers with these
     Op("add", arity=2, partials=lambda a, out, x, y: (S.One, S.One), numpy=_binary("+", SUM),

@@ -33,6 +33,16 @@ Shape = tuple[int, ...]
 
 def infer(graph: Graph, shapes: Mapping[str, Shape]) -> list[Shape | None]:
     """Every node's shape (by id) for inputs of the given shapes (by label)."""
+    try:
+        return _infer(graph, shapes)
+    except ShapeError as e:
+        reads = ", ".join(f"{graph.info[i].label} {tuple(shapes[graph.info[i].label])}"
+                          for i in graph.inputs
+                          if tuple(shapes.get(graph.info[i].label, ())) != ())
+        raise ShapeError(f"{e} (the array inputs: {reads})" if reads else str(e)) from None
+
+
+def _infer(graph: Graph, shapes: Mapping[str, Shape]) -> list[Shape | None]:
     known: list[Shape | None] = []
     nodes, info = graph.nodes, graph.info
     bound: dict[str, int] = {}  # named sizes ("n") -> the size this call gives them
@@ -70,17 +80,13 @@ def _check_declared(label: str, shape: Shape, declared, bound: dict[str, int]) -
     for n, d in zip(shape, declared, strict=False):
         if isinstance(d, int) and n != d:
             fits = False
-        elif isinstance(d, str):
-            if bound.setdefault(d, n) != n:
-                raise ShapeError(
-                    f"input {label!r} has shape {tuple(shape)}, where size {d!r} is {n}; "
-                    f"another input has {d} = {bound[d]}"
-                )
+        elif isinstance(d, str) and bound.setdefault(d, n) != n:
+            raise ShapeError(
+                f"input {label} has shape {tuple(shape)}, where size {d} is {n}; an input "
+                f"before it has {d} = {bound[d]}"
+            )
     if not fits:
-        raise ShapeError(
-            f"input {label!r} has shape {tuple(shape)}, but shape "
-            f"{tuple(declared)} was declared"
-        )
+        raise ShapeError(f"input {label} has shape {tuple(shape)}, not the declared {declared}")
 
 
 def _where(graph: Graph, i: int) -> str:

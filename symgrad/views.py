@@ -96,7 +96,7 @@ def _temp_name(names: dict[int, str], i: int) -> str:
 
 
 def _shape(shape):
-    return shape if isinstance(shape, tuple) else None
+    return shape if isinstance(shape, tuple) else None  # (an opaque one is not shown)
 
 
 def is_elementwise(expr: sp.Basic) -> bool:

@@ -147,7 +147,8 @@ def test_missing_unknown_and_misplaced_inputs_are_named(model, entry):
 
 @pytest.mark.parametrize("entry", ["__call__", "value_and_grad", "source_for"])
 def test_a_wrong_shape_names_the_equation_and_the_shapes(model, entry):
-    with pytest.raises(symgrad.SymgradError, match=r"f = mean.*\(4,\) and \(3,\)") as info:
+    shapes = r"(\(4,\) and \(3,\)|\(3,\) and \(4,\))"  # (in the order the operation has them)
+    with pytest.raises(symgrad.SymgradError, match=r"f = mean.*" + shapes) as info:
         getattr(model, entry)(**{**GOOD, "y": np.ones(4)})
     assert "x (3,), y (4,)" in str(info.value)  # which input has which shape
 

@@ -50,7 +50,7 @@ import sympy as sp
 from .. import __version__
 from ..builder import Builder
 from ..expressions import larger_than
-from ..ir import ADJOINT, INPUT, NAMED, PARAMETER, TEMP, Graph
+from ..ir import ADJOINT, INPUT, NAMED, PARAMETER, TEMP, Graph, known
 from ..names import Namer
 from ..ops import ATOM, OPS, Code
 from . import numpy_backend as backend
@@ -86,7 +86,7 @@ class _Emitter:
         self.comments = comments
         out = graph.nodes[graph.output]
         # an output of a known shape that is not a scalar has no gradient: no backward lines
-        self.never_scalar = out.shape is not None and None not in out.shape and out.shape != ()
+        self.never_scalar = known(out.shape) and out.shape != ()
         self.roots = [graph.output, *(() if self.never_scalar else (d for _, d in graph.grads))]
         self.namer = Namer()
         self.names: dict[int, str] = {}
@@ -145,7 +145,8 @@ class _Emitter:
             w = 1 + sum(weight.get(a, 0) for a in node.args)
             r = frozenset().union(*(reads[a] if a in code else (a,) for a in node.args
                                     if nodes[a].op != "const" or a not in code))
-            piecewise = node.op == "piecewise" or any(a in guarded for a in node.args)
+            piecewise = (node.op == "piecewise" and _computes_in_branches(node.attrs[0])) or any(
+                a in guarded for a in node.args)
             if (
                 uses.get(i) == 1
                 and i not in roots
@@ -156,8 +157,8 @@ class _Emitter:
                 if piecewise:
                     guarded.add(i)
                 continue
-            if node.op == "const":
-                line = f"{self.name(i)} = np.float64({text[0]})"
+            if node.op == "const" or (node.op == "copy" and nodes[node.args[0]].op == "const"):
+                line = f"{self.name(i)} = np.float64({text[0]})"  # (a NumPy scalar, as others)
             else:
                 line = f"{self.name(i)} = {text[0]}"
             if self.comments and info[i].role == ADJOINT:
@@ -280,6 +281,13 @@ class _Emitter:
         for name in sorted(helpers):
             parts += ["", "", backend.HELPERS[name].rstrip("\n")]
         return "\n".join(parts) + "\n"
+
+
+def _computes_in_branches(template: sp.Piecewise) -> bool:
+    """Whether a branch of a Piecewise computes something (``log(x)``), which NumPy computes
+    for every element, taken or not; not when each branch is a number or an operand, as the
+    Piecewise a rule makes (``x**y``'s safe log, Max's ties): nothing to silence there."""
+    return any(pair.expr.args and not pair.expr.is_number for pair in template.args)
 
 
 def _inlinable(graph: Graph, i: int) -> bool:
