@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,6 +44,8 @@ def compile(
     output: sp.Symbol | str | None = None,
     shapes: Mapping[sp.Symbol | str, tuple[int | None, ...]] | None = None,
     broadcast: str = "warn",
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
 ) -> CompiledModel:
     """Compile a SymPy expression, or named equations, to value-and-gradient NumPy code.
 
@@ -56,12 +59,17 @@ def compile(
     prediction of shape (n, 1) against a target of shape (n,) gives (n, n)): ``"warn"`` (a
     ``SymgradWarning``, once per model and shape pattern), ``"error"`` or ``"allow"``.
 
+    A model compiled before (the same equations, shapes and parameters) is not compiled again:
+    its code is loaded from this process's memory or from the on-disk cache, a directory of the
+    generated modules (``cache_dir``, by default ``$SYMGRAD_CACHE_DIR`` or ``symgrad`` in the
+    user's cache directory); ``cache=False`` leaves the disk alone.
+
     >>> x, y, k, b = sp.symbols("x y k b")
     >>> m = compile(mean((k*x + b - y)**2), wrt=[k, b])
     >>> m.inputs, m.wrt
     (('b', 'k', 'x', 'y'), ('k', 'b'))
     """
-    from .backward import differentiate
+    from .cache import ModuleCache
     from .frontend import build
 
     if not isinstance(name, str):
@@ -73,13 +81,16 @@ def compile(
         )
     if broadcast not in ("warn", "error", "allow"):
         raise SymgradError(f"broadcast={broadcast!r}: choose 'warn', 'error' or 'allow'")
-    graph = differentiate(build(model, name=name, output=output, wrt=wrt, shapes=shapes))
+    if not isinstance(cache, bool):
+        raise SymgradError(f"cache={cache!r}: pass True (the default) or False")
+    disk = ModuleCache(cache_dir) if cache else None
+    graph = build(model, name=name, output=output, wrt=wrt, shapes=shapes)
     # the user's symbols are looked for only if a symbolic view asks (a walk of the whole
     # model), in what was passed now (the containers copied: the user may change them)
     given = dict(model) if isinstance(model, Mapping) else (
         list(model) if isinstance(model, list | tuple) else model)
     wrt_given = wrt if wrt is None or isinstance(wrt, sp.Symbol | str) else list(wrt)
-    return CompiledModel(graph, given, wrt_given, name, broadcast)
+    return CompiledModel(graph, given, wrt_given, name, broadcast, disk)
 
 
 # (compile, sum and max are not in __all__: ``from symgrad import *`` must not shadow the

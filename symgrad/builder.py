@@ -93,7 +93,8 @@ class Builder:
             if all(s == wide[0] for s in wide):  # (an opaque shape, too)
                 return wide[0]
             if all(isinstance(s, Opaque) for s in wide):
-                return functools.reduce(operator.or_, wide)
+                union = functools.reduce(operator.or_, wide)
+                return union if len(union.of) <= _MAX_OPAQUE else None
             if any(not isinstance(s, tuple) for s in wide):
                 return None
         elif any(not isinstance(s, tuple) for s in shapes):
@@ -137,6 +138,11 @@ class Builder:
                 if va == 0:
                     return self.op("neg", (b,))
             elif name == "mul":
+                quotient = self.graph.nodes[b]
+                if va is not None and quotient.op == "div" and self.number(quotient.args[0]):
+                    # c*(d/y) is (c*d)/y: one division of numbers, not two operations
+                    return self.op("div", (self.const(va * self.number(quotient.args[0])),
+                                           quotient.args[1]))
                 if va == 1 and self._keeps_shape(b, a):
                     return b
                 if vb == 1 and self._keeps_shape(a, b):
@@ -148,11 +154,38 @@ class Builder:
             elif name == "div":
                 if vb == 1 and self._keeps_shape(a, b):
                     return a
+            signed = self._sign_outward(name, args)
+            if signed is not None:
+                return signed
             spread = self._through_broadcast(name, args)
             if spread is not None:
                 return spread
+        elif name == "sum_to" and self.graph.nodes[args[0]].op == "neg":  # (it is linear)
+            return self.op("neg", (self.op("sum_to", (self.graph.nodes[args[0]].args[0],
+                                                      args[1])),))
         elif name in _LOWER:
             return _LOWER[name](self, args, attrs)
+        return None
+
+    def _sign_outward(self, name: str, args: tuple[int, ...]) -> int | None:
+        """A minus sign taken out of a product and into a sum, as a person writes it:
+        ``-(2*g*x)`` for ``2*(-g)*x``, ``a - b`` for ``a + (-b)``."""
+        nodes = self.graph.nodes
+        negated = [nodes[a].op == "neg" for a in args]
+        if not any(negated):
+            return None
+        inner = [nodes[a].args[0] if n else a for a, n in zip(args, negated, strict=True)]
+        if name in ("mul", "div"):
+            if all(negated):
+                return self.op(name, tuple(inner))
+            return self.op("neg", (self.op(name, tuple(inner)),))
+        if name == "add":
+            a, b = args
+            if negated[1]:
+                return self.op("sub", (a, inner[1]))
+            return self.op("sub", (b, inner[0]))
+        if name == "sub" and negated[1]:
+            return self.op("add", (args[0], inner[1]))
         return None
 
     def _through_broadcast(self, name: str, args: tuple[int, ...]) -> int | None:
@@ -222,8 +255,8 @@ class Builder:
             return memo[REAL_PARTS[cls](e.args[0])] if cls is not sp.im else self.const(0)
         if cls in TRANSLATE:
             return memo[TRANSLATE[cls](e)]
-        if e is sp.true and where:
-            return self.graph.add("true", (), (), ())
+        if (e is sp.true or e is sp.false) and where:
+            return self.graph.add(str(e).lower(), (), (), ())
         record = record_of(e)
         if record is None or record.name in ("input", "const", "copy"):
             raise cannot_compute(e)
@@ -293,7 +326,10 @@ class Builder:
         slots = _slots_of(e)
         put = dict(zip(slots, piecewise_slots(len(slots)), strict=True))
         template = e.xreplace(put)
-        return self.op("piecewise", tuple(memo[s] for s in slots), (template,))
+        args = tuple(memo[s] for s in slots)
+        if not isinstance(template, sp.Piecewise):  # (SymPy decided it, over the slots)
+            return self.sympy(template, dict(zip(put.values(), args, strict=True)))
+        return self.op("piecewise", args, (template,))
 
     def _where(self, e: sp.Piecewise, memo: dict) -> int:
         *pairs, last = e.args
@@ -308,6 +344,10 @@ class Builder:
 
 
 _REDUCTIONS = frozenset({"sum", "mean", "max", "logsumexp"})
+
+#: The most inputs an opaque shape follows (a sum over thousands of separate inputs has one
+#: of no use, and would cost a union of them at every term).
+_MAX_OPAQUE = 8
 
 #: Operations whose result has the shape of one of their arguments, whatever it is.
 _SHAPE_OF_ARGUMENT = frozenset({"sum_to", "broadcast_like", "full_like", "max_vjp", "copy"})
@@ -374,9 +414,16 @@ def _lower_matmul_vjp(b: Builder, args, attrs) -> int | None:
 
 
 def _lower_size(b: Builder, args, attrs) -> int | None:
-    shape = b.graph.nodes[args[0]].shape
+    """A known size as a number; else the size of the operand with the same shape (``t**2``
+    has t's: then t**2 need not be kept for its size)."""
+    nodes = b.graph.nodes
+    x = args[0]
+    shape = nodes[x].shape
     if isinstance(shape, tuple) and all(isinstance(n, int) for n in shape):
         return b.const(math.prod(shape))
+    for a in nodes[x].args if OPS[nodes[x].op].elementwise else ():
+        if _same(nodes[a].shape, shape):
+            return b.op("size", (a,))
     return None
 
 

@@ -117,12 +117,13 @@ def chain_lines(model: CompiledModel) -> list[str]:
     ['∂f/∂k = x²']
     """
     lines = []
-    for p in model.ir.wrt:
-        out, name = model.output, model.ir[p].label
-        chain = chains.chain(model.ir, p)
+    view = model.symbolic
+    for p in view.wrt:
+        out, name = model.output, view[p].label
+        chain = chains.chain(view, p)
         if chain == f"∂{out}/∂{name}":
-            labels = {n.symbol: n.label for n in model.ir}
-            chain = chains.display(chains.local_factor(model.ir, model.ir.output, p), labels)
+            labels = {n.symbol: n.label for n in view}
+            chain = chains.display(chains.local_factor(view, view.output, p), labels)
         lines.append(f"∂{out}/∂{name} = {chain}")
     return lines
 

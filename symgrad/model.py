@@ -18,7 +18,7 @@ import os
 import sys
 import warnings
 from collections.abc import Mapping
-from functools import cached_property
+from functools import cached_property, lru_cache
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import numpy as np
 import sympy as sp
 
 from . import chains
+from .cache import ModuleCache
 from .errors import InputError, NotScalarError, ShapeError, SymgradError, SymgradWarning
 from .ir import Graph as IR
 from .ops import derivative
@@ -38,14 +39,12 @@ class CompiledModel:
 
     def __init__(
         self, graph: IR, model: Any = None, wrt: Any = None, name: str = "f",
-        broadcast: str = "warn",
+        broadcast: str = "warn", cache: ModuleCache | None = None,
     ):
-        from .codegen.emit import emit
-        from .codegen.load import load
         from .memory import keep_freed_memory
 
         keep_freed_memory()  # once per process: freed temporaries stay warm (memory.py)
-        self.ir = graph  # the differentiated IR (symgrad.ir.Graph); print(model.ir) lists it
+        self._forward = graph  # the model's IR before the reverse sweep (a hit needs no more)
         self.broadcast = broadcast  # what an outer-product broadcast does: warn, error, allow
         self._warned: set[tuple] = set()  # shape patterns already warned about
         self._compiled = (model, wrt, name)  # what was compiled, as symgrad.compile was given it
@@ -54,28 +53,51 @@ class CompiledModel:
         self.wrt: tuple[str, ...] = tuple(info[p].label for p in graph.wrt)
         self.output: str = info[graph.output].label
         self._slot = {name: i for i, name in enumerate(self.inputs)}
-        # the code that runs: the lines of ``source``, without comments, taking the inputs in
-        # order, converted already (this model converts them)
-        self._functions = load(emit(graph, comments=False, keyword_only=False, convert=False))
+        self._cache_key = cache_key(graph)
+        self._functions = self._load(cache)
         self._checked: dict[tuple, list] = {}  # input shapes -> every node's shape
         self._last_shapes: dict[str, tuple] | None = None  # of the last new shapes called with
 
+    def _load(self, cache: ModuleCache | None):
+        """The code that runs: the lines of ``source`` without comments, taking the inputs in
+        order; from this process's or the disk's cache when this model was compiled before."""
+        from .codegen.emit import emit
+        from .codegen.load import load
+
+        functions = _LOADED.get(self._cache_key)
+        if functions is None and cache is not None:
+            functions = cache.load(self._cache_key)
+        if functions is None:
+            source = emit(self.ir, comments=False, keyword_only=False)
+            functions = load(source)
+            if cache is not None:
+                cache.store(self._cache_key, source)
+        _LOADED[self._cache_key] = functions
+        while len(_LOADED) > 32:
+            _LOADED.pop(next(iter(_LOADED)))
+        return functions
+
+    @cached_property
+    def ir(self) -> IR:
+        """The differentiated IR (``symgrad.ir.Graph``); ``print(model.ir)`` lists it."""
+        from .backward import differentiate
+
+        return differentiate(self._forward)
+
     def __getstate__(self) -> dict[str, Any]:
-        """What pickles: all but the compiled functions (built again when unpickled)."""
+        """What pickles: all but the compiled functions (loaded again when unpickled)."""
         state = self.__dict__.copy()
         state.pop("_functions", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from .codegen.emit import emit
-        from .codegen.load import load
-
         self.__dict__.update(state)
-        self._functions = load(emit(self.ir, comments=False, keyword_only=False, convert=False))
+        self._functions = self._load(None)
 
     @cached_property
-    def _view(self):
-        """The symbolic view of the IR (SymPy over the code's names), for chains and pictures."""
+    def symbolic(self):
+        """The symbolic view of the IR: one SymPy expression per node, over the names of the
+        generated code (``symgrad.graph.Graph``), as the chains and diagrams read it."""
         from .views import view
 
         return view(self.ir)
@@ -95,7 +117,7 @@ class CompiledModel:
         for s in [wrt] if isinstance(wrt, sp.Symbol) else wrt or ():
             if isinstance(s, sp.Symbol):
                 by_name.setdefault(s.name, s)
-        return {n.symbol: by_name.get(n.label, sp.Symbol(n.label)) for n in self._view.inputs}
+        return {n.symbol: by_name.get(n.label, sp.Symbol(n.label)) for n in self.symbolic.inputs}
 
     @cached_property
     def source(self) -> str:
@@ -242,7 +264,7 @@ class CompiledModel:
         For a reduction (``sum``, ``mean``) the expression is the derivative with respect to a
         uniform shift of the symbol: for a scalar, the ordinary derivative.
         """
-        view = self._view
+        view = self.symbolic
         full: dict[sp.Basic, sp.Basic] = {n.symbol: self._user[n.symbol] for n in view.inputs}
         for node in view.nodes:
             if node.expr is not None and node.role != "adjoint":
@@ -254,18 +276,18 @@ class CompiledModel:
 
     def chain(self, param: sp.Symbol | str) -> str:
         """The chain rule for ``param``, e.g. ``∂Loss/∂L2·∂L2/∂σ·∂σ/∂L1·∂L1/∂k1``."""
-        return chains.chain(self._view, self._param(param))
+        return chains.chain(self.symbolic, self._param(param))
 
     def explain(self, format: str = "text") -> str:
         """Every chain with each of its local factors written out.
 
         ``format`` is ``"text"``, ``"latex"`` or ``"markdown"``.
         """
-        return chains.explain(self._view, format)
+        return chains.explain(self.symbolic, format)
 
     def _param(self, param: sp.Symbol | str):
         name = _key(param)
-        view = self._view
+        view = self.symbolic
         for p in view.wrt:
             if view[p].label == name:
                 return p
@@ -285,7 +307,7 @@ class CompiledModel:
         """
         from . import render
 
-        graph = self._view
+        graph = self.symbolic
         if self._last_shapes is not None:  # shapes seen at the last call: show them
             from .views import view
 
@@ -348,6 +370,35 @@ class CompiledModel:
         except OSError as e:
             raise SymgradError(f"save: cannot write {str(path)!r}: {e.strerror}") from None
         return path
+
+
+#: Compiled models' functions by cache key: a model compiled again in this process is loaded
+#: at once (the last few kept).
+_LOADED: dict[str, Any] = {}
+
+
+def cache_key(graph: IR, backend: str = "numpy") -> str:
+    """The key of a model's code in the caches: its IR's content, the backend, and symgrad's
+    version and own code (a change to the compiler is a change to the code it writes)."""
+    import hashlib
+
+    text = f"{_compiler_digest()} {backend} {graph.content_hash()}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _compiler_digest() -> str:
+    """symgrad's version and a digest of its source files."""
+    import hashlib
+
+    from . import __version__
+
+    digest = hashlib.sha256(__version__.encode())
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _caller_level() -> int:

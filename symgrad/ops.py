@@ -765,7 +765,9 @@ _RECORDS: list[Op] = [
     Op("or", (sp.Or,), None, True, numpy=_fold("np.logical_or"), differentiable=False),
     Op("not", (sp.Not,), 1, True, numpy="np.logical_not({0})", differentiable=False),
     Op("where", (), 3, True, numpy=_where_code, differentiable=False),
+    Op("ite", (sp.ITE,), 3, True, numpy=_where_code, differentiable=False),  # (of conditions)
     Op("true", arity=0, numpy=lambda args, attrs: ("True", ATOM), differentiable=False),
+    Op("false", arity=0, numpy=lambda args, attrs: ("False", ATOM), differentiable=False),
     # reductions and other operations that are not elementwise
     Op("sum", (fn.sum,), 1, False, vjp=_sum_vjp, shape=_reduced, numpy=_method("sum"),
        read=_read_reduction, show=_show_reduction(fn.sum), text="sum"),

@@ -69,12 +69,10 @@ def _reduction(function: Callable[..., sp.Basic], name: str, hint: str = "") -> 
                      hint)  # fmt: skip
 
 
-#: The functions a model may call, by the name it calls them.
+#: Functions whose call in the text takes options, or another form than one call of the
+#: operation's SymPy class (every other operation is read from its record, below).
 # fmt: off
-FUNCTIONS: dict[str, Signature] = {
-    "sigmoid": Signature(fn.sigmoid),
-    "softplus": Signature(fn.softplus),
-    "relu": Signature(fn.relu),
+SPECIAL: dict[str, Signature] = {
     "sum": _reduction(fn.sum, "sum"),
     "mean": _reduction(fn.mean, "mean"),
     "max": _reduction(fn.max, "max", "for the elementwise larger of several use Max(a, b)"),
@@ -83,40 +81,36 @@ FUNCTIONS: dict[str, Signature] = {
     "softmax": Signature(fn.softmax, (1, 1), ("axis",), "softmax(x) or softmax(x, axis=0)"),
     "log_softmax": Signature(fn.log_softmax, (1, 1), ("axis",),
                              "log_softmax(x) or log_softmax(x, axis=0)"),
-    "matmul": Signature(fn.matmul, (2, 2), (), "matmul(A, B)"),
     "transpose": Signature(fn.transpose, (1, 1), ("axes",),
                            "transpose(A) or transpose(A, axes=(0, 2, 1))"),
-    "exp": Signature(sp.exp),
     "log": Signature(sp.log, (1, 2), (), "log(x) or log(x, base)"),
     "sqrt": Signature(sp.sqrt),
-    "sin": Signature(sp.sin),
-    "cos": Signature(sp.cos),
-    "tan": Signature(sp.tan),
-    "tanh": Signature(sp.tanh),
-    "sinh": Signature(sp.sinh),
-    "cosh": Signature(sp.cosh),
-    "asin": Signature(sp.asin),
-    "acos": Signature(sp.acos),
-    "atan": Signature(sp.atan),
-    "asinh": Signature(sp.asinh),
-    "acosh": Signature(sp.acosh),
-    "atanh": Signature(sp.atanh),
-    "atan2": Signature(sp.atan2, (2, 2), (), "atan2(y, x)"),
-    "erf": Signature(sp.erf),
-    "erfc": Signature(sp.erfc),
-    "sinc": Signature(sp.sinc),
-    "floor": Signature(sp.floor),
-    "ceiling": Signature(sp.ceiling),
-    "Abs": Signature(sp.Abs),
     "abs": Signature(sp.Abs),
-    "sign": Signature(sp.sign),
     "Max": Signature(sp.Max, (1, None), (), "Max(a, b, ...)"),
     "Min": Signature(sp.Min, (1, None), (), "Min(a, b, ...)"),
     "Heaviside": Signature(sp.Heaviside, (1, 2), (), "Heaviside(x) or Heaviside(x, value_at_0)"),
     "Piecewise": Signature(sp.Piecewise, (1, None), (),
                            "Piecewise((value, condition), ..., (value, True))"),
+    "polygamma": Signature(sp.polygamma, (2, 2), (), "polygamma(n, x)"),
 }
 # fmt: on
+
+
+def _from_records() -> dict[str, Signature]:
+    """Every operation a user may write, by its name in the text language: its record's
+    (``ops.py``), unless SPECIAL says how it is called."""
+    from .ops import OPS
+
+    table = {}
+    for record in OPS.values():
+        if record.text and record.sympy and record.differentiable and record.text not in SPECIAL:
+            n = record.arity
+            table[record.text] = Signature(record.sympy[0], (n, n) if n else (1, None))
+    return {**table, **SPECIAL}
+
+
+#: The functions a model may call, by the name it calls them.
+FUNCTIONS: dict[str, Signature] = _from_records()
 CONSTANTS: dict[str, sp.Basic] = {"pi": sp.pi, "E": sp.E}
 
 _OPERATORS: dict[type, Callable[[Any, Any], Any]] = {

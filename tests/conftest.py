@@ -10,6 +10,14 @@ import pytest
 from helpers import load_boston
 
 
+def pytest_configure(config):
+    """Compiled models are cached on disk (symgrad.cache): the tests' cache is a fresh
+    directory of their own, never the user's."""
+    import tempfile
+
+    os.environ["SYMGRAD_CACHE_DIR"] = tempfile.mkdtemp(prefix="symgrad-test-cache-")
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--fuzz-models", type=int, default=None, metavar="N",

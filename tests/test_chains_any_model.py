@@ -184,8 +184,8 @@ def test_the_issues_model_is_explained_through_its_nodes():
     _, factors, _ = params["k"]
     assert factors[(outer, inner)] == f"{outer}·(1 − {outer})"  # the node's name, not sigmoid(…)
     assert factors[(inner, "k")] == "x"
-    labels = {n.label for n in model.ir}
-    assert {inner, outer} <= labels  # the names are those of the graph (model.ir, diagrams)
+    labels = {n.label for n in model.symbolic}
+    assert {inner, outer} <= labels  # the names are those of the graph (the diagrams')
     check_explanation(model, data(1))
 
 

@@ -102,7 +102,7 @@ def test_assembled_gradient_matches_the_computed_gradient(seed):
     σ = 1 / (1 + np.exp(-L1))
     L2 = p["k2"] * σ + p["b2"]
     values = {"x": X, "y": Y, **p, "L1": L1, "σ": σ, "L2": L2, "N": X.size}
-    graph = seed.ir
+    graph = seed.symbolic
     for term in chains.terms(graph):
         expr = term.assembled
         names = {s: graph[s].label if s in graph else s.name for s in expr.free_symbols}

@@ -23,35 +23,32 @@ def factor_comment(emitter, i: int) -> str:
     visible = emitter.materialized | set(graph.inputs) | {i}
 
     def inlined(a: int) -> bool:
-        return a not in visible and nodes[a].op != "const" and a != i
+        return a not in visible and nodes[a].op != "const"
 
-    root, tail = i, ""
-    if nodes[root].op == "copy":
-        root = nodes[root].args[0]
-    if info[v].role in (INPUT, PARAMETER):
-        while nodes[root].op in ("sum_to", "sum") and (root == i or inlined(root)):
-            root, tail = nodes[root].args[0], ", summed over the broadcast axes"
-    expand = root == i or inlined(root)  # (else the line renames, or sums, another node)
-    terms = _flatten(graph, root, "add", inlined, top=True) if expand else [root]
+    def written_here(a: int) -> bool:
+        return a == i or inlined(a)
+
+    root = nodes[i].args[0] if nodes[i].op == "copy" else i
+    at_input = info[v].role in (INPUT, PARAMETER)
     parts = []
     v_name = emitter.name(v)
     out_name = emitter.name(graph.output)
-    for term in terms:
-        top = term == i or inlined(term)
-        factors = _flatten(graph, term, "mul", inlined, top=top)
+    for sign, term in _terms(graph, root, written_here):
+        tail = ""
+        while at_input and nodes[term].op in ("sum_to", "sum") and written_here(term):
+            term, tail = nodes[term].args[0], ", summed over the broadcast axes"
+        factors = _flatten(graph, term, "mul", written_here) if written_here(term) else [term]
         sources = [f for f in factors if info[f].role == ADJOINT and not inlined(f) and f != i]
+        minus = "-" if sign < 0 else ""
         if len(sources) == 1:
             s = sources[0]
             rest = [f for f in factors if f != s]
             owner = emitter.name(info[s].of) if info[s].of is not None else "?"
-            if not rest:
-                parts.append(f"∂{owner}/∂{v_name} = 1{tail}")
-            else:
-                text = _show(emitter, rest, inlined, i)
-                parts.append(f"∂{owner}/∂{v_name} = {text}{tail}")
+            text = _show(emitter, rest, inlined, i) if rest else "1"
+            parts.append(f"∂{owner}/∂{v_name} = {minus}{text}{tail}")
             continue
         inner = _adjoints_in(graph, term, inlined)
-        text = _show(emitter, [term], inlined, i)
+        text = minus + _show(emitter, [term], inlined, i)
         if inner:
             owner = emitter.name(info[inner[0]].of) if info[inner[0]].of is not None else "?"
             parts.append(f"∂{owner}/∂{v_name}: {text}{tail}")
@@ -60,15 +57,26 @@ def factor_comment(emitter, i: int) -> str:
     return "; ".join(parts)
 
 
-def _flatten(graph, i: int, op: str, inlined, top: bool) -> list[int]:
-    """The operands of a chain of ``op`` (add or mul) nodes written on one line."""
+def _terms(graph, i: int, written_here) -> list[tuple[int, int]]:
+    """The terms of a sum written on one line, with their signs: ``a - b`` is (+a, -b)."""
     node = graph.nodes[i]
-    if node.op != op or not (top or inlined(i)):
+    if not written_here(i) or node.op not in ("add", "sub", "neg"):
+        return [(1, i)]
+    if node.op == "neg":
+        return [(-s, t) for s, t in _terms(graph, node.args[0], written_here)]
+    a, b = node.args
+    right = _terms(graph, b, written_here)
+    if node.op == "sub":
+        right = [(-s, t) for s, t in right]
+    return _terms(graph, a, written_here) + right
+
+
+def _flatten(graph, i: int, op: str, written_here) -> list[int]:
+    """The factors of a product written on one line."""
+    node = graph.nodes[i]
+    if node.op != op or not written_here(i):
         return [i]
-    result = []
-    for a in node.args:
-        result += _flatten(graph, a, op, inlined, top=False)
-    return result
+    return [f for a in node.args for f in _flatten(graph, a, op, written_here)]
 
 
 def _adjoints_in(graph, i: int, inlined) -> list[int]:

@@ -12,8 +12,8 @@ def forward(*, b1, b2, k1, k2, x, y):
     L1 = b1 + k1*x
     σ = _sigmoid(L1)
     L2 = b2 + k2*σ
-    t3 = L2 - y
-    Loss = (t3**2).mean()
+    t1 = L2 - y
+    Loss = (t1**2).mean()
     return Loss
 
 
@@ -24,14 +24,12 @@ def value_and_grad(*, b1, b2, k1, k2, x, y):
     L1 = b1 + k1*x
     σ = _sigmoid(L1)
     L2 = b2 + k2*σ
-    t3 = L2 - y
+    t1 = L2 - y
     del L2
-    Loss = (t3**2).mean()
+    Loss = (t1**2).mean()
     # backward: dV = ∂Loss/∂V, in reverse topological order
-    if np.ndim(Loss) != 0:
-        raise ValueError(f"value_and_grad needs a scalar output, not one of shape {np.shape(Loss)}")
-    dL2 = (2/np.size(t3))*t3  # ∂Loss/∂L2 = 2*t3/size(t3)
-    del t3
+    dL2 = 2/np.size(t1)*t1  # ∂Loss/∂L2 = 2*t1/size(t1)
+    del t1
     dk2 = _sum_to(dL2*σ, k2)  # ∂L2/∂k2 = σ, summed over the broadcast axes
     db2 = _sum_to(dL2, b2)  # ∂L2/∂b2 = 1, summed over the broadcast axes
     dσ = dL2*k2  # ∂L2/∂σ = k2
