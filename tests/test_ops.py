@@ -258,6 +258,10 @@ def _evalf(expr: sp.Expr, subs: dict) -> float:
     return float(sp.sympify(expr).xreplace(exact).evalf(30))
 
 
+def _evalf_at(expr: sp.Expr, subs: dict) -> float:
+    return _evalf(expr, subs)
+
+
 def _compiled(expr, **kwargs) -> symgrad.CompiledModel:
     return symgrad.compile(expr, **kwargs)
 
@@ -402,7 +406,7 @@ def test_array_value_against_sympy(case):
         values = _point(case, seed)
         got = np.asarray(model(**values))
         subs = _substitute(elements, values)
-        want = np.vectorize(lambda e: _evalf(e, subs), otypes=[float])(ref)
+        want = np.vectorize(functools.partial(_evalf_at, subs=subs), otypes=[float])(ref)
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
 
