@@ -205,3 +205,34 @@ def _evaluate(expr: sp.Expr, values: dict) -> float:
             memo[e] = funcs[type(e)](*args)
         stack.pop()
     return memo[expr]
+
+
+def _read(graph) -> set[int]:
+    """The nodes the output and the gradients read, directly or not."""
+    todo = [graph.output, *(d for _, d in graph.grads)]
+    seen: set[int] = set()
+    while todo:
+        i = todo.pop()
+        if i not in seen:
+            seen.add(i)
+            todo.extend(graph[i].args)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        sp.log(symgrad.sigmoid(sp.Symbol("k") * x)),
+        symgrad.sum(sp.log(1 + sp.exp(x)) + sp.sin(sp.exp(x))),
+        symgrad.mean((symgrad.sigmoid(sp.Symbol("k") * x) - sp.Symbol("y")) ** 2),
+        _nested(5),
+    ],
+    ids=["log-sigmoid", "softplus-rewrite", "two-layer", "nested"],
+)
+def test_the_ir_holds_no_dead_node(model):
+    """Every node of ``model.ir`` is read by the output or a gradient: what a rewrite replaced
+    (log(sigmoid(z)) -> -softplus(-z)) and what a rule did not use are removed, so that
+    ``print(model.ir)`` and ``len(model.ir)`` show the program that runs."""
+    ir = symgrad.compile(model).ir
+    dead = [ir.line(i) for i in range(len(ir)) if i not in _read(ir)]
+    assert dead == []
