@@ -127,7 +127,7 @@ def test_deep_equation_chain_has_no_recursion_limit():
 
 #: The symbolic views of the depth-40 model, run apart: a tree walk there would never end, so
 #: the run is stopped after GUARD seconds (it takes well under one) and reported as a failure.
-GUARD = 300
+GUARD = 60
 VIEWS = textwrap.dedent(
     """
     import sys
