@@ -681,3 +681,35 @@ def test_a_function_without_a_record_is_named_at_compile_time():
     """Not at the first call: compile refuses it, naming it and what can be computed."""
     with pytest.raises(symgrad.SymgradError, match=r"mystery.*sigmoid"):
         symgrad.compile(sp.Function("mystery")(x))
+
+
+def test_every_function_through_the_command_line(tmp_path):
+    """One model file calling every function of the cases, compiled by ``python -m symgrad
+    compile --emit``: the written module computes each term and its gradient as SymPy does."""
+    lines, terms, inputs, expected, grads = [], [], {}, 0.0, {}
+    for i, case in enumerate(ELEMENTWISE):
+        text = re.sub(r"\b([xyz])\b", rf"\1_{i}", case.text)
+        lines.append(f"e{i} = {text}")
+        terms.append(f"e{i}")
+        renamed = {s: sp.Symbol(f"{s.name}_{i}", real=True) for s in case.args}
+        point = dict(zip(case.args, case.points[0], strict=True))
+        inputs |= {renamed[s].name: v for s, v in point.items()}
+        expected += _evalf(case.expr, point)
+        for s in case.args:
+            grads[renamed[s].name] = (_evalf(_steps_flat(no_delta(sp.diff(case.expr, s))), point)
+                                      if case.sympy_diff else 0.0)
+    model_file = tmp_path / "model.txt"
+    model_file.write_text("\n".join([*lines, "f = " + " + ".join(terms)]) + "\n",
+                          encoding="utf-8")
+    out = tmp_path / "every_function.py"
+    done = subprocess.run([sys.executable, "-m", "symgrad", "compile", "--file", str(model_file),
+                           "--emit", str(out), "--no-code"], capture_output=True, text=True,
+                          encoding="utf-8", timeout=300)
+    assert done.returncode == 0, done.stderr
+    namespace: dict = {}
+    exec(compile(out.read_text(encoding="utf-8"), str(out), "exec"), namespace)
+    value, got = namespace["value_and_grad"](**inputs)
+    assert float(value) == pytest.approx(expected, rel=1e-12)
+    assert set(got) == set(grads)
+    for name, want in grads.items():
+        assert float(got[name]) == pytest.approx(want, rel=1e-11, abs=1e-13), name
