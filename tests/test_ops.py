@@ -211,8 +211,7 @@ def _reductions():
                 ", keepdims=True" if keepdims else "")
             cases.append(ArrayCase(
                 record, cls(X, axis=axis, keepdims=keepdims), {X: (2, 3)},
-                functools.partial(lambda a, axis, keepdims, f: _rows(a, axis, keepdims, f),
-                                  axis=axis, keepdims=keepdims, f=f),
+                functools.partial(_rows, axis=axis, keepdims=keepdims, f=f),
                 f"{record}(X{options})", {X: ("n", 3)}))
     return cases
 
@@ -258,14 +257,6 @@ def _evalf(expr: sp.Expr, subs: dict) -> float:
     return float(sp.sympify(expr).xreplace(exact).evalf(30))
 
 
-def _evalf_at(expr: sp.Expr, subs: dict) -> float:
-    return _evalf(expr, subs)
-
-
-def _compiled(expr, **kwargs) -> symgrad.CompiledModel:
-    return symgrad.compile(expr, **kwargs)
-
-
 # -- the cases cover the records ----------------------------------------------------------------
 
 
@@ -280,7 +271,7 @@ def test_every_record_has_a_case():
 @pytest.mark.parametrize("case", ELEMENTWISE + ARRAYS, ids=lambda c: f"{c.record}:{c.id}")
 def test_the_case_compiles_to_its_record(case):
     """The model of each case is compiled as the record it tests (not as some lowering)."""
-    model = _compiled(case.expr)
+    model = symgrad.compile(case.expr)
     forward = {model.ir[i].op for i in range(model.ir.forward)}
     assert case.record in forward, (case.record, str(model.ir))
 
@@ -290,7 +281,7 @@ def test_the_case_compiles_to_its_record(case):
 
 @pytest.mark.parametrize("case", ELEMENTWISE, ids=lambda c: f"{c.record}:{c.id}")
 def test_value_against_sympy(case):
-    model = _compiled(case.expr)
+    model = symgrad.compile(case.expr)
     for point in case.points:
         want = _evalf(case.expr, dict(zip(case.args, point, strict=True)))
         got = float(model(**_inputs(case, point)))
@@ -299,7 +290,7 @@ def test_value_against_sympy(case):
 
 @pytest.mark.parametrize("case", ELEMENTWISE, ids=lambda c: f"{c.record}:{c.id}")
 def test_gradient_against_sympy_diff_and_finite_differences(case):
-    model = _compiled(case.expr)
+    model = symgrad.compile(case.expr)
     assert model.wrt == tuple(sorted(s.name for s in case.args))
     for point in case.points:
         inputs = _inputs(case, point)
@@ -330,7 +321,7 @@ def _template_code(record: str, expr: sp.Expr) -> str:
 
 @pytest.mark.parametrize("case", ELEMENTWISE, ids=lambda c: f"{c.record}:{c.id}")
 def test_source_uses_the_records_numpy_code(case):
-    model = _compiled(case.expr)
+    model = symgrad.compile(case.expr)
     if case.record == "piecewise":  # computed as a whole, branch by branch
         assert "np.where(" in model.source
         return
@@ -348,7 +339,7 @@ def test_shape_rule_broadcasts(case):
     first, *rest = case.args
     for declared, n in [({first: (2, 3)}, 2), ({first: ("n", 3)}, 4)]:
         shapes = {**declared, **{s: (3,) for s in rest}}
-        model = _compiled(case.expr, shapes=shapes)
+        model = symgrad.compile(case.expr, shapes=shapes)
         assert model.ir[model.ir.output].shape == (shapes[first][0], 3)
         columns = [case.points[j % len(case.points)] for j in range(3)]
         values = {first.name: np.array([[p[0] for p in columns]] * n)}
@@ -400,13 +391,13 @@ def _substitute(elements: dict, values: dict) -> dict:
 
 @pytest.mark.parametrize("case", ARRAYS, ids=lambda c: f"{c.record}:{c.id}")
 def test_array_value_against_sympy(case):
-    model = _compiled(case.expr)
+    model = symgrad.compile(case.expr)
     ref, elements = _reference(case)
     for seed in (0, 1):
         values = _point(case, seed)
         got = np.asarray(model(**values))
         subs = _substitute(elements, values)
-        want = np.vectorize(functools.partial(_evalf_at, subs=subs), otypes=[float])(ref)
+        want = np.vectorize(functools.partial(_evalf, subs=subs), otypes=[float])(ref)
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
 
@@ -416,7 +407,7 @@ def test_array_gradient_against_sympy_diff_and_finite_differences(case):
     """The vector-Jacobian product with a cotangent C: the gradient of sum(C*op(...))."""
     C = sp.Symbol("C", real=True)
     wrt = list(case.shapes)
-    model = _compiled(symgrad.sum(C * case.expr), wrt=wrt)
+    model = symgrad.compile(symgrad.sum(C * case.expr), wrt=wrt)
     ref, elements = _reference(case)
     rng = np.random.default_rng(7)
     cotangent = rng.normal(size=ref.shape)
@@ -438,7 +429,7 @@ def test_array_gradient_against_sympy_diff_and_finite_differences(case):
 
 @pytest.mark.parametrize("case", ARRAYS, ids=lambda c: f"{c.record}:{c.id}")
 def test_array_source_uses_the_records_numpy_code(case):
-    model = _compiled(case.expr)
+    model = symgrad.compile(case.expr)
     code = _template_code(case.record, case.expr)
     assert re.search(rf"^    f = {re.escape(code)}$", model.source, re.MULTILINE), (
         code, model.source)
@@ -451,10 +442,10 @@ def test_array_source_uses_the_records_numpy_code(case):
 def test_array_shape_rule(case):
     """The shape rule, at compile time and at the call: known sizes, then named ones."""
     ref, _ = _reference(case)
-    model = _compiled(case.expr, shapes=case.shapes)
+    model = symgrad.compile(case.expr, shapes=case.shapes)
     assert model.ir[model.ir.output].shape == ref.shape
     assert np.shape(model(**_point(case, 0))) == ref.shape
-    named = _compiled(case.expr, shapes=case.named)
+    named = symgrad.compile(case.expr, shapes=case.named)
     sizes = {"n": 4, "m": 5}
     bind = {s.name: tuple(sizes.get(n, n) for n in shape) for s, shape in case.named.items()}
     values = {name: np.linspace(-1, 1, int(np.prod(shape))).reshape(shape)
@@ -478,7 +469,7 @@ def test_array_shape_rule(case):
 )
 def test_a_shape_rule_refuses_what_does_not_fit(expr, shapes):
     with pytest.raises(symgrad.SymgradError, match=r"axis|axes|align|broadcast"):
-        _compiled(expr, shapes=shapes)
+        symgrad.compile(expr, shapes=shapes)
 
 
 # -- non-smooth points: each record's stated convention -----------------------------------------
@@ -513,7 +504,7 @@ def test_every_stated_convention_is_tested():
     ids=[f"{k}-{i}" for k, cases in CONVENTIONS.items() for i in range(len(cases))],
 )
 def test_non_smooth_convention(expr, point, want):
-    model = _compiled(expr)
+    model = symgrad.compile(expr)
     with np.errstate(all="ignore"):
         _, grads = model.value_and_grad(**{s.name: v for s, v in point.items()})
     for s, w in want.items():
@@ -658,7 +649,7 @@ def test_arithmetic_forms_against_sympy_diff_and_finite_differences(expr):
     and base, x**x, whose two partials add up), and the non-smooth functions away from their
     kinks: compiled gradient == sympy.diff == finite differences."""
     symbols = sorted(expr.free_symbols, key=lambda s: s.name)
-    model = _compiled(expr)
+    model = symgrad.compile(expr)
     for point in FORM_POINTS:
         inputs = {s.name: point[s] for s in symbols}
         value, grads = model.value_and_grad(**inputs)
