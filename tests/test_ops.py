@@ -704,3 +704,28 @@ def test_every_function_through_the_command_line(tmp_path):
     assert set(got) == set(grads)
     for name, want in grads.items():
         assert float(got[name]) == pytest.approx(want, rel=1e-11, abs=1e-13), name
+
+
+@pytest.mark.parametrize("name", [n for n in OPS if n not in ("input", "piecewise")])
+def test_every_record_is_complete(name):
+    """What the compiler reads from a record is there: code for NumPy, the helper and the
+    import that code needs, a derivative rule where it is differentiable (partials when
+    elementwise, else a vector-Jacobian product), a shape rule where it is not elementwise."""
+    from symgrad.codegen.numpy_backend import HELPERS, IMPORTS
+
+    op = OPS[name]
+    assert op.numpy, name
+    if op.helper is not None:
+        assert op.helper in HELPERS
+        assert f"def {op.helper}(" in HELPERS[op.helper]
+    if op.extra is not None:
+        assert op.extra in IMPORTS
+    if not op.elementwise:
+        assert op.shape is not None
+    if op.differentiable and name not in ("const", "true"):
+        if op.elementwise:
+            assert op.partials is not None
+        elif name not in ("matmul_vjp", "max_vjp"):  # (never differentiated again)
+            assert op.vjp is not None
+    for cls in op.sympy:
+        assert ops.BY_CLASS[cls] is op
