@@ -40,7 +40,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from . import functions as fn
 from .errors import ModelError, ShapeError
-from .ir import Graph, Info, Opaque, known
+from .ir import TEMP, Graph, Info, Opaque, known
 from .ops import OPS, SUPPORTED, broadcast, piecewise_slots, record_of
 from .rewrites import BY_OP, rewrite
 
@@ -170,8 +170,9 @@ class Builder:
     def _sign_outward(self, name: str, args: tuple[int, ...]) -> int | None:
         """A minus sign taken out of a product and into a sum, as a person writes it:
         ``-(2*g*x)`` for ``2*(-g)*x``, ``a - b`` for ``a + (-b)``."""
-        nodes = self.graph.nodes
-        negated = [nodes[a].op == "neg" for a in args]
+        nodes, info = self.graph.nodes, self.graph.info
+        negated = [nodes[a].op == "neg" and info[a].role == TEMP for a in args]  # (an
+        # equation of the user's, e = -x, stays a line of its own)
         if not any(negated):
             return None
         inner = [nodes[a].args[0] if n else a for a, n in zip(args, negated, strict=True)]

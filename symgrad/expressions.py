@@ -92,7 +92,11 @@ def substitute_unevaluated(expr: sp.Basic, mapping: Mapping) -> sp.Basic:
         if not args or all(a is b for a, b in zip(args, operands(e), strict=True)):
             return e
         it = iter(args)
-        return e.func(*[a if is_option(a) else next(it) for a in e.args], evaluate=False)
+        new = [a if is_option(a) else next(it) for a in e.args]
+        try:
+            return e.func(*new, evaluate=False)
+        except TypeError:  # (a class without the option: ExprCondPair, a relational's parts)
+            return e.func(*new)
 
     return _postorder(expr, combine)
 

@@ -162,6 +162,40 @@ class Graph:
         if n.shape != shape:
             self.nodes[i] = Node(n.op, n.args, n.attrs, shape, n.dtype)
 
+    def pruned(self) -> Graph:
+        """This graph without the nodes nothing returned depends on (a rewrite or a rule may
+        leave some), its inputs all kept; ids renumbered in order.
+
+        >>> g = Graph(); x = g.input("x")
+        >>> dead = g.add("exp", (x,)); g.output = g.name(g.add("sin", (x,)), "f")
+        >>> print(g.pruned())
+        %0 = input  # x (input)
+        %1 = sin %0  # f
+        """
+        live = set(self.inputs) | {self.output} | {d for _, d in self.grads}
+        for i in range(len(self.nodes) - 1, -1, -1):
+            if i in live:
+                live.update(self.nodes[i].args)
+        new = Graph()
+        old_to_new: dict[int, int] = {}
+        for i, (node, info) in enumerate(zip(self.nodes, self.info, strict=True)):
+            if i not in live:
+                continue
+            j = old_to_new[i] = len(new.nodes)
+            args = tuple(old_to_new[a] for a in node.args)
+            attrs = (j,) if node.op in ("input", "copy") else node.attrs
+            new.nodes.append(Node(node.op, args, attrs, node.shape, node.dtype))
+            new.info.append(Info(info.role, info.label, info.equation,
+                                 old_to_new.get(info.of) if info.of is not None else None))
+            if node.op not in ("input", "copy"):
+                new._ids[(node.op, args, attrs)] = j
+        new.output = old_to_new[self.output]
+        new.wrt = [old_to_new[p] for p in self.wrt]
+        new.grads = [(old_to_new[p], old_to_new[d]) for p, d in self.grads]
+        new.equations = self.equations
+        new.forward = sum(1 for i in old_to_new if i < self.forward)
+        return new
+
     # -- reading ---------------------------------------------------------------------------------
 
     def __len__(self) -> int:

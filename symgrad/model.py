@@ -82,7 +82,7 @@ class CompiledModel:
         """The differentiated IR (``symgrad.ir.Graph``); ``print(model.ir)`` lists it."""
         from .backward import differentiate
 
-        return differentiate(self._forward)
+        return differentiate(self._forward).pruned()
 
     def __getstate__(self) -> dict[str, Any]:
         """What pickles: all but the compiled functions (loaded again when unpickled)."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from .expressions import free_symbols, substitute_unevaluated
 from .graph import ADJOINT, INPUT, NAMED, PARAMETER, TEMP, Graph, Node
 from .ir import Graph as IR
 from .names import Namer
@@ -79,9 +80,11 @@ def view(ir: IR, shapes: list | None = None) -> Graph:
         exprs[i] = symbol
     by_name = {n.label: n.symbol for n in nodes if n.role in (INPUT, PARAMETER, NAMED)}
     equations = []
-    for label, rhs in ir.equations:
-        renamed = {s: by_name[s.name] for s in rhs.free_symbols if s.name in by_name}
-        equations.append((by_name[label], rhs.xreplace(renamed)))
+    for label, rhs in ir.equations:  # (walks of the DAG: SymPy's own walk the tree)
+        if label not in by_name:  # an equation a stability rewrite made unnecessary
+            continue
+        renamed = {s: by_name[s.name] for s in free_symbols(rhs) if s.name in by_name}
+        equations.append((by_name[label], substitute_unevaluated(rhs, renamed)))
     return Graph(
         tuple(nodes),
         output=exprs[ir.output],

@@ -329,9 +329,11 @@ def _schedule(lines: list[_Line], graph: Graph) -> list[_Line]:
     for line in lines:
         (gradients if line.node in gradients_of else others).append(line)
     position = {line.node: k for k, line in enumerate(others)}
+    value_at = position.get(graph.output, -1)  # (no gradient line under "# forward")
     after: dict[int, list[_Line]] = {}
     for line in gradients:  # (in order: one that reads another gradient comes after it)
         at = max((position[s] for s in line.reads if s in position), default=len(others) - 1)
+        at = max(at, value_at)
         position[line.node] = at  # (and goes after it in the same place)
         after.setdefault(at, []).append(line)
     order = after.get(-1, [])
