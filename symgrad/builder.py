@@ -33,12 +33,11 @@ from __future__ import annotations
 import functools
 import math
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
-from . import functions as fn
 from .errors import ModelError, ShapeError
 from .ir import TEMP, Graph, Info, Opaque, known
 from .ops import OPS, SUPPORTED, broadcast, piecewise_slots, record_of
@@ -113,6 +112,8 @@ class Builder:
 
     def _fold(self, name: str, args: tuple[int, ...], attrs: tuple) -> int | None:
         number = self.number
+        if name in _BINARY and not any(self.graph.nodes[a].op in _LOOKED_AT for a in args):
+            return None  # (the common case: nothing to fold)
         if name in _FOLDABLE or name == "pow":
             if name == "pow":
                 return args[0] if self.number(args[1]) == 1 else None
@@ -254,8 +255,8 @@ class Builder:
             raise AssertionError(f"unknown symbol {e}")
         if cls in REAL_PARTS:
             return memo[REAL_PARTS[cls](e.args[0])] if cls is not sp.im else self.const(0)
-        if cls in TRANSLATE:
-            return memo[TRANSLATE[cls](e)]
+        if cls in MATRIX:
+            return self._matrix(e, memo)
         if (e is sp.true or e is sp.false) and where:
             return self.graph.add(str(e).lower(), (), (), ())
         record = record_of(e)
@@ -331,6 +332,31 @@ class Builder:
         if not isinstance(template, sp.Piecewise):  # (SymPy decided it, over the slots)
             return self.sympy(template, dict(zip(put.values(), args, strict=True)))
         return self.op("piecewise", args, (template,))
+
+    def _matrix(self, e: sp.Basic, memo: dict) -> int:
+        """A matrix product (scalar factors times the matrices' product), sum, elementwise
+        product, transpose or elementwise function, over the operands' nodes."""
+        cls = type(e)
+        if cls is ElementwiseApplyFunction:
+            x = sp.Dummy("x")
+            return self.sympy(e.function(x), {x: memo[e.expr]})
+        if cls is sp.Transpose:
+            return self.op("transpose", (memo[e.args[0]],), (None,))
+        args = [memo[a] for a in e.args]
+        if cls is sp.MatMul:
+            matrices = [memo[a] for a in e.args if a.is_Matrix]
+            result = matrices[0]
+            for m in matrices[1:]:
+                result = self.op("matmul", (result, m))
+            for a in e.args:
+                if not a.is_Matrix:
+                    result = self.op("mul", (memo[a], result))
+            return result
+        name = "add" if cls is sp.MatAdd else "mul"
+        result = args[0]
+        for a in args[1:]:
+            result = self.op(name, (result, a))
+        return result
 
     def _where(self, e: sp.Piecewise, memo: dict) -> int:
         *pairs, last = e.args
@@ -461,6 +487,10 @@ def cannot_compute(e: sp.Basic) -> ModelError:
     )
 
 
+#: Operations whose folds look at an operand's operation, and the operations they look for.
+_BINARY = frozenset({"add", "sub", "mul", "div", "neg", "pow"})
+_LOOKED_AT = frozenset({"const", "neg", "broadcast_like", "div"})
+
 _FOLDABLE = {
     "add": lambda a, b: a + b,
     "sub": lambda a, b: a - b,
@@ -533,8 +563,8 @@ def _parts(e: sp.Basic, where: bool) -> list:
         return _slots_of(e)
     if cls in REAL_PARTS:
         return [REAL_PARTS[cls](e.args[0])] if cls is not sp.im else []
-    if cls in TRANSLATE:
-        return [TRANSLATE[cls](e)]
+    if cls in MATRIX:
+        return [e.expr] if cls is ElementwiseApplyFunction else list(e.args)
     if isinstance(e, sp.MatrixExpr):
         raise ModelError(
             f"symgrad cannot compute {cls.__name__} (in {e}); write it with matmul, transpose, "
@@ -578,20 +608,6 @@ REAL_PARTS: dict[type, Callable] = {
 }
 
 
-def _matmul(e: sp.MatMul):
-    matrices = [a for a in e.args if a.is_Matrix]
-    scalars = [a for a in e.args if not a.is_Matrix]
-    product = matrices[0]
-    for m in matrices[1:]:
-        product = fn.matmul(product, m)
-    return sp.Mul(*scalars) * product if scalars else product
-
-
-#: SymPy's matrix expressions -> the same operations on arrays.
-TRANSLATE: Mapping[type, Callable] = {
-    sp.MatMul: _matmul,
-    sp.MatAdd: lambda e: sp.Add(*e.args),
-    sp.HadamardProduct: lambda e: sp.Mul(*e.args),
-    sp.Transpose: lambda e: fn.transpose(e.args[0]),
-    ElementwiseApplyFunction: lambda e: e.function(e.expr),
-}
+#: SymPy's matrix expressions, written as the same operations on arrays (``Builder._matrix``).
+MATRIX = frozenset({sp.MatMul, sp.MatAdd, sp.HadamardProduct, sp.Transpose,
+                    ElementwiseApplyFunction})

@@ -117,6 +117,7 @@ class Graph:
         self.grads: list[tuple[int, int]] = []
         self.equations: list[tuple[str, object]] = []
         self.forward: int = 0  # how many nodes the forward program has (the rest: adjoints)
+        self._inputs: list[int] = []
 
     # -- building --------------------------------------------------------------------------------
 
@@ -142,6 +143,7 @@ class Graph:
         i = len(self.nodes)
         self.nodes.append(Node("input", (), (i,), shape))
         self.info.append(Info(role=role, label=label))
+        self._inputs.append(i)
         return i
 
     def name(self, i: int, label: str, equation: str | None = None) -> int:
@@ -185,6 +187,8 @@ class Graph:
             args = tuple(old_to_new[a] for a in node.args)
             attrs = (j,) if node.op in ("input", "copy") else node.attrs
             new.nodes.append(Node(node.op, args, attrs, node.shape, node.dtype))
+            if node.op == "input":
+                new._inputs.append(j)
             new.info.append(Info(info.role, info.label, info.equation,
                                  old_to_new.get(info.of) if info.of is not None else None))
             if node.op not in ("input", "copy"):
@@ -210,7 +214,7 @@ class Graph:
     @property
     def inputs(self) -> list[int]:
         """The input nodes, in the order of the generated signature."""
-        return [i for i, n in enumerate(self.nodes) if n.op == "input"]
+        return self._inputs
 
     def label(self, i: int) -> str | None:
         return self.info[i].label

@@ -20,10 +20,14 @@ def factor_comment(emitter, i: int) -> str:
     graph = emitter.graph
     nodes, info = graph.nodes, graph.info
     v = info[i].of
-    visible = emitter.materialized | set(graph.inputs) | {i}
+    inputs = emitter.input_set
+    materialized = emitter.materialized
+
+    def visible(a: int) -> bool:
+        return a in materialized or a in inputs or a == i
 
     def inlined(a: int) -> bool:
-        return a not in visible and nodes[a].op != "const"
+        return not visible(a) and nodes[a].op != "const"
 
     def written_here(a: int) -> bool:
         return a == i or inlined(a)

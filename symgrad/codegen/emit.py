@@ -95,6 +95,7 @@ class _Emitter:
         self.extras: set[str] = set()
         self.temps = 0
         self.materialized: set[int] = set()  # the nodes that have a line so far
+        self.input_set = frozenset(graph.inputs)
         for i in graph.inputs:
             self.names[i] = self.namer.fresh(graph.info[i].label)
         for i, info in enumerate(graph.info):  # the user's names first: t1 never takes them
@@ -342,10 +343,17 @@ def _schedule(lines: list[_Line], graph: Graph) -> list[_Line]:
     return order
 
 
+#: A model of more inputs than this whose shapes are not declared is taken to be a model of
+#: scalars (the Rosenbrock sum over a thousand symbols), whose values need no ``del``.
+FEW_INPUTS = 16
+
+
 def _free_after_last_use(lines: list[_Line], graph: Graph, keep: set, emitter) -> list[_Line]:
     """``del`` each array after the line that reads it last: a large model then needs far less
-    memory. (Not a value known to be a scalar: there is nothing to free.)"""
-    local = {line.node for line in lines if graph.nodes[line.node].shape != ()}
+    memory. Only where that frees an array: a value of a shape known not to be a scalar, or, in
+    a model of few inputs, one of a shape not known (data arrays)."""
+    few = len(graph.inputs) <= FEW_INPUTS
+    local = {line.node for line in lines if _may_be_array(graph.nodes[line.node].shape, few)}
     if not local:
         return lines
     last: dict[int, int] = {}
@@ -360,6 +368,12 @@ def _free_after_last_use(lines: list[_Line], graph: Graph, keep: set, emitter) -
                                                                       for s in dead), line.reads)
         result.append(line)
     return result
+
+
+def _may_be_array(shape, few_inputs: bool) -> bool:
+    if isinstance(shape, tuple):
+        return any(n != 1 for n in shape)
+    return few_inputs
 
 
 def _conversions(graph: Graph, names: dict[int, str]) -> list[str]:
@@ -396,11 +410,18 @@ def _header(graph: Graph, names: dict[int, str]) -> str:
         if large:
             text = f"<more than {MAX_HEADER_SIZE} terms>"
         else:
-            renamed = {s: sp.Symbol(code_name[s.name]) for s in free_symbols(rhs)
-                       if s.name in code_name}
-            text = sp.sstr(rhs.xreplace(renamed))
+            renamed = {s: _renamed(s, code_name[s.name]) for s in free_symbols(rhs)
+                       if code_name.get(s.name, s.name) != s.name}
+            text = sp.sstr(rhs.xreplace(renamed) if renamed else rhs)
         lines.append(" ".join(f"#   {code_name.get(label, label)} = {text}".splitlines()))
     return "\n".join(lines)
+
+
+def _renamed(s: sp.Basic, name: str) -> sp.Basic:
+    """A symbol (or matrix symbol) of the same kind, named as in the code."""
+    if isinstance(s, sp.MatrixSymbol):
+        return sp.MatrixSymbol(name, *s.shape)
+    return sp.Symbol(name)
 
 
 def _indent(lines: list[str]) -> list[str]:
