@@ -448,7 +448,12 @@ def _lower_size(b: Builder, args, attrs) -> int | None:
     shape = nodes[x].shape
     if isinstance(shape, tuple) and all(isinstance(n, int) for n in shape):
         return b.const(math.prod(shape))
-    for a in nodes[x].args if OPS[nodes[x].op].elementwise else ():
+    if not OPS[nodes[x].op].elementwise:
+        return None
+    for a in nodes[x].args:  # an input first (it is there all along), then any operand
+        if nodes[a].op == "input" and _same(nodes[a].shape, shape):
+            return b.op("size", (a,))
+    for a in nodes[x].args:
         if _same(nodes[a].shape, shape):
             return b.op("size", (a,))
     return None

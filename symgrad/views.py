@@ -27,6 +27,7 @@ import sympy as sp
 from .expressions import free_symbols, substitute_unevaluated
 from .graph import ADJOINT, INPUT, NAMED, PARAMETER, TEMP, Graph, Node
 from .ir import Graph as IR
+from .layout import layout
 from .names import Namer
 from .ops import OPS, record_of
 
@@ -35,15 +36,13 @@ S = sp.S
 
 def view(ir: IR, shapes: list | None = None) -> Graph:
     """The symbolic view of a (differentiated) IR graph (``shapes``: every node's, for a call,
-    as ``shapes.infer`` gives them; else the compile-time ones)."""
-    namer = Namer()
-    names: dict[int, str] = {}
-    for i in ir.inputs:
-        names[i] = namer.fresh(ir.info[i].label)
-    for i, info in enumerate(ir.info):
-        if info.role == NAMED:
-            names[i] = namer.fresh(info.label)
-    temps = 0
+    as ``shapes.infer`` gives them; else the compile-time ones). A node that has a line in the
+    generated code has that line's name; the others are named after them (``t5`` after the
+    code's ``t1`` to ``t4``)."""
+    plan = layout(ir)
+    names = dict(plan.names)
+    namer = Namer(set(names.values()))
+    temps = sum(1 for name in names.values() if name[:1] == "t" and name[1:].isdigit())
     exprs: dict[int, sp.Basic] = {}  # what a node's users read: its symbol, or its expression
     nodes: list[Node] = []
     roots = {ir.output, *(d for _, d in ir.grads)}
@@ -63,14 +62,17 @@ def view(ir: IR, shapes: list | None = None) -> Graph:
         if backward_inner:  # a rule's inner operation: written into what reads it
             exprs[i] = expr
             continue
+        name = names.get(i)
         if role == ADJOINT and info.of is not None:
-            name = namer.fresh("d" + (names.get(info.of) or _temp_name(names, info.of)))
+            if name is None:
+                name = names[i] = namer.fresh("d" + _name_of(info.of, names, namer))
             label = "d" + (ir.info[info.of].label or name[1:])
         elif role == NAMED:
-            name, label = names[i], info.label
+            label = info.label
         else:
-            temps += 1
-            name = names[i] = namer.fresh(f"t{temps}")
+            if name is None:
+                temps += 1
+                name = names[i] = namer.fresh(f"t{temps}")
             label = name
             role = TEMP
         names.setdefault(i, name)
@@ -94,8 +96,11 @@ def view(ir: IR, shapes: list | None = None) -> Graph:
     )
 
 
-def _temp_name(names: dict[int, str], i: int) -> str:
-    return names.get(i, f"t{i}")
+def _name_of(i: int, names: dict[int, str], namer: Namer) -> str:
+    """The name of node ``i``, or one for it now (a temporary the code writes inline)."""
+    if i not in names:
+        names[i] = namer.fresh("t")
+    return names[i]
 
 
 def _shape(shape):

@@ -123,10 +123,12 @@ class _CommentPrinter(StrPrinter):
         a, b = (self.parenthesize(x, 50) for x in expr.args)
         return f"{a} @ {b}"
 
-    def _print_transpose(self, expr):
-        if len(expr.args) > 1:
-            return StrPrinter._print_Function(self, expr)
-        return self.parenthesize(expr.args[0], 1000, strict=True) + "ᵀ"
+    def _print(self, expr, **kwargs):
+        from ..functions import transpose
+
+        if isinstance(expr, transpose) and len(expr.args) == 1:  # (before its own _sympystr)
+            return self.parenthesize(expr.args[0], 1000, strict=True) + "ᵀ"
+        return super()._print(expr, **kwargs)
 
     def _print_sum_to(self, expr):
         return self._print(expr.args[0])

@@ -51,13 +51,12 @@ from .. import __version__
 from ..builder import Builder
 from ..errors import ModelError
 from ..expressions import free_symbols, larger_than
-from ..ir import ADJOINT, INPUT, NAMED, PARAMETER, TEMP, Graph, known
-from ..names import Namer
+from ..ir import ADJOINT, INPUT, NAMED, PARAMETER, Graph
+from ..layout import INLINE_LIMIT, layout
 from ..ops import ATOM, OPS, Code
 from . import numpy_backend as backend
 
 INDENT = "    "
-INLINE_LIMIT = 8  # operations written into one line, at most
 MAX_HEADER_SIZE = 300  # equations larger than this (as a tree) are not spelled out in the header
 
 
@@ -85,77 +84,42 @@ class _Emitter:
     def __init__(self, graph: Graph, comments: bool):
         self.graph = graph
         self.comments = comments
-        out = graph.nodes[graph.output]
-        # an output of a known shape that is not a scalar has no gradient: no backward lines
-        self.never_scalar = known(out.shape) and out.shape != ()
-        self.roots = [graph.output, *(() if self.never_scalar else (d for _, d in graph.grads))]
-        self.namer = Namer()
-        self.names: dict[int, str] = {}
+        self.plan = layout(graph)
+        self.never_scalar = self.plan.never_scalar
+        self.roots = self.plan.roots
+        self.names = self.plan.names
         self.helpers: set[str] = set()
         self.extras: set[str] = set()
-        self.temps = 0
         self.materialized: set[int] = set()  # the nodes that have a line so far
         self.input_set = frozenset(graph.inputs)
-        for i in graph.inputs:
-            self.names[i] = self.namer.fresh(graph.info[i].label)
-        for i, info in enumerate(graph.info):  # the user's names first: t1 never takes them
-            if info.role == NAMED:
-                self.names[i] = self.namer.fresh(info.label)
         self.lines = self._lines()
 
-    # -- naming --------------------------------------------------------------------------------
-
     def name(self, i: int) -> str:
-        name = self.names.get(i)
-        if name is None:
-            info = self.graph.info[i]
-            if info.role == ADJOINT and info.of is not None:
-                name = self.namer.fresh("d" + self.name(info.of))
-            else:
-                self.temps += 1
-                name = self.namer.fresh(f"t{self.temps}")
-            self.names[i] = name
-        return name
+        return self.names[i]
 
     # -- lines ---------------------------------------------------------------------------------
 
     def _lines(self) -> list[_Line]:
-        graph, nodes, info = self.graph, self.graph.nodes, self.graph.info
-        uses: dict[int, int] = dict.fromkeys(self.roots, 1)
-        needed = []
-        for i in range(len(nodes) - 1, -1, -1):
-            if i in uses:
-                needed.append(i)
-                for a in nodes[i].args:
-                    uses[a] = uses.get(a, 0) + 1
-        needed.reverse()
-        roots = set(self.roots)
-        code: dict[int, Code] = {}  # inlined nodes: their code
-        weight: dict[int, int] = {}
+        nodes, info = self.graph.nodes, self.graph.info
+        inlined, on_a_line = self.plan.inlined, set(self.plan.order)
+        code: dict[int, Code] = {}  # inlined nodes (and numbers): their code
         reads: dict[int, frozenset[int]] = {}
         guarded: set[int] = set()  # inlined nodes with a Piecewise in them
         lines = []
-        for i in needed:
+        for i in range(len(nodes)):
             node = nodes[i]
-            if node.op == "input":
+            if node.op == "const" and i not in on_a_line:
+                code[i], reads[i] = OPS["const"].numpy([], node.attrs), frozenset()
                 continue
-            if node.op == "const" and i not in roots:
-                code[i], weight[i], reads[i] = OPS["const"].numpy([], node.attrs), 0, frozenset()
+            if i not in inlined and i not in on_a_line:
                 continue
             args = [self._code(a, code) for a in node.args]
             text = self._text(i, args)
-            w = 1 + sum(weight.get(a, 0) for a in node.args)
-            r = frozenset().union(*(reads[a] if a in code else (a,) for a in node.args
-                                    if nodes[a].op != "const" or a not in code))
+            r = frozenset().union(*(reads[a] if a in code else (a,) for a in node.args))
             piecewise = (node.op == "piecewise" and _computes_in_branches(node.attrs[0])) or any(
                 a in guarded for a in node.args)
-            if (
-                uses.get(i) == 1
-                and i not in roots
-                and _inlinable(graph, i)
-                and w <= INLINE_LIMIT
-            ):
-                code[i], weight[i], reads[i] = text, w, r
+            if i in inlined:
+                code[i], reads[i] = text, r
                 if piecewise:
                     guarded.add(i)
                 continue
@@ -303,13 +267,6 @@ def _computes_in_branches(template: sp.Piecewise) -> bool:
     for every element, taken or not; not when each branch is a number or an operand, as the
     Piecewise a rule makes (``x**y``'s safe log, Max's ties): nothing to silence there."""
     return any(pair.expr.args and not pair.expr.is_number for pair in template.args)
-
-
-def _inlinable(graph: Graph, i: int) -> bool:
-    info = graph.info[i]
-    if info.role == TEMP:
-        return True
-    return info.role == ADJOINT and info.of is not None and graph.info[info.of].role == TEMP
 
 
 def _for_value(lines: list[_Line], graph: Graph) -> list[_Line]:
