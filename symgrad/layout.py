@@ -38,6 +38,23 @@ class Layout:
     inlined: set[int] = field(default_factory=set)
     names: dict[int, str] = field(default_factory=dict)
     never_scalar: bool = False
+    namer: Namer = field(default_factory=Namer)
+    temps: int = 0
+
+    def name(self, i: int) -> str:
+        """Node ``i``'s name; one is given now to a node that has none yet (a temporary
+        written into its reader whose adjoint has a line: ``dt3``), numbered after the
+        lines'."""
+        found = self.names.get(i)
+        if found is None:
+            info = self.graph.info[i]
+            if info.role == ADJOINT and info.of is not None:
+                found = self.namer.fresh("d" + self.name(info.of))
+            else:
+                self.temps += 1
+                found = self.namer.fresh(f"t{self.temps}")
+            self.names[i] = found
+        return found
 
 
 def layout(graph: Graph) -> Layout:
@@ -56,26 +73,13 @@ def layout(graph: Graph) -> Layout:
             for a in nodes[i].args:
                 uses[a] = uses.get(a, 0) + 1
     needed.reverse()
-    namer = Namer()
-    names = plan.names
+    namer, names = plan.namer, plan.names
     for i in graph.inputs:
         names[i] = namer.fresh(info[i].label)
     for i, node_info in enumerate(info):  # the user's names first: t1 never takes them
         if node_info.role == NAMED:
             names[i] = namer.fresh(node_info.label)
-    temps = 0
-
-    def name(i: int) -> str:
-        nonlocal temps
-        found = names.get(i)
-        if found is None:
-            if info[i].role == ADJOINT and info[i].of is not None:
-                found = namer.fresh("d" + name(info[i].of))
-            else:
-                temps += 1
-                found = namer.fresh(f"t{temps}")
-            names[i] = found
-        return found
+    name = plan.name
 
     root_set = set(roots)
     weight: dict[int, int] = {}

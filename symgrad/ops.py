@@ -640,6 +640,7 @@ class Op:
     extra: str | None = None  # the optional extra (pip install symgrad[...]) it needs
     nonsmooth: str = ""  # its convention at points where it has no derivative
     differentiable: bool = True  # False: only inside a Piecewise template (conditions)
+    jvp: Callable | None = None  # forward mode: (attrs, out, tangents, *args) -> tangent
 
     def operands(self, e: sp.Basic) -> tuple[tuple, tuple]:
         """``e``'s operands and attrs as this operation reads them."""

@@ -28,7 +28,6 @@ from .expressions import free_symbols, substitute_unevaluated
 from .graph import ADJOINT, INPUT, NAMED, PARAMETER, TEMP, Graph, Node
 from .ir import Graph as IR
 from .layout import layout
-from .names import Namer
 from .ops import OPS, record_of
 
 S = sp.S
@@ -40,9 +39,7 @@ def view(ir: IR, shapes: list | None = None) -> Graph:
     generated code has that line's name; the others are named after them (``t5`` after the
     code's ``t1`` to ``t4``)."""
     plan = layout(ir)
-    names = dict(plan.names)
-    namer = Namer(set(names.values()))
-    temps = sum(1 for name in names.values() if name[:1] == "t" and name[1:].isdigit())
+    names = plan.names
     exprs: dict[int, sp.Basic] = {}  # what a node's users read: its symbol, or its expression
     nodes: list[Node] = []
     roots = {ir.output, *(d for _, d in ir.grads)}
@@ -62,17 +59,12 @@ def view(ir: IR, shapes: list | None = None) -> Graph:
         if backward_inner:  # a rule's inner operation: written into what reads it
             exprs[i] = expr
             continue
-        name = names.get(i)
+        name = plan.name(i)
         if role == ADJOINT and info.of is not None:
-            if name is None:
-                name = names[i] = namer.fresh("d" + _name_of(info.of, names, namer))
             label = "d" + (ir.info[info.of].label or name[1:])
         elif role == NAMED:
             label = info.label
         else:
-            if name is None:
-                temps += 1
-                name = names[i] = namer.fresh(f"t{temps}")
             label = name
             role = TEMP
         names.setdefault(i, name)
@@ -94,13 +86,6 @@ def view(ir: IR, shapes: list | None = None) -> Graph:
         grads=tuple((exprs[p], exprs[d]) for p, d in ir.grads),
         equations=tuple(equations),
     )
-
-
-def _name_of(i: int, names: dict[int, str], namer: Namer) -> str:
-    """The name of node ``i``, or one for it now (a temporary the code writes inline)."""
-    if i not in names:
-        names[i] = namer.fresh("t")
-    return names[i]
 
 
 def _shape(shape):

@@ -95,7 +95,7 @@ class _Emitter:
         self.lines = self._lines()
 
     def name(self, i: int) -> str:
-        return self.names[i]
+        return self.plan.name(i)
 
     # -- lines ---------------------------------------------------------------------------------
 

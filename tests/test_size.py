@@ -1,0 +1,43 @@
+"""A size budget: the compiler stays small (tinygrad checks its line count the same way).
+
+The pipeline is the IR, the operation records, the builder, the rewrites, the front end, the
+reverse sweep, shape checks, the layout and code generation; the symbolic views, the command
+line and training are counted in the package's total. Raise a budget only with a reason in the
+commit that does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "symgrad"
+
+PIPELINE = [
+    "ir.py", "ops.py", "builder.py", "rewrites.py", "frontend.py", "backward.py", "shapes.py",
+    "layout.py", "codegen/emit.py", "codegen/comments.py", "codegen/numpy_backend.py",
+    "codegen/load.py",
+]
+
+#: Lines of the pipeline (3,920 before the IR of issue 15, with ten operations fewer).
+PIPELINE_BUDGET = 3_700
+#: Lines of the whole package.
+PACKAGE_BUDGET = 10_000
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines())
+
+
+def test_the_pipeline_stays_within_its_budget():
+    total = sum(_lines(PACKAGE / name) for name in PIPELINE)
+    assert total <= PIPELINE_BUDGET, f"the pipeline has {total} lines, over {PIPELINE_BUDGET}"
+
+
+def test_the_package_stays_within_its_budget():
+    total = sum(_lines(p) for p in PACKAGE.rglob("*.py"))
+    assert total <= PACKAGE_BUDGET, f"symgrad/ has {total} lines, over {PACKAGE_BUDGET}"
+
+
+def test_every_pipeline_file_exists():
+    """The list above names real files (a renamed file would leave the budget unchecked)."""
+    assert all((PACKAGE / name).is_file() for name in PIPELINE)
