@@ -2,7 +2,7 @@
 process or in another one.
 
 An entry is the generated ``.py`` module itself, readable, stored as
-``<directory>/<key[:2]>/<key>.py``. Its first line is a comment holding the symgrad version and
+``<directory>/<key[:2]>/<key>.py``. Its last line is a comment holding the symgrad version and
 the SHA-256 of the rest of the file; :meth:`ModuleCache.load` checks that line before anything
 is executed, so an entry that is corrupt, truncated or from another version reads as absent and
 the next :meth:`ModuleCache.store` rewrites it. Writers write a temporary file in the entry's
@@ -182,7 +182,7 @@ class ModuleCache:
         >>> tmp = tempfile.TemporaryDirectory()
         >>> cache, key = ModuleCache(tmp.name), "ab" * 8
         >>> cache.store(key, "X = 1\\n")
-        >>> print(cache.path(key).read_text().splitlines()[1])
+        >>> print(cache.path(key).read_text().splitlines()[0])
         X = 1
         >>> tmp.cleanup()
         """
@@ -275,26 +275,29 @@ def _a(noun: str) -> str:
 
 
 def _header(body: bytes) -> bytes:
-    """The first line of the entry whose other lines are ``body``.
+    """The last line of the entry whose other lines are ``body`` (last, so that the module's
+    lines keep their numbers: a traceback points at the line ``model.source`` shows).
 
     >>> _header(b"X = 1\\n")
-    b'# symgrad ... compile cache entry; sha256 of the lines below: 0abae1...\\n'
+    b'# symgrad ... compile cache entry; sha256 of the lines above: 0abae1...\\n'
     """
     from . import __version__  # here, not at the top: symgrad/__init__ may import this module
 
     digest = hashlib.sha256(body).hexdigest()
-    line = f"# symgrad {__version__} compile cache entry; sha256 of the lines below: {digest}\n"
+    line = f"# symgrad {__version__} compile cache entry; sha256 of the lines above: {digest}\n"
     return line.encode()
 
 
 def _entry(body: bytes) -> bytes:
-    """The file that stores the module ``body``: its header line, then the module."""
-    return _header(body) + body
+    """The file that stores the module ``body``: the module, then its checksum line."""
+    if body and not body.endswith(b"\n"):
+        body += b"\n"
+    return body + _header(body)
 
 
 def _verified(data: bytes) -> bool:
-    """Whether ``data`` is a whole entry of this symgrad version: its first line is the header
-    that this version writes for the rest of it.
+    """Whether ``data`` is a whole entry of this symgrad version: its last line is the line
+    that this version writes for the lines above it.
 
     >>> entry = _entry(b"X = 1\\n")
     >>> _verified(entry), _verified(entry[:-1]), _verified(entry.replace(b"= 1", b"= 2"))
@@ -302,8 +305,10 @@ def _verified(data: bytes) -> bool:
     >>> _verified(b""), _verified(entry.replace(b"symgrad ", b"symgrad 9"))
     (False, False)
     """
-    end = data.find(b"\n") + 1
-    return end > 0 and data[:end] == _header(data[end:])
+    if not data.endswith(b"\n"):
+        return False
+    start = data.rfind(b"\n", 0, len(data) - 1) + 1
+    return data[start:] == _header(data[:start])
 
 
 def _write(path: Path, data: bytes) -> None:

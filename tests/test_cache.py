@@ -87,9 +87,10 @@ def test_round_trip(cache: ModuleCache, marker: Path, tmp_path: Path):
     cache.store(KEY, module_source(marker))
     path = cache.path(KEY)
     assert path == tmp_path / "cache" / KEY[:2] / f"{KEY}.py"
-    # The entry is the module itself under one header line: the version and a SHA-256 of the
-    # rest, checked here independently of the module.
-    header, body = path.read_bytes().split(b"\n", 1)
+    # The entry is the module itself above one checksum line: the version and a SHA-256 of the
+    # rest, checked here independently of the module (last, so the module's lines keep their
+    # numbers).
+    body, header = _split(path.read_bytes())
     assert body.decode("utf-8") == module_source(marker)
     assert header.startswith(b"# ")
     assert symgrad.__version__.encode() in header
@@ -142,19 +143,25 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: data.index(b"def df")])  # still a valid module, without df
 
 
+def _split(data: bytes) -> tuple[bytes, bytes]:
+    """An entry's module and its checksum line (the last, without its line break)."""
+    start = data.rfind(b"\n", 0, len(data) - 1) + 1
+    return data[:start], data[start:].rstrip(b"\n")
+
+
 def _other_version(path: Path) -> None:
-    header, body = path.read_bytes().split(b"\n", 1)
+    body, header = _split(path.read_bytes())
     version = f" {symgrad.__version__} ".encode()
     assert version in header
-    path.write_bytes(header.replace(version, b" 0.0.1 ") + b"\n" + body)  # checksum still right
+    path.write_bytes(body + header.replace(version, b" 0.0.1 ") + b"\n")  # checksum still right
 
 
 def _wrong_checksum(path: Path) -> None:
-    header, body = path.read_bytes().split(b"\n", 1)
+    body, header = _split(path.read_bytes())
     digest = hashlib.sha256(body).hexdigest().encode()
     other = hashlib.sha256(body + b"\n").hexdigest().encode()
     assert header.count(digest) == 1
-    path.write_bytes(header.replace(digest, other) + b"\n" + body)
+    path.write_bytes(body + header.replace(digest, other) + b"\n")
 
 
 def _empty(path: Path) -> None:
@@ -162,11 +169,11 @@ def _empty(path: Path) -> None:
 
 
 def _header_alone(path: Path) -> None:
-    path.write_bytes(path.read_bytes().split(b"\n", 1)[0] + b"\n")
+    path.write_bytes(_split(path.read_bytes())[1] + b"\n")
 
 
 def _no_header(path: Path) -> None:
-    path.write_bytes(path.read_bytes().split(b"\n", 1)[1])
+    path.write_bytes(_split(path.read_bytes())[0])
 
 
 def _directory(path: Path) -> None:
