@@ -198,7 +198,7 @@ class CompiledModel:
     def _check(self, values: list) -> None:
         """Check the shapes of a call once per shape pattern: a mismatch named by its
         equation, an outer-product broadcast warned about (as ``broadcast=`` says)."""
-        shapes = tuple([np.shape(v) for v in values])
+        shapes = tuple([v.shape for v in values])  # (NumPy values: _arguments made them)
         if shapes in self._checked:
             return
         from .shapes import infer

@@ -51,7 +51,7 @@ from .. import __version__
 from ..builder import Builder
 from ..errors import ModelError
 from ..expressions import free_symbols, larger_than
-from ..ir import ADJOINT, INPUT, NAMED, PARAMETER, Graph
+from ..ir import ADJOINT, INPUT, NAMED, PARAMETER, Graph, known
 from ..layout import INLINE_LIMIT, layout
 from ..ops import ATOM, OPS, Code
 from . import numpy_backend as backend
@@ -335,11 +335,15 @@ def _may_be_array(shape, few_inputs: bool) -> bool:
 
 def _conversions(graph: Graph, names: dict[int, str]) -> list[str]:
     """Inputs as NumPy values: a scalar as np.float64 (fast, and 1/0 is inf, not an error),
-    anything else as a float array."""
+    an array as a float array; an input of a shape not declared is either (``[()]`` makes a
+    0-d array the np.float64 it holds, and leaves any other array as it is)."""
     scalars = [names[i] for i in graph.inputs if graph.nodes[i].shape == ()]
-    arrays = [names[i] for i in graph.inputs if graph.nodes[i].shape != ()]
+    arrays = [names[i] for i in graph.inputs if known(graph.nodes[i].shape)
+              and graph.nodes[i].shape != ()]
+    either = [names[i] for i in graph.inputs if not known(graph.nodes[i].shape)]
     lines = []
-    for group, convert in ((scalars, "np.float64({})"), (arrays, "np.asarray({}, dtype=float)")):
+    for group, convert in ((scalars, "np.float64({})"), (arrays, "np.asarray({}, dtype=float)"),
+                           (either, "np.asarray({}, dtype=float)[()]")):
         if not group:
             continue
         targets = ", ".join(group)

@@ -95,6 +95,8 @@ def _sum_to(g, like):
     shape = np.shape(like)
     if np.shape(g) == shape:
         return g
+    if not shape:  # a scalar: the sum of every element
+        return np.sum(g)
     g = np.broadcast_to(g, np.broadcast_shapes(np.shape(g), shape))
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
