@@ -157,3 +157,15 @@ def two_layer_numpy(x, y, k1, b1, k2, b2):
 
 def isclose_scalar(a, b, rel=1e-12) -> bool:
     return math.isclose(float(a), float(b), rel_tol=rel, abs_tol=rel)
+
+
+def reachable(graph) -> set[int]:
+    """The IR nodes the output and the gradients (if any) read, directly or not."""
+    todo = [graph.output, *(d for _, d in graph.grads)]
+    seen: set[int] = set()
+    while todo:
+        i = todo.pop()
+        if i not in seen:
+            seen.add(i)
+            todo.extend(graph[i].args)
+    return seen

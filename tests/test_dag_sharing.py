@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
+from helpers import reachable
 
 import symgrad
 from symgrad.expressions import tree_size
@@ -207,18 +208,6 @@ def _evaluate(expr: sp.Expr, values: dict) -> float:
     return memo[expr]
 
 
-def _read(graph) -> set[int]:
-    """The nodes the output and the gradients read, directly or not."""
-    todo = [graph.output, *(d for _, d in graph.grads)]
-    seen: set[int] = set()
-    while todo:
-        i = todo.pop()
-        if i not in seen:
-            seen.add(i)
-            todo.extend(graph[i].args)
-    return seen
-
-
 @pytest.mark.parametrize(
     "model",
     [
@@ -234,5 +223,5 @@ def test_the_ir_holds_no_dead_node(model):
     (log(sigmoid(z)) -> -softplus(-z)) and what a rule did not use are removed, so that
     ``print(model.ir)`` and ``len(model.ir)`` show the program that runs."""
     ir = symgrad.compile(model).ir
-    dead = [ir.line(i) for i in range(len(ir)) if i not in _read(ir)]
+    dead = [ir.line(i) for i in range(len(ir)) if i not in reachable(ir)]
     assert dead == []

@@ -12,6 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 import sympy as sp
+from helpers import reachable
 
 import symgrad
 from symgrad.expressions import free_symbols, tree_size
@@ -24,18 +25,6 @@ h, g, f = sp.symbols("h g f")
 
 def _ops(graph: Graph, op: str) -> list[int]:
     return [i for i, n in enumerate(graph.nodes) if n.op == op]
-
-
-def _live(graph: Graph) -> set[int]:
-    """The nodes the output (and the gradients, if any) read, directly or not."""
-    todo = [graph.output, *(d for _, d in graph.grads)]
-    seen: set[int] = set()
-    while todo:
-        i = todo.pop()
-        if i not in seen:
-            seen.add(i)
-            todo.extend(graph[i].args)
-    return seen
 
 
 def _labels(graph: Graph) -> set[str]:
@@ -234,7 +223,7 @@ def test_graph_size_is_linear_in_the_dag():
 
 def test_log_of_sigmoid_is_computed_as_softplus():
     graph = build(sp.log(symgrad.sigmoid(k * x)))
-    ops = {graph[i].op for i in _live(graph)}
+    ops = {graph[i].op for i in reachable(graph)}
     assert "softplus" in ops
     assert "log" not in ops and "sigmoid" not in ops
 

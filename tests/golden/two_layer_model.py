@@ -8,7 +8,7 @@ import numpy as np
 
 def forward(*, b1, b2, k1, k2, x, y):
     """Loss for the inputs b1, b2, k1, k2, x, y."""
-    b1, b2, k1, k2, x, y = (np.asarray(v, dtype=float) for v in (b1, b2, k1, k2, x, y))
+    b1, b2, k1, k2, x, y = (np.asarray(v, dtype=float)[()] for v in (b1, b2, k1, k2, x, y))
     L1 = b1 + k1*x
     σ = _sigmoid(L1)
     L2 = b2 + k2*σ
@@ -19,7 +19,7 @@ def forward(*, b1, b2, k1, k2, x, y):
 
 def value_and_grad(*, b1, b2, k1, k2, x, y):
     """Loss and its gradient with respect to k1, b1, k2, b2."""
-    b1, b2, k1, k2, x, y = (np.asarray(v, dtype=float) for v in (b1, b2, k1, k2, x, y))
+    b1, b2, k1, k2, x, y = (np.asarray(v, dtype=float)[()] for v in (b1, b2, k1, k2, x, y))
     # forward, in topological order; del frees an array after its last use
     L1 = b1 + k1*x
     σ = _sigmoid(L1)
@@ -62,6 +62,8 @@ def _sum_to(g, like):
     shape = np.shape(like)
     if np.shape(g) == shape:
         return g
+    if not shape:  # a scalar: the sum of every element
+        return np.sum(g)
     g = np.broadcast_to(g, np.broadcast_shapes(np.shape(g), shape))
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
