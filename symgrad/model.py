@@ -204,7 +204,9 @@ class CompiledModel:
         from .shapes import infer
 
         by_name = dict(zip(self.inputs, shapes, strict=True))
-        known = infer(self.ir, by_name)
+        # the forward nodes say it all (the gradients' shapes follow from theirs): a model
+        # loaded from the cache is not differentiated for this
+        known = infer(self._forward, by_name, upto=self._forward.forward or None)
         if self.broadcast != "allow":
             self._check_broadcasts(by_name, known)
         if len(self._checked) > 64:
@@ -226,7 +228,7 @@ class CompiledModel:
         key = self._key(shapes)
         if key in self._warned:
             return
-        found = outer_broadcasts(self.ir, known)
+        found = outer_broadcasts(self._forward, known)
         if not found:
             return
         text = "; ".join(found)

@@ -31,10 +31,12 @@ from .ops import OPS, broadcast
 Shape = tuple[int, ...]
 
 
-def infer(graph: Graph, shapes: Mapping[str, Shape]) -> list[Shape | None]:
-    """Every node's shape (by id) for inputs of the given shapes (by label)."""
+def infer(graph: Graph, shapes: Mapping[str, Shape], upto: int | None = None
+          ) -> list[Shape | None]:
+    """Every node's shape (by id) for inputs of the given shapes (by label); only the first
+    ``upto`` nodes', if given."""
     try:
-        return _infer(graph, shapes)
+        return _infer(graph, shapes, upto)
     except ShapeError as e:
         reads = ", ".join(f"{graph.info[i].label} {tuple(shapes[graph.info[i].label])}"
                           for i in graph.inputs
@@ -42,11 +44,11 @@ def infer(graph: Graph, shapes: Mapping[str, Shape]) -> list[Shape | None]:
         raise ShapeError(f"{e} (the array inputs: {reads})" if reads else str(e)) from None
 
 
-def _infer(graph: Graph, shapes: Mapping[str, Shape]) -> list[Shape | None]:
+def _infer(graph: Graph, shapes: Mapping[str, Shape], upto: int | None) -> list[Shape | None]:
     known: list[Shape | None] = []
     nodes, info = graph.nodes, graph.info
     bound: dict[str, int] = {}  # named sizes ("n") -> the size this call gives them
-    for i, node in enumerate(nodes):
+    for i, node in enumerate(nodes[:upto]):
         if node.op == "input":
             shape = shapes.get(info[i].label)
             if shape is not None:
