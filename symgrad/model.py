@@ -68,7 +68,7 @@ class CompiledModel:
         if functions is None and cache is not None:
             functions = cache.load(self._cache_key)
         if functions is None:
-            source = emit(self.ir, comments=False, keyword_only=False)
+            source = emit(self._differentiated, comments=False, keyword_only=False)
             functions = load(source)
             if cache is not None:
                 cache.store(self._cache_key, source)
@@ -78,11 +78,17 @@ class CompiledModel:
         return functions
 
     @cached_property
-    def ir(self) -> IR:
-        """The differentiated IR (``symgrad.ir.Graph``); ``print(model.ir)`` lists it."""
+    def _differentiated(self) -> IR:
+        """The IR with its reverse sweep: what the code is written from (the nodes a rule or
+        a rewrite left unread are not written; ``ir`` leaves them out)."""
         from .backward import differentiate
 
-        return differentiate(self._forward).pruned()
+        return differentiate(self._forward)
+
+    @cached_property
+    def ir(self) -> IR:
+        """The differentiated IR (``symgrad.ir.Graph``); ``print(model.ir)`` lists it."""
+        return self._differentiated.pruned()
 
     def __getstate__(self) -> dict[str, Any]:
         """What pickles: all but the compiled functions (loaded again when unpickled)."""
@@ -124,7 +130,7 @@ class CompiledModel:
         """The generated module: the code that runs, with its comments."""
         from .codegen.emit import emit
 
-        return emit(self.ir)
+        return emit(self._differentiated)
 
     def __repr__(self) -> str:
         return (
@@ -191,7 +197,7 @@ class CompiledModel:
         self._check(values)
         shapes = {name: np.shape(v) for name, v in zip(self.inputs, values, strict=True)}
         model, wrt, name = self._compiled
-        output = self.output if len(self.ir.equations) > 1 else None
+        output = self.output if len(self._forward.equations) > 1 else None
         return emit(differentiate(build(model, name=name, output=output, wrt=wrt,
                                         shapes=shapes)))
 

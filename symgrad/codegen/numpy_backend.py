@@ -92,6 +92,11 @@ def _sinc_derivative(x):
     "_sum_to": '''\
 def _sum_to(g, like):
     """Sum the gradient g over the axes along which `like` was broadcast."""
+    try:
+        if g.shape == like.shape:  # the common case, first: nothing to sum
+            return g
+    except AttributeError:  # (a Python number)
+        pass
     shape = np.shape(like)
     if np.shape(g) == shape:
         return g
