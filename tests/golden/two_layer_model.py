@@ -60,15 +60,15 @@ def _sigmoid_complement(x):
 def _sum_to(g, like):
     """Sum the gradient g over the axes along which `like` was broadcast."""
     try:
-        if g.shape == like.shape:  # the common case, first: nothing to sum
+        if g.shape == like.shape:  # the common cases first: nothing to sum,
             return g
+        if like.shape == ():  # or a scalar's: the sum of every element
+            return g.sum()
     except AttributeError:  # (a Python number)
         pass
     shape = np.shape(like)
     if np.shape(g) == shape:
         return g
-    if not shape:  # a scalar: the sum of every element
-        return np.sum(g)
     g = np.broadcast_to(g, np.broadcast_shapes(np.shape(g), shape))
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
