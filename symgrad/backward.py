@@ -48,7 +48,8 @@ def differentiate(graph: Graph) -> Graph:
     nodes = graph.nodes
     forward = graph.forward = len(nodes)
     needed = _on_paths(graph)
-    builder = Builder(graph, info=lambda: Info(TEMP))
+    inner = Info(TEMP)  # every inner node of a rule's: one object (a node's own is a new one)
+    builder = Builder(graph, info=lambda: inner)
     rules = _Rules()
     adjoint: dict[int, int] = {}
     cotangents: dict[int, list[int]] = {}
@@ -92,7 +93,7 @@ def _own(graph: Graph, g: int, i: int, forward: int) -> None:
     if g < forward or graph.nodes[g].op == "const":
         return
     if info.of is None or (graph.info[info.of].role == TEMP and graph.info[i].role != TEMP):
-        info.role, info.of = ADJOINT, i
+        graph.info[g] = Info(ADJOINT, info.label, info.equation, i)  # (infos may be shared)
 
 
 def _seed(graph: Graph, builder: Builder, out: int) -> int:

@@ -150,7 +150,8 @@ def build(
 def _equation(graph: Graph, lhs: sp.Symbol, rhs: sp.Expr, env: dict) -> int:
     """Write one equation's right side as nodes and name its node after the left side."""
     label = lhs.name
-    builder = Builder(graph, info=lambda: Info(TEMP, equation=label),
+    inner = Info(TEMP, equation=label)  # every inner node of the equation's: one object
+    builder = Builder(graph, info=lambda: inner,
                       describe=lambda: describe(label, rhs))
     try:
         try:

@@ -92,7 +92,8 @@ class Node:
 
 @dataclass(slots=True)
 class Info:
-    """What the compiler knows of a node beside its operation."""
+    """What the compiler knows of a node beside its operation. One object may describe many
+    nodes (the inner operations of one equation): it is replaced, never changed in place."""
 
     role: str = TEMP
     label: str | None = None  # the user's name for it (an input, an equation's left side)
@@ -154,8 +155,8 @@ class Graph:
             copy = len(self.nodes)  # (its own id as attrs: two copies of one node stay two)
             self.nodes.append(Node("copy", (i,), (copy,), self.nodes[i].shape))
             self.info.append(Info())
-            i, info = copy, self.info[copy]
-        info.role, info.label, info.equation = NAMED, label, equation or label
+            i = copy
+        self.info[i] = Info(NAMED, label, equation or label)  # (infos may be shared)
         return i
 
     def set_shape(self, i: int, shape: Shape) -> None:
