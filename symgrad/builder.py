@@ -39,7 +39,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from .errors import ModelError, ShapeError
-from .ir import TEMP, Graph, Info, Opaque, known
+from .ir import NAMED, Graph, Info, Opaque, known
 from .ops import OPS, SUPPORTED, broadcast, piecewise_slots, record_of
 from .rewrites import BY_OP, rewrite
 
@@ -172,7 +172,7 @@ class Builder:
         """A minus sign taken out of a product and into a sum, as a person writes it:
         ``-(2*g*x)`` for ``2*(-g)*x``, ``a - b`` for ``a + (-b)``."""
         nodes, info = self.graph.nodes, self.graph.info
-        negated = [nodes[a].op == "neg" and info[a].role == TEMP for a in args]  # (an
+        negated = [nodes[a].op == "neg" and info[a].role != NAMED for a in args]  # (an
         # equation of the user's, e = -x, stays a line of its own)
         if not any(negated):
             return None

@@ -484,3 +484,20 @@ def test_a_sum_to_of_a_declared_shape_needs_no_helper_in_the_shape_generic_modul
         for name in ("k", "b", "x"):
             assert np.shape(grads[name]) == np.shape(inputs[name])
             assert np.allclose(grads[name], expected_grads[name], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("n", [3, 6])
+def test_signs_are_written_outside_products_and_sums(n):
+    """A minus sign a rule makes (the cotangent of ``a - b``'s b) is taken out of the product
+    and written as a subtraction: ``a - 2*g*x``, never ``2*-g*x`` or ``a + -b``."""
+    xs = sp.symbols(f"x0:{n}")
+    f = sp.Add(*[100 * (xs[i + 1] - xs[i] ** 2) ** 2 + (1 - xs[i]) ** 2 for i in range(n - 1)])
+    model = symgrad.compile(f, cache=False)
+    code = [line.split("  #")[0] for line in model.source.splitlines()
+            if not line.lstrip().startswith("#")]
+    assert not [line for line in code if re.search(r"[*/] ?-|\+ -", line)], code
+    point = {s.name: 0.3 * (i + 1) for i, s in enumerate(xs)}
+    grads = model.grad(**point)
+    for s in xs:
+        want = float(sp.diff(f, s).subs({v: point[v.name] for v in xs}))
+        assert float(grads[s.name]) == pytest.approx(want, rel=1e-12)
