@@ -58,8 +58,11 @@ class Builder:
     # -- one operation -------------------------------------------------------------------------
 
     def const(self, value) -> int:
-        value = sp.sympify(value)
-        return self.graph.add("const", (), (value,), ())
+        if not isinstance(value, sp.Basic):
+            value = sp.sympify(value)
+        key = ("const", (), (value,))
+        found = self.graph._ids.get(key)
+        return found if found is not None else self.graph.add("const", (), (value,), ())
 
     def number(self, i: int):
         """The number node ``i`` holds, or None."""
@@ -76,7 +79,7 @@ class Builder:
             if stable is not None:
                 return stable
         graph = self.graph
-        found = graph.find(name, args, attrs)
+        found = graph._ids.get((name, args, attrs))
         if found is not None:
             return found
         return graph.add(name, args, attrs, self.shape(name, args, attrs), self.info())
