@@ -132,12 +132,12 @@ class Builder:
                 if inner.op == "neg":
                     return inner.args[0]
             elif name == "add":
-                if va == 0 and self._keeps_shape(b, a):
+                if va == 0:
                     return b
-                if vb == 0 and self._keeps_shape(a, b):
+                if vb == 0:
                     return a
             elif name == "sub":
-                if vb == 0 and self._keeps_shape(a, b):
+                if vb == 0:
                     return a
                 if va == 0:
                     return self.op("neg", (b,))
@@ -147,16 +147,16 @@ class Builder:
                     # c*(d/y) is (c*d)/y: one division of numbers, not two operations
                     return self.op("div", (self.const(va * self.number(quotient.args[0])),
                                            quotient.args[1]))
-                if va == 1 and self._keeps_shape(b, a):
+                if va == 1:
                     return b
-                if vb == 1 and self._keeps_shape(a, b):
+                if vb == 1:
                     return a
                 if va == -1:
                     return self.op("neg", (b,))
                 if vb == -1:
                     return self.op("neg", (a,))
             elif name == "div":
-                if vb == 1 and self._keeps_shape(a, b):
+                if vb == 1:
                     return a
             signed = self._sign_outward(name, args)
             if signed is not None:
@@ -214,11 +214,6 @@ class Builder:
             if name in ("mul", "div") and _same(nodes[other].shape, nodes[x].shape):
                 return self.op(name, (g, other) if k == 0 else (other, g))
         return None
-
-    def _keeps_shape(self, kept: int, dropped: int) -> bool:
-        """Whether dropping the operand ``dropped`` (a number: a scalar) leaves the shape of
-        the result that of ``kept``."""
-        return True  # a number is a scalar: it never widens the result
 
     # -- a SymPy expression --------------------------------------------------------------------
 
@@ -383,11 +378,6 @@ _MAX_OPAQUE = 8
 _SHAPE_OF_ARGUMENT = frozenset({"sum_to", "broadcast_like", "full_like", "max_vjp", "copy"})
 
 
-def _certain(shape) -> bool:
-    """Every size known, or named (a named size is one size wherever it is used)."""
-    return known(shape)
-
-
 def _same(a, b) -> bool:
     """Whether two shapes are known to be equal: the same sizes, or the same opaque shape."""
     return a is not None and a == b and (not isinstance(a, tuple) or None not in a)
@@ -400,7 +390,7 @@ def _lower_sum_to(b: Builder, args, attrs) -> int | None:
     source, target = b.graph.nodes[g].shape, b.graph.nodes[like].shape
     if _same(source, target):
         return g
-    if not (_certain(source) and _certain(target)):
+    if not (known(source) and known(target)):
         return None
     if len(source) < len(target):
         return None
