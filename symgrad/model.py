@@ -53,28 +53,31 @@ class CompiledModel:
         self.wrt: tuple[str, ...] = tuple(info[p].label for p in graph.wrt)
         self.output: str = info[graph.output].label
         self._slot = {name: i for i, name in enumerate(self.inputs)}
-        self._cache_key = cache_key(graph)
-        self._functions = self._load(cache)
+        self._functions = self._load(cache, memory=cache is not None)
         self._checked: dict[tuple, list] = {}  # input shapes -> every node's shape
         self._last_shapes: dict[str, tuple] | None = None  # of the last new shapes called with
 
-    def _load(self, cache: ModuleCache | None):
+    def _load(self, cache: ModuleCache | None, memory: bool):
         """The code that runs: the lines of ``source`` without comments, taking the inputs in
-        order; from this process's or the disk's cache when this model was compiled before."""
+        order, converted (``_arguments`` converts them); from this process's cache (``memory``)
+        or the disk's (``cache``) when this model was compiled before."""
         from .codegen.emit import emit
         from .codegen.load import load
 
-        functions = _LOADED.get(self._cache_key)
+        key = cache_key(self._forward) if memory or cache is not None else None
+        functions = _LOADED.get(key) if memory else None
         if functions is None and cache is not None:
-            functions = cache.load(self._cache_key)
+            functions = cache.load(key)
         if functions is None:
-            source = emit(self._differentiated, comments=False, keyword_only=False)
+            source = emit(self._differentiated, comments=False, keyword_only=False,
+                          convert=False)
             functions = load(source)
             if cache is not None:
-                cache.store(self._cache_key, source)
-        _LOADED[self._cache_key] = functions
-        while len(_LOADED) > 32:
-            _LOADED.pop(next(iter(_LOADED)))
+                cache.store(key, source)
+        if memory:
+            _LOADED[key] = functions
+            while len(_LOADED) > 32:
+                _LOADED.pop(next(iter(_LOADED)))
         return functions
 
     @cached_property
@@ -98,7 +101,7 @@ class CompiledModel:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._functions = self._load(None)
+        self._functions = self._load(None, memory=True)
 
     @cached_property
     def symbolic(self):
@@ -154,7 +157,7 @@ class CompiledModel:
             slot = self._slot.get(name)
             if slot is None:
                 unknown.append(name)
-            elif type(value) is np.ndarray and value.dtype is _FLOAT:
+            elif type(value) is np.ndarray and value.dtype is _FLOAT and value.ndim:
                 values[slot] = value  # already what the generated code computes with
             else:
                 values[slot] = _as_array(value, name)
@@ -210,6 +213,10 @@ class CompiledModel:
         from .shapes import infer
 
         by_name = dict(zip(self.inputs, shapes, strict=True))
+        if len({s for s in shapes if s != ()}) <= 1 and self._one_shape_suffices:
+            self._checked[shapes] = None  # (nothing can mismatch or broadcast outward)
+            self._last_shapes = by_name
+            return
         # the forward nodes say it all (the gradients' shapes follow from theirs): a model
         # loaded from the cache is not differentiated for this
         known = infer(self._forward, by_name, upto=self._forward.forward or None)
@@ -219,6 +226,12 @@ class CompiledModel:
             self._checked.clear()
         self._checked[shapes] = known
         self._last_shapes = by_name
+
+    @cached_property
+    def _one_shape_suffices(self) -> bool:
+        from .shapes import one_shape_suffices
+
+        return one_shape_suffices(self._forward)
 
     def _key(self, shapes: Mapping[str, tuple]) -> tuple:
         return tuple(
@@ -455,9 +468,11 @@ def _as_array(value, name: str):
     it is not real numbers that float64 holds faithfully: None, strings, missing values (pandas
     ``NA``), complex numbers and other objects are refused, not turned into NaN or cut."""
     if type(value) is np.ndarray and value.dtype == np.float64:
+        return value if value.ndim else value[()]  # (a 0-d array as the scalar it holds)
+    if type(value) is float or type(value) is int and abs(value) < 2**53:
+        return np.float64(value)  # (an int of at most 53 bits is a float64 exactly)
+    if type(value) is np.float64:
         return value
-    if type(value) is float:
-        return np.float64(value)
     if value is None:
         raise InputError(f"input {name!r} is None; pass a number or an array of numbers")
     if isinstance(value, str | bytes):
@@ -485,7 +500,8 @@ def _as_array(value, name: str):
         kind = "f"  # numbers: each one a real number)
     if kind in "biuf":
         try:
-            return array.astype(np.float64)
+            array = array.astype(np.float64)
+            return array if array.ndim else array[()]
         except (OverflowError, TypeError) as e:  # (an int beyond float64: 10**400)
             raise InputError(f"input {name!r} does not fit in a float64: {e}") from None
     what = {"c": "complex numbers (symgrad computes with real ones; pass .real if the "

@@ -15,7 +15,7 @@ elementwise operations that broadcast into something larger than each operand.
 >>> infer(g, {"X": (5, 13), "W": (12, 2)})
 Traceback (most recent call last):
 ...
-symgrad.errors.ShapeError: f = matmul(X, W): shapes (5, 13) and (12, 2) do not align
+symgrad.errors.ShapeError: f = matmul(X, W): shapes (5, 13) and (12, 2) do not align (the array...)
 """
 
 from __future__ import annotations
@@ -71,6 +71,31 @@ def _infer(graph: Graph, shapes: Mapping[str, Shape], upto: int | None) -> list[
         except ShapeError as e:
             raise ShapeError(f"{_where(graph, i)}: {e}") from None
     return known
+
+
+def one_shape_suffices(graph: Graph) -> bool:
+    """Whether a call whose array inputs all have one shape (the others scalars) needs no
+    inference: no input's shape declared, and every operation elementwise (the result has that
+    shape, and nothing broadcasts into an outer product) or a full reduction (a scalar).
+
+    >>> import sympy as sp
+    >>> from symgrad.frontend import build
+    >>> from symgrad.functions import mean, matmul
+    >>> x, y, X, W = sp.symbols("x y X W")
+    >>> one_shape_suffices(build(mean((x - y)**2))), one_shape_suffices(build(matmul(X, W)))
+    (True, False)
+    """
+    for node in graph.nodes[:graph.forward or None]:
+        if node.op == "input":
+            if isinstance(node.shape, tuple):
+                return False
+        elif not (OPS[node.op].elementwise or node.op in _SCALAR_RESULT and (
+                node.op == "size" or node.attrs == (None, False))):
+            return False
+    return True
+
+
+_SCALAR_RESULT = frozenset({"sum", "mean", "max", "logsumexp", "size"})
 
 
 def _check_declared(label: str, shape: Shape, declared, bound: dict[str, int]) -> None:

@@ -398,7 +398,8 @@ def test_a_function_compiled_at_first_use_reports_the_module_lines_in_tracebacks
 
 def test_the_code_that_runs_is_the_source_without_its_comments(two_layer):
     """Calls run the module without the backward lines' comments (they take time to write and
-    none to run) and with positional parameters (the model passes them in order); it is
+    none to run), with positional parameters (the model passes them in order) and without
+    converting the inputs (the model has converted them); it is
     source_for's module line for line, at the same line numbers."""
     import linecache
 
@@ -414,14 +415,18 @@ def test_the_code_that_runs_is_the_source_without_its_comments(two_layer):
     assert len(ran) == len(shown)
     commented = 0
     signatures = 0
+    converted = 0
     for a, b in zip(ran, shown, strict=True):
         if a.startswith("def ") and "(*, " in b:
             assert b == a.replace("(", "(*, ", 1), (a, b)
             signatures += 1
+        elif a == "" and "np.asarray(" in b:
+            converted += 1  # (the model converts the inputs before it calls)
         elif a != b:
             assert b.startswith(a + "  # ∂"), (a, b)
             commented += 1
     assert signatures == 2
+    assert converted == 2
     assert commented == sum("  # ∂" in line for line in shown) > 3
     namespace = load("\n".join(shown) + "\n")
     again, grads_again = namespace["value_and_grad"](**inputs)

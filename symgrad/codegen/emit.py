@@ -68,7 +68,8 @@ def emit(graph: Graph, comments: bool = True, keyword_only: bool = True,
     the same, at the same line numbers. ``keyword_only=False`` makes the functions' parameters
     positional, in the order of ``graph.inputs`` (CPython binds N keyword arguments in time
     that grows as N²); ``convert=False`` leaves out the lines that convert the inputs (for a
-    caller that has converted them): both for the compiled model's own use.
+    caller that has converted them; blank, so that the other lines keep their numbers): both
+    for the compiled model's own use.
     """
     return _Emitter(graph, comments).module(keyword_only, convert)
 
@@ -210,7 +211,9 @@ class _Emitter:
             check = [refusal]
         elif shape != ():
             check = [f"if np.ndim({out}) != 0:", INDENT + refusal]
-        conversions = _conversions(graph, self.names) if convert else []
+        conversions = _conversions(graph, self.names)
+        if not convert:  # (blank lines: the others keep their line numbers)
+            conversions = ["" for _ in conversions]
         backward_at = next((k for k, line in enumerate(body) if line.node >= graph.forward),
                            len(body))
         # a gradient that reads no adjoint may be scheduled early, but the check reads the output
@@ -386,7 +389,7 @@ def _renamed(s: sp.Basic, name: str) -> sp.Basic:
 
 
 def _indent(lines: list[str]) -> list[str]:
-    return [INDENT + line for text in lines for line in text.split("\n")]
+    return [INDENT + line if line else "" for text in lines for line in text.split("\n")]
 
 
 __all__ = ["INLINE_LIMIT", "emit"]
