@@ -469,7 +469,7 @@ def _as_array(value, name: str):
     ``NA``), complex numbers and other objects are refused, not turned into NaN or cut."""
     if type(value) is np.ndarray and value.dtype == np.float64:
         return value if value.ndim else value[()]  # (a 0-d array as the scalar it holds)
-    if type(value) is float or type(value) is int and abs(value) < 2**53:
+    if type(value) is float or (type(value) is int and abs(value) < 2**53):
         return np.float64(value)  # (an int of at most 53 bits is a float64 exactly)
     if type(value) is np.float64:
         return value

@@ -89,8 +89,8 @@ def one_shape_suffices(graph: Graph) -> bool:
         if node.op == "input":
             if isinstance(node.shape, tuple):
                 return False
-        elif not (OPS[node.op].elementwise or node.op in _SCALAR_RESULT and (
-                node.op == "size" or node.attrs == (None, False))):
+        elif not (OPS[node.op].elementwise or (node.op in _SCALAR_RESULT and (
+                node.op == "size" or node.attrs == (None, False)))):
             return False
     return True
 
