@@ -71,6 +71,11 @@ class Builder:
 
     def op(self, name: str, args: tuple[int, ...] = (), attrs: tuple = ()) -> int:
         """The node of ``name(args; attrs)``, folded where no node is needed."""
+        graph = self.graph
+        key = (name, args, attrs)
+        found = graph._ids.get(key)  # (made before: computes the same, folded or not)
+        if found is not None:
+            return found
         folded = self._fold(name, args, attrs)
         if folded is not None:
             return folded
@@ -78,14 +83,16 @@ class Builder:
             stable = rewrite(self, name, args, attrs)
             if stable is not None:
                 return stable
-        graph = self.graph
-        found = graph._ids.get((name, args, attrs))
-        if found is not None:
-            return found
-        return graph.add(name, args, attrs, self.shape(name, args, attrs), self.info())
+        return graph.append(key, self.shape(name, args, attrs), self.info())
 
     def shape(self, name: str, args: tuple[int, ...], attrs: tuple):
         nodes = self.graph.nodes
+        if len(args) == 2 and name in _BINARY:  # (most operations: the common cases first)
+            a, b = nodes[args[0]].shape, nodes[args[1]].shape
+            if a is b or a == ():
+                return b
+            if b == ():
+                return a
         shapes = [nodes[a].shape for a in args]
         record = OPS[name]
         if record.elementwise:
@@ -115,8 +122,11 @@ class Builder:
 
     def _fold(self, name: str, args: tuple[int, ...], attrs: tuple) -> int | None:
         number = self.number
-        if name in _BINARY and not any(self.graph.nodes[a].op in _LOOKED_AT for a in args):
-            return None  # (the common case: nothing to fold)
+        if name in _BINARY:
+            nodes = self.graph.nodes
+            if nodes[args[0]].op not in _LOOKED_AT and (
+                    len(args) == 1 or nodes[args[1]].op not in _LOOKED_AT):
+                return None  # (the common case: nothing to fold)
         if name in _FOLDABLE or name == "pow":
             if name == "pow":
                 return args[0] if self.number(args[1]) == 1 else None

@@ -49,15 +49,21 @@ class Opaque:
     """
 
     __slots__ = ("of",)
+    _made: dict[frozenset[str], Opaque] = {}  # one object per set of names, so ``is`` compares
 
-    def __init__(self, of: str | frozenset[str]):
-        self.of = frozenset((of,)) if isinstance(of, str) else of
+    def __new__(cls, of: str | frozenset[str]):
+        of = frozenset((of,)) if isinstance(of, str) else of
+        found = cls._made.get(of)
+        if found is None:
+            found = cls._made[of] = super().__new__(cls)
+            found.of = of
+        return found
 
     def __or__(self, other: Opaque) -> Opaque:
-        return Opaque(self.of | other.of)
+        return self if other is self else Opaque(self.of | other.of)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Opaque) and other.of == self.of
+        return other is self or isinstance(other, Opaque) and other.of == self.of
 
     def __hash__(self) -> int:
         return hash(("Opaque", self.of))
@@ -129,9 +135,14 @@ class Graph:
         found = self._ids.get(key)
         if found is not None:
             return found
+        return self.append(key, shape, info or Info(role=TEMP))
+
+    def append(self, key: tuple[str, tuple[int, ...], tuple], shape: Shape, info: Info) -> int:
+        """The id of a new node ``op(args; attrs)`` for ``key = (op, args, attrs)``, which the
+        graph does not have (``add`` looks first)."""
         i = len(self.nodes)
-        self.nodes.append(Node(op, args, attrs, shape))
-        self.info.append(info or Info(role=TEMP))
+        self.nodes.append(Node(*key, shape))
+        self.info.append(info)
         self._ids[key] = i
         return i
 
