@@ -22,13 +22,14 @@ the shapes are known).
 >>> k, x = sp.symbols("k x")
 >>> g = differentiate(build(mean((k*x)**2), wrt=[k]))
 >>> print("\\n".join(g.line(i) for i in range(g.forward, len(g))))
-%7 = size %3  # shape ()
-%8 = div %6, %7
-%9 = broadcast_like %8, %4
-%10 = mul %9, %3
-%11 = mul %6, %10
-%12 = mul %11, %1
-%13 = sum_to %12, %0
+%7 = const [1]  # shape ()
+%8 = size %5  # shape ()
+%9 = div %7, %8  # shape ()
+%10 = broadcast_like %9, %5
+%11 = mul %10, %4
+%12 = mul %2, %11
+%13 = mul %12, %0
+%14 = sum_to %13, %0
 """
 
 from __future__ import annotations

@@ -21,11 +21,10 @@ so no branch's value or derivative leaks where another branch is taken.
 >>> print(g)
 %0 = input  # x (input); shape ()
 %1 = input  # y (input); shape (3,)
-%2 = exp %1  # shape (3,)
-%3 = neg %0  # shape ()
-%4 = const [2]  # shape ()
-%5 = div %3, %4  # shape ()
-%6 = add %2, %5  # shape (3,)
+%2 = const [2]  # shape ()
+%3 = div %0, %2  # shape ()
+%4 = exp %1  # shape (3,)
+%5 = sub %4, %3  # shape (3,)
 """
 
 from __future__ import annotations

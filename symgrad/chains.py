@@ -5,13 +5,18 @@ parameter, through the user's named nodes (the temporaries inside an equation ar
 equation's business): ``∂Loss/∂L2·∂L2/∂σ·∂σ/∂L1·∂L1/∂k1``. Several paths are joined by
 `` + ``; many are written factored. A model of one expression, or an equation with functions
 nested inside, goes through the temporaries of its graph instead (see :func:`stops`):
-``∂f/∂t3·∂t3/∂t2·∂t2/∂k`` with ``t2 = b + k·x``, ``t3 = sigmoid(t2)``.
+``∂f/∂t2·∂t2/∂t1·∂t1/∂k`` with ``t1 = b + k·x``, ``t2 = sigmoid(t1)``.
+
+The functions here read the symbolic view of a differentiated model (``views.view``; a
+compiled model's ``symbolic``):
 
 >>> import sympy as sp
+>>> from symgrad.backward import differentiate
 >>> from symgrad.frontend import build
 >>> from symgrad.functions import sigmoid
+>>> from symgrad.views import view
 >>> x, k, h, f = sp.symbols("x k h f")
->>> g = build([(h, sigmoid(k*x)), (f, h**2 + h)])
+>>> g = view(differentiate(build([(h, sigmoid(k*x)), (f, h**2 + h)])))
 >>> chain(g, g.wrt[0])
 '∂f/∂h·∂h/∂k'
 >>> print(display(local_factor(g, g.output, g.equations[0][0])))
@@ -85,16 +90,18 @@ def stops(graph: Graph) -> frozenset[sp.Symbol]:
     axis=1))``) unless it applies an elementwise function inside (``h = sigmoid(k·sigmoid(x))``)
     or is too large to be one part (larger than ``PART_SIZE`` as a tree). A model of one
     expression, and such an equation, is cut where a temporary is a function's value
-    (``t3 = sigmoid(t2)``), a function's operand (``t2 = b + k·x``; the operand of a ``sum`` or
-    ``mean`` of everything stays inside), a sum raised to a power (the residual ``t4 = t3 − y``
-    of ``t4²``), is read by several nodes, or where the part above it would be too large.
+    (``t2 = sigmoid(t1)``), a function's operand (``t1 = b + k·x``; the operand of a ``sum`` or
+    ``mean`` of everything stays inside), a sum raised to a power (the residual ``t3 = t2 − y``
+    of ``t3²``), is read by several nodes, or where the part above it would be too large.
 
+    >>> from symgrad.backward import differentiate
     >>> from symgrad.frontend import build
     >>> from symgrad.functions import mean, sigmoid
+    >>> from symgrad.views import view
     >>> x, y, k, b, f = sp.symbols("x y k b f")
-    >>> g = build([(f, mean((sigmoid(k*x + b) - y)**2))], wrt=[k, b])
+    >>> g = view(differentiate(build([(f, mean((sigmoid(k*x + b) - y)**2))], wrt=[k, b])))
     >>> sorted(g[s].label for s in stops(g))
-    ['f', 't2', 't3', 't4']
+    ['f', 't1', 't2', 't3']
     """
     readers: dict[sp.Symbol, int] = {}
     for n in graph:
@@ -357,11 +364,13 @@ def chain(graph: Graph, param: sp.Symbol) -> str:
     With more than ``FLAT_PATHS`` paths, the products are written factored, through the nodes
     every path passes:
 
+    >>> from symgrad.backward import differentiate
     >>> from symgrad.frontend import build
+    >>> from symgrad.views import view
     >>> x, f = sp.symbols("x f")
     >>> e = x
     >>> for _ in range(3): e = sp.sin(e) + sp.cos(e)
-    >>> g = build([(f, e)], wrt=[x])
+    >>> g = view(differentiate(build([(f, e)], wrt=[x])))
     >>> print(chain(g, g.wrt[0]).replace(")·(", ")·\\n("))
     (∂f/∂t8·∂t8/∂t6 + ∂f/∂t7·∂t7/∂t6)·
     (∂t6/∂t5·∂t5/∂t3 + ∂t6/∂t4·∂t4/∂t3)·
@@ -583,10 +592,12 @@ def _apply(chain: _Sum, so_far: sp.Expr, factors: dict) -> sp.Expr:
 def terms(graph: Graph) -> list[Term]:
     """Every parameter's chain and local factors, in ``wrt`` order.
 
+    >>> from symgrad.backward import differentiate
     >>> from symgrad.frontend import build
     >>> from symgrad.functions import sigmoid
+    >>> from symgrad.views import view
     >>> x, k, f = sp.symbols("x k f")
-    >>> g = build([(f, sigmoid(k*x))], wrt=[k])
+    >>> g = view(differentiate(build([(f, sigmoid(k*x))], wrt=[k])))
     >>> [(g[a].label, g[b].label, factor) for (a, b), factor in terms(g)[0].factors.items()]
     [('f', 't1', f*(1 - f)), ('t1', 'k', x)]
     """
@@ -606,12 +617,14 @@ def definitions(graph: Graph) -> list[tuple[sp.Symbol, sp.Expr]]:
     """Each node a chain goes through (see :func:`stops`), with what it computes from the
     others and the inputs; in topological order. An equation left whole is as the user wrote it.
 
+    >>> from symgrad.backward import differentiate
     >>> from symgrad.frontend import build
     >>> from symgrad.functions import sigmoid
+    >>> from symgrad.views import view
     >>> x, k, b, f = sp.symbols("x k b f")
-    >>> g = build([(f, sigmoid(k*x + b)**2)], wrt=[k])
+    >>> g = view(differentiate(build([(f, sigmoid(k*x + b)**2)], wrt=[k])))
     >>> [(g[s].label, rhs) for s, rhs in definitions(g)]
-    [('t2', b + k*x), ('t3', sigmoid(t2)), ('f', t3**2)]
+    [('t1', b + k*x), ('t2', sigmoid(t1)), ('f', t2**2)]
     """
     names, _, order = _chain_graph(graph)
     whole = {}
@@ -643,10 +656,12 @@ def explain(graph: Graph, format: str = "text") -> str:
     environment, for ``IPython.display.Math`` or a paper) or ``"markdown"`` (headings and
     ``$$…$$`` blocks, for a notebook cell or a README).
 
+    >>> from symgrad.backward import differentiate
     >>> from symgrad.frontend import build
     >>> from symgrad.functions import sigmoid
+    >>> from symgrad.views import view
     >>> x, k, h, f = sp.symbols("x k h f")
-    >>> g = build([(h, sigmoid(k*x)), (f, 3*h)], wrt=[k])
+    >>> g = view(differentiate(build([(h, sigmoid(k*x)), (f, 3*h)], wrt=[k])))
     >>> print(explain(g))
     h = sigmoid(k·x)
     f = 3·h

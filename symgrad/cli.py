@@ -11,8 +11,8 @@ Exit status: 0 on success (also when the reader of standard output stops early, 
 ``--debug`` shows the traceback), 1 on an internal error.
 
 >>> main(["compile", "mean((k*x + b - y)**2)", "--wrt", "k,b", "--no-code"])
-∂f/∂k = ∂f/∂t2·∂t2/∂k
-∂f/∂b = ∂f/∂t2·∂t2/∂b
+∂f/∂k = ∂f/∂t1·∂t1/∂k
+∂f/∂b = ∂f/∂t1·∂t1/∂b
 0
 >>> main(["compile", "k*x +"])  # stderr: symgrad: error: cannot read 'k*x +' at column 6 ...
 2

@@ -20,7 +20,7 @@ ordered first (Kahn's algorithm, ``order.py``), so nodes are added in topologica
 %7 = sub %6, %3
 %8 = const [2]  # shape ()
 %9 = pow %7, %8
-%10 = mean %9 [None, False]  # Loss
+%10 = mean %9 [None, False]  # Loss; shape ()
 """
 
 from __future__ import annotations

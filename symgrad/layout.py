@@ -13,7 +13,7 @@ equations are named as the user named them (made valid identifiers), the other l
 >>> x, k = sp.symbols("x k")
 >>> plan = layout(differentiate(build(sp.exp(k*x) + sp.sin(k*x), wrt=[k])))
 >>> sorted(plan.names.values())
-['dk', 'f', 'k', 't1', 'x']
+['dk', 'f', 'k', 't1', 't2', 'x']
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ name can break the DOT or add attributes; node identifiers are symgrad's own (``
 >>> from symgrad.backward import differentiate
 >>> from symgrad.frontend import build
 >>> from symgrad.functions import sigmoid
+>>> from symgrad.views import view
 >>> x, k, h = sp.symbols("x k h")
->>> g = differentiate(build([(h, sigmoid(k*x))], wrt=[k]))
+>>> g = view(differentiate(build([(h, sigmoid(k*x))], wrt=[k])))
 >>> dot = digraph(g)  # k, x -> t1 = k·x -> h = sigmoid(t1)
 >>> [line.split(" [")[0].strip() for line in dot.source.splitlines() if "->" in line]
 ['n0 -> n2', 'n1 -> n2', 'n2 -> n3']
@@ -195,8 +196,9 @@ def digraph(
     >>> import sympy as sp
     >>> from symgrad.backward import differentiate
     >>> from symgrad.frontend import build
+    >>> from symgrad.views import view
     >>> x, k, f = sp.symbols("x k f")
-    >>> g = differentiate(build([(f, k*x)], wrt=[k]))
+    >>> g = view(differentiate(build([(f, k*x)], wrt=[k])))
     >>> dot = digraph(g, "backward", highlight=g.wrt[0])
     >>> print(*(line.strip() for line in dot.source.splitlines() if "->" in line))
     d0 -> d2 [label=<∂f/∂k = x> class=chain color="#e67e00" dir=back fontcolor="#e67e00"

@@ -10,11 +10,12 @@ derivatives are rewritten too: ``log(1/(1 + exp(-x)))`` becomes ``log(sigmoid(x)
 
 A pattern is ``(operation, operand patterns...)``; ``X`` and ``Y`` match any node (the same
 node wherever a pattern repeats one), a number matches that number only; sums and products
-match their operands in either order.
+match their operands in either order. The nodes a pattern matched stay in the IR, unread (it
+only grows); ``ir.Graph.pruned`` drops them, and the generated code never computes them.
 
 >>> import sympy as sp
 >>> from symgrad.frontend import build
->>> print(build(sp.log(1 + sp.exp(sp.Symbol("x")))))
+>>> print(build(sp.log(1 + sp.exp(sp.Symbol("x")))).pruned())
 %0 = input  # x (parameter)
 %1 = softplus %0  # f
 """

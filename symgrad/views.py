@@ -16,8 +16,8 @@ x: input
 t1 = 2*k
 t2 = t1*x
 f = exp(t2)
-dt2 = f
-dk = sum_to(2*dt2*x, k)
+dt1 = f*x
+dk = sum_to(2*dt1, k)
 """
 
 from __future__ import annotations

@@ -20,14 +20,14 @@ import numpy as np
 <BLANKLINE>
 def forward(*, k, x):
     """f for the inputs k, x."""
-    k, x = np.asarray(k, dtype=float), np.asarray(x, dtype=float)
+    k, x = np.asarray(k, dtype=float)[()], np.asarray(x, dtype=float)[()]
     f = np.exp(k*x)
     return f
 <BLANKLINE>
 <BLANKLINE>
 def value_and_grad(*, k, x):
     """f and its gradient with respect to k."""
-    k, x = np.asarray(k, dtype=float), np.asarray(x, dtype=float)
+    k, x = np.asarray(k, dtype=float)[()], np.asarray(x, dtype=float)[()]
     # forward, in topological order
     f = np.exp(k*x)
     # backward: dV = ∂f/∂V, in reverse topological order
