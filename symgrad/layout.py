@@ -82,22 +82,21 @@ def layout(graph: Graph) -> Layout:
     name = plan.name
 
     root_set = set(roots)
-    weight: dict[int, int] = {}
+    weight: dict[int, int] = {}  # of the inlined nodes: the operations written in them
+    inlined, order = plan.inlined, plan.order
     for i in needed:
         node = nodes[i]
-        if node.op == "input":
+        if node.op == "input" or node.op == "const" and i not in root_set:
             continue
-        if node.op == "const" and i not in root_set:
-            weight[i] = 0
-            continue
-        w = 1 + sum(weight.get(a, 0) for a in node.args if a in plan.inlined or
-                    nodes[a].op == "const")
-        if uses.get(i) == 1 and i not in root_set and _inlinable(graph, i) and w <= INLINE_LIMIT:
-            plan.inlined.add(i)
+        w = 1
+        for a in node.args:
+            w += weight.get(a, 0)
+        if uses[i] == 1 and i not in root_set and w <= INLINE_LIMIT and _inlinable(graph, i):
+            inlined.add(i)
             weight[i] = w
             continue
         name(i)
-        plan.order.append(i)
+        order.append(i)
     name(graph.output)
     return plan
 

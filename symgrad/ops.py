@@ -540,11 +540,17 @@ def _binary(symbol: str, prec: int, right_assoc: bool = False):
     """An infix operator: the right operand parenthesized when it binds as loosely (so that the
     order of the computation is the IR's), a power's left operand likewise."""
 
+    left_min, right_min = (prec + 1, UNARY) if right_assoc else (prec, prec + 1)
+    space = " " if prec == SUM or symbol == "@" else ""  # k*x + b, as SymPy writes it
+    between = f"{space}{symbol}{space}"
+
     def code(args: list[Code], attrs) -> Code:
-        left, right = args
-        left_min, right_min = (prec + 1, UNARY) if right_assoc else (prec, prec + 1)
-        space = " " if prec == SUM or symbol == "@" else ""  # k*x + b, as SymPy writes it
-        return f"{paren(left, left_min)}{space}{symbol}{space}{paren(right, right_min)}", prec
+        (left, left_prec), (right, right_prec) = args
+        if left_prec < left_min:
+            left = f"({left})"
+        if right_prec < right_min:
+            right = f"({right})"
+        return f"{left}{between}{right}", prec
 
     return code
 

@@ -102,24 +102,38 @@ class _Emitter:
 
     def _lines(self) -> list[_Line]:
         nodes, info = self.graph.nodes, self.graph.info
-        inlined, on_a_line = self.plan.inlined, set(self.plan.order)
+        plan = self.plan
+        inlined, on_a_line, names = plan.inlined, set(plan.order), plan.names
+        const_code = OPS["const"].numpy
         code: dict[int, Code] = {}  # inlined nodes (and numbers): their code
         reads: dict[int, frozenset[int]] = {}
         guarded: set[int] = set()  # inlined nodes with a Piecewise in them
+        nothing: frozenset[int] = frozenset()
         lines = []
-        for i in range(len(nodes)):
-            node = nodes[i]
-            if node.op == "const" and i not in on_a_line:
-                code[i], reads[i] = OPS["const"].numpy([], node.attrs), frozenset()
-                continue
-            if i not in inlined and i not in on_a_line:
-                continue
-            args = [self._code(a, code) for a in node.args]
-            text = self._text(i, args)
-            r = frozenset().union(*(reads[a] if a in code else (a,) for a in node.args))
-            piecewise = (node.op == "piecewise" and _computes_in_branches(node.attrs[0])) or any(
-                a in guarded for a in node.args)
+        for i, node in enumerate(nodes):
             if i in inlined:
+                is_line = False
+            elif i in on_a_line:
+                is_line = True
+            else:
+                if node.op == "const":
+                    code[i], reads[i] = const_code([], node.attrs), nothing
+                continue
+            args = []
+            read: set[int] = set()
+            for a in node.args:
+                found = code.get(a)
+                if found is None:
+                    args.append((names.get(a) or plan.name(a), ATOM))
+                    read.add(a)
+                else:
+                    args.append(found)
+                    read.update(reads[a])
+            text = self._text(i, args)
+            r = frozenset(read)
+            piecewise = (node.op == "piecewise" and _computes_in_branches(node.attrs[0])) or (
+                guarded and any(a in guarded for a in node.args))
+            if not is_line:
                 code[i], reads[i] = text, r
                 if piecewise:
                     guarded.add(i)
@@ -138,10 +152,6 @@ class _Emitter:
             lines.append(_Line(i, line, r))
             self.materialized.add(i)
         return lines
-
-    def _code(self, a: int, code: dict[int, Code]) -> Code:
-        found = code.get(a)
-        return found if found is not None else (self.name(a), ATOM)
 
     def _text(self, i: int, args: list[Code]) -> Code:
         node = self.graph.nodes[i]
