@@ -28,6 +28,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
+from weakref import WeakValueDictionary
 
 INPUT = "input"  # data the user passes in, not differentiated
 PARAMETER = "parameter"  # an input in ``wrt``
@@ -48,8 +50,9 @@ class Opaque:
     (True, False, <shape of k, x broadcast>)
     """
 
-    __slots__ = ("of",)
-    _made: dict[frozenset[str], Opaque] = {}  # one object per set of names, so ``is`` compares
+    __slots__ = ("__weakref__", "of")
+    # one object per set of names while it is in use, so that ``is`` compares
+    _made: ClassVar[WeakValueDictionary[frozenset[str], Opaque]] = WeakValueDictionary()
 
     def __new__(cls, of: str | frozenset[str]):
         of = frozenset((of,)) if isinstance(of, str) else of
@@ -63,7 +66,10 @@ class Opaque:
         return self if other is self else Opaque(self.of | other.of)
 
     def __eq__(self, other: object) -> bool:
-        return other is self or isinstance(other, Opaque) and other.of == self.of
+        return other is self or (isinstance(other, Opaque) and other.of == self.of)
+
+    def __reduce__(self):
+        return Opaque, (self.of,)
 
     def __hash__(self) -> int:
         return hash(("Opaque", self.of))

@@ -86,7 +86,7 @@ def layout(graph: Graph) -> Layout:
     inlined, order = plan.inlined, plan.order
     for i in needed:
         node = nodes[i]
-        if node.op == "input" or node.op == "const" and i not in root_set:
+        if node.op == "input" or (node.op == "const" and i not in root_set):
             continue
         w = 1
         for a in node.args:
