@@ -102,7 +102,9 @@ class Builder:
                 return wide[0]
             if all(isinstance(s, Opaque) for s in wide):
                 union = functools.reduce(operator.or_, wide)
-                return union if len(union.of) <= _MAX_OPAQUE else None
+                if len(union.of) <= _MAX_OPAQUE:
+                    return union
+                return Opaque(frozenset((len(self.graph.nodes),)))  # (this new node's own)
             if any(not isinstance(s, tuple) for s in wide):
                 return None
         elif any(not isinstance(s, tuple) for s in shapes):
@@ -379,8 +381,9 @@ class Builder:
 
 _REDUCTIONS = frozenset({"sum", "mean", "max", "logsumexp"})
 
-#: The most inputs an opaque shape follows (a sum over thousands of separate inputs has one
-#: of no use, and would cost a union of them at every term).
+#: The most inputs an opaque shape follows: beyond them the node's result has an opaque shape
+#: of its own, which the nodes made from it with scalars share (a sum over thousands of
+#: separate inputs would otherwise cost a union of them at every term).
 _MAX_OPAQUE = 8
 
 #: Operations whose result has the shape of one of their arguments, whatever it is.

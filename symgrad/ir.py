@@ -46,15 +46,20 @@ class Opaque:
     ``k*x - y`` and its square that of k, x and y broadcast), so a gradient passed between such
     nodes needs no summing back.
 
+    Besides input names, a shape may name a node (by id), for the shape of a node made from
+    more inputs than are worth following one by one (``builder._MAX_OPAQUE``).
+
     >>> Opaque("x") == Opaque("x"), Opaque("x") == Opaque("y"), Opaque("x") | Opaque("k")
     (True, False, <shape of k, x broadcast>)
+    >>> Opaque(frozenset({7})) | Opaque("y")
+    <shape of %7, y broadcast>
     """
 
     __slots__ = ("__weakref__", "of")
     # one object per set of names while it is in use, so that ``is`` compares
     _made: ClassVar[WeakValueDictionary[frozenset[str], Opaque]] = WeakValueDictionary()
 
-    def __new__(cls, of: str | frozenset[str]):
+    def __new__(cls, of: str | frozenset[str | int]):
         of = frozenset((of,)) if isinstance(of, str) else of
         found = cls._made.get(of)
         if found is None:
@@ -75,7 +80,7 @@ class Opaque:
         return hash(("Opaque", self.of))
 
     def __repr__(self) -> str:
-        names = sorted(self.of)
+        names = sorted(n if isinstance(n, str) else f"%{n}" for n in self.of)
         return f"<shape of {', '.join(names)}{' broadcast' if len(names) > 1 else ''}>"
 
 

@@ -313,8 +313,9 @@ def _schedule(lines: list[_Line], graph: Graph) -> list[_Line]:
     return order
 
 
-#: A model of more inputs than this whose shapes are not declared is taken to be a model of
-#: scalars (the Rosenbrock sum over a thousand symbols), whose values need no ``del``.
+#: A model of more inputs than this whose shapes are not declared, all of them parameters, is
+#: taken to be a model of scalars (the Rosenbrock sum over a thousand symbols), whose values
+#: need no ``del``; data (the inputs not differentiated) are taken to be arrays.
 FEW_INPUTS = 16
 
 
@@ -322,7 +323,8 @@ def _free_after_last_use(lines: list[_Line], graph: Graph, keep: set, emitter) -
     """``del`` each array after the line that reads it last: a large model then needs far less
     memory. Only where that frees an array: a value of a shape known not to be a scalar, or, in
     a model of few inputs, one of a shape not known (data arrays)."""
-    few = len(graph.inputs) <= FEW_INPUTS
+    few = len(graph.inputs) <= FEW_INPUTS or any(
+        graph.info[i].role == INPUT and not known(graph.nodes[i].shape) for i in graph.inputs)
     local = {line.node for line in lines if _may_be_array(graph.nodes[line.node].shape, few)}
     if not local:
         return lines

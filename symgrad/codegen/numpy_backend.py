@@ -92,10 +92,10 @@ def _sinc_derivative(x):
     "_sum_to": '''\
 def _sum_to(g, like):
     """Sum the gradient g over the axes along which `like` was broadcast."""
-    if type(g) is type(like) is np.float64:  # the common cases first: two scalars,
-        return g
+    if type(like) is np.float64:  # the common cases first: to a scalar, every element,
+        return g.sum() if type(g) is np.ndarray else g
     try:
-        if g.shape == like.shape:  # nothing to sum,
+        if g.shape == like.shape:  # or nothing to sum,
             return g
         if like.shape == ():  # or a scalar's: the sum of every element
             return g.sum()
