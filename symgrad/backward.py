@@ -38,7 +38,7 @@ import sympy as sp
 
 from .builder import Builder
 from .errors import NoRuleError
-from .ir import ADJOINT, PARAMETER, TEMP, Graph, Info
+from .ir import ADJOINT, NAMED, PARAMETER, TEMP, Graph, Info
 from .ops import OPS
 
 S = sp.S
@@ -46,34 +46,36 @@ S = sp.S
 
 def differentiate(graph: Graph) -> Graph:
     """``graph`` with the adjoint nodes of the reverse sweep appended and ``grads`` set."""
-    nodes = graph.nodes
+    nodes, info = graph.nodes, graph.info
     forward = graph.forward = len(nodes)
     needed = _on_paths(graph)
     inner = Info(TEMP)  # every inner node of a rule's: one object (a node's own is a new one)
     builder = Builder(graph, info=lambda: inner)
     rules = _Rules()
     adjoint: dict[int, int] = {}
-    cotangents: dict[int, list[int]] = {}
+    cotangents: dict[int, list[Signed]] = {}
     out = graph.output
     for i in range(forward - 1, -1, -1):
         if i not in needed:
             continue
         if i == out:
-            g = _seed(graph, builder, i)
+            g, negated = _seed(graph, builder, i), False
         else:
             parts = cotangents.get(i)
             if not parts:
                 continue
-            g = _accumulate(graph, builder, i, parts)
-        _own(graph, g, i, forward)
-        adjoint[i] = g
+            # a temporary's adjoint may stay negated; another's is a line of its own (dk = -...)
+            g, negated = _accumulate(graph, builder, i, parts, info[i].role == TEMP)
+        if not negated:
+            _own(graph, g, i, forward)
+            adjoint[i] = g
         node = nodes[i]
         if node.op == "input":
             continue
         wanted = tuple(a in needed for a in node.args)
         for arg, c in zip(node.args, rules.cotangents(builder, i, g, wanted), strict=True):
             if c is not None:
-                cotangents.setdefault(arg, []).append(c)
+                cotangents.setdefault(arg, []).append(_signed(graph, c[0], c[1] != negated))
     grads = []
     for p in graph.wrt:
         d = adjoint.get(p)
@@ -85,6 +87,21 @@ def differentiate(graph: Graph) -> Graph:
         grads.append((p, d))
     graph.grads = grads
     return graph
+
+
+#: A cotangent as a node and whether it is to be negated: a sign is carried along the sweep
+#: (every rule is linear in the adjoint) and written where cotangents are summed, as a
+#: subtraction, rather than made a node at every step (``x - y**2`` sends ``-g`` to ``y**2``,
+#: whose rule sends ``-(2*g*y)`` on to y: one ``sub`` at y instead of three ``neg`` nodes).
+Signed = tuple[int, bool]
+
+
+def _signed(graph: Graph, c: int, negated: bool) -> Signed:
+    """``c``, negated if ``negated``, with a minus sign the node itself has taken out."""
+    node = graph.nodes[c]
+    if node.op == "neg" and graph.info[c].role != NAMED:
+        return node.args[0], not negated
+    return c, negated
 
 
 def _own(graph: Graph, g: int, i: int, forward: int) -> None:
@@ -125,24 +142,37 @@ def _on_paths(graph: Graph) -> set[int]:
     return below & above
 
 
-def _accumulate(graph: Graph, builder: Builder, v: int, parts: list[int]) -> int:
-    """The sum of the cotangents sent to ``v``, each brought to its shape where needed."""
+def _accumulate(graph: Graph, builder: Builder, v: int, parts: list[Signed],
+                may_negate: bool) -> Signed:
+    """The sum of the cotangents sent to ``v``, each brought to its shape where needed, the
+    negated ones subtracted (if every one is: negated as a whole where ``may_negate``, else
+    ``-a - b``)."""
     nodes = graph.nodes
     node = nodes[v]
     parameter = graph.info[v].role == PARAMETER
-    if parameter and all(nodes[c].op == "const" for c in parts):  # d(2*k)/dk: shaped like k
-        total = parts[0]
-        for c in parts[1:]:
-            total = builder.op("add", (total, c))
-        return builder.op("full_like", (v,), (builder.number(total),))
+    if parameter and all(nodes[c].op == "const" for c, _ in parts):  # d(2*k)/dk: shaped like k
+        total = sum(-builder.number(c) if negated else builder.number(c) for c, negated in parts)
+        return builder.op("full_like", (v,), (total,)), False
     exact = parameter or len(parts) > 1 or not _elementwise_users_only(graph, v)
     if exact:
-        parts = [c if _same_shape(nodes[c].shape, node.shape)
-                 else builder.op("sum_to", (c, v)) for c in parts]
-    total = parts[0]
-    for c in parts[1:]:
-        total = builder.op("add", (total, c))
-    return total
+        parts = [(c if _same_shape(nodes[c].shape, node.shape)
+                  else builder.op("sum_to", (c, v)), negated) for c, negated in parts]
+    added = [c for c, negated in parts if not negated]
+    subtracted = [c for c, negated in parts if negated]
+    if not added and may_negate:
+        total = subtracted[0]
+        for c in subtracted[1:]:
+            total = builder.op("add", (total, c))
+        return total, True
+    if added:
+        total = added[0]
+        for c in added[1:]:
+            total = builder.op("add", (total, c))
+    else:
+        total, subtracted = builder.op("neg", (subtracted[0],)), subtracted[1:]
+    for c in subtracted:
+        total = builder.op("sub", (total, c))
+    return total, False
 
 
 def _elementwise_users_only(graph: Graph, v: int) -> bool:
@@ -170,36 +200,34 @@ class _Rules:
         self.programs: dict[tuple, list[Program | None]] = {}
 
     def cotangents(self, builder: Builder, i: int, g: int, wanted: tuple[bool, ...]
-                   ) -> list[int | None]:
-        """The cotangent node of each operand of node ``i`` whose ``wanted`` is true (else
-        None), given its adjoint ``g``."""
+                   ) -> list[Signed | None]:
+        """The cotangent of each operand of node ``i`` whose ``wanted`` is true (else None),
+        given its adjoint ``g``: a node and whether it is to be negated."""
         cotangents = self._cotangents(builder, i, g, wanted)
         return [c if w else None for c, w in zip(cotangents, wanted, strict=True)]
 
-    def _cotangents(self, builder: Builder, i: int, g: int, wanted) -> list[int | None]:
+    def _cotangents(self, builder: Builder, i: int, g: int, wanted) -> list[Signed | None]:
         graph = builder.graph
         node = graph.nodes[i]
         op = node.op
         args = node.args
-        if op == "add":
-            return [g, g]
+        if op == "add" or op == "copy":
+            return [(g, False)] * len(args)
         if op == "sub":
-            return [g, builder.op("neg", (g,)) if wanted[1] else None]
+            return [(g, False), (g, True)]
         if op == "neg":
-            return [builder.op("neg", (g,))]
-        if op == "copy":
-            return [g]
+            return [(g, True)]
         if op == "mul":
             a, b = args
-            return [builder.op("mul", (g, b)) if wanted[0] else None,
-                    builder.op("mul", (g, a)) if wanted[1] else None]
+            return [(builder.op("mul", (g, b)), False) if wanted[0] else None,
+                    (builder.op("mul", (g, a)), False) if wanted[1] else None]
         numbers = tuple(builder.number(a) for a in args)
         key = (op, node.attrs, numbers)
         programs = self.programs.get(key)
         if programs is None:
             programs = self.programs[key] = _programs(OPS[op], node.attrs, numbers)
         slots = (g, i, *args)
-        return [None if p is None or not w else p.run(builder, slots)
+        return [None if p is None or not w else (p.run(builder, slots), False)
                 for p, w in zip(programs, wanted, strict=True)]
 
 
