@@ -48,7 +48,11 @@ def differentiate(graph: Graph) -> Graph:
     """``graph`` with the adjoint nodes of the reverse sweep appended and ``grads`` set."""
     nodes, info = graph.nodes, graph.info
     forward = graph.forward = len(nodes)
-    needed = _on_paths(graph)
+    needed, elementwise = _on_paths(graph)
+    # An output elementwise in the inputs is a scalar only where every input it reads is one
+    # (broadcasting never takes a dimension away), and only a scalar output has a gradient
+    # (the code checks): then every node is a scalar, and no cotangent is ever summed back.
+    scalars = elementwise
     inner = Info(TEMP)  # every inner node of a rule's: one object (a node's own is a new one)
     builder = Builder(graph, info=lambda: inner)
     rules = _Rules()
@@ -65,9 +69,9 @@ def differentiate(graph: Graph) -> Graph:
             if not parts:
                 continue
             # a temporary's adjoint may stay negated; another's is a line of its own (dk = -...)
-            g, negated = _accumulate(graph, builder, i, parts, info[i].role == TEMP)
+            g, negated = _accumulate(graph, builder, i, parts, info[i].role == TEMP, scalars)
         if not negated:
-            _own(graph, g, i, forward)
+            _own(graph, g, i, forward, needed)
             adjoint[i] = g
         node = nodes[i]
         if node.op == "input":
@@ -81,7 +85,7 @@ def differentiate(graph: Graph) -> Graph:
         d = adjoint.get(p)
         if d is None:  # the output does not depend on p
             d = builder.op("full_like", (p,), (S.Zero,))
-            _own(graph, d, p, forward)
+            _own(graph, d, p, forward, needed)
         elif graph.info[d].of != p:  # (a parameter's gradient is a line of its own: dk = ...)
             d = graph.add("copy", (d,), (len(graph),), nodes[d].shape, Info(ADJOINT, of=p))
         grads.append((p, d))
@@ -104,13 +108,18 @@ def _signed(graph: Graph, c: int, negated: bool) -> Signed:
     return c, negated
 
 
-def _own(graph: Graph, g: int, i: int, forward: int) -> None:
-    """Make ``g`` the adjoint node of ``i`` if it is a new node that is nobody's yet, or a
-    temporary's (``dL2``, not ``dt1``, for t1 = L2 - y, whose adjoint L2's is)."""
+def _own(graph: Graph, g: int, i: int, forward: int, needed: set[int]) -> None:
+    """Make ``g`` the adjoint node of ``i`` if it is a new node that is nobody's yet, or the
+    adjoint of a temporary that passes it to ``i`` alone (``dL2``, not ``dt1``, for
+    t1 = L2 - y; but for t = x - k, where ``dx = dt`` and ``dk = -dt``, dt stays dt)."""
     info = graph.info[g]
     if g < forward or graph.nodes[g].op == "const":
         return
-    if info.of is None or (graph.info[info.of].role == TEMP and graph.info[i].role != TEMP):
+    owner = info.of
+    if owner is None or (
+        graph.info[owner].role == TEMP and graph.info[i].role != TEMP
+        and sum(a in needed for a in graph.nodes[owner].args) == 1
+    ):
         graph.info[g] = Info(ADJOINT, info.label, info.equation, i)  # (infos may be shared)
 
 
@@ -129,21 +138,25 @@ def _seed(graph: Graph, builder: Builder, out: int) -> int:
     return builder.op("broadcast_like", (builder.const(1), out))
 
 
-def _on_paths(graph: Graph) -> set[int]:
-    """The nodes on some path from a parameter up to the output."""
+def _on_paths(graph: Graph) -> tuple[set[int], bool]:
+    """The nodes on some path from a parameter up to the output, and whether every operation
+    the output depends on is elementwise."""
     below = set(graph.wrt)  # depends on a parameter
     for i, node in enumerate(graph.nodes):
         if not below.isdisjoint(node.args):
             below.add(i)
     above = {graph.output}  # the output depends on it
+    elementwise = True
     for i in range(len(graph.nodes) - 1, -1, -1):
         if i in above:
-            above.update(graph.nodes[i].args)
-    return below & above
+            node = graph.nodes[i]
+            above.update(node.args)
+            elementwise = elementwise and OPS[node.op].elementwise
+    return below & above, elementwise
 
 
 def _accumulate(graph: Graph, builder: Builder, v: int, parts: list[Signed],
-                may_negate: bool) -> Signed:
+                may_negate: bool, scalars: bool) -> Signed:
     """The sum of the cotangents sent to ``v``, each brought to its shape where needed, the
     negated ones subtracted (if every one is: negated as a whole where ``may_negate``, else
     ``-a - b``)."""
@@ -154,7 +167,7 @@ def _accumulate(graph: Graph, builder: Builder, v: int, parts: list[Signed],
         total = sum(-builder.number(c) if negated else builder.number(c) for c, negated in parts)
         return builder.op("full_like", (v,), (total,)), False
     exact = parameter or len(parts) > 1 or not _elementwise_users_only(graph, v)
-    if exact:
+    if exact and not scalars:
         parts = [(c if _same_shape(nodes[c].shape, node.shape)
                   else builder.op("sum_to", (c, v)), negated) for c, negated in parts]
     added = [c for c, negated in parts if not negated]

@@ -556,6 +556,11 @@ def _binary(symbol: str, prec: int, right_assoc: bool = False):
 
 
 def _neg_code(args: list[Code], attrs) -> Code:
+    """``-a*b`` for -(a*b): (-a)*b is the same number (rounding is symmetric in sign); but
+    ``-(A @ B)``, which negates the (often smaller) result, not A."""
+    (text, prec), = args
+    if prec == PRODUCT and not text.startswith("-") and " @ " not in text:
+        return f"-{text}", PRODUCT
     return f"-{paren(args[0], UNARY)}", UNARY
 
 

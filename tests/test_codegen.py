@@ -506,3 +506,53 @@ def test_signs_are_written_outside_products_and_sums(n):
     for s in xs:
         want = float(sp.diff(f, s).subs({v: point[v.name] for v in xs}))
         assert float(grads[s.name]) == pytest.approx(want, rel=1e-12)
+
+
+# -- models elementwise in their inputs --------------------------------------------------------
+
+
+def _rosenbrock(n):
+    xs = sp.symbols(f"x0:{n}")
+    return xs, sum(100 * (xs[i + 1] - xs[i] ** 2) ** 2 + (1 - xs[i]) ** 2 for i in range(n - 1))
+
+
+ELEMENTWISE_MODELS = {
+    "rosenbrock": lambda: _rosenbrock(5),
+    "exp": lambda: ((k, x), sp.exp(2 * k * x) + sp.sin(k)),
+    "shared": lambda: ((k, b), (k - b) ** 2 + k * b - b),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE_MODELS))
+def test_an_elementwise_model_sums_no_gradient_back(name):
+    """An output elementwise in its inputs is a scalar only where every input is one, and only
+    a scalar output has a gradient: so no gradient is summed over broadcast axes; the code
+    still refuses arrays (the check comes before any gradient line), and the gradients are
+    sympy.diff's."""
+    symbols, expr = ELEMENTWISE_MODELS[name]()
+    model = symgrad.compile(expr, wrt=list(symbols))
+    assert "_sum_to" not in model.source
+    rng = np.random.default_rng(1)
+    point = {s: float(v) for s, v in zip(symbols, rng.uniform(0.2, 0.9, len(symbols)), strict=True)}
+    _, grads = model.value_and_grad(**{s.name: v for s, v in point.items()})
+    for s in symbols:
+        want = float(sp.diff(expr, s).subs(point))
+        assert grads[s.name] == pytest.approx(want, rel=1e-12, abs=1e-12)
+    arrays = {s.name: np.full(3, v) for s, v in point.items()}
+    with pytest.raises(symgrad.SymgradError, match="not a scalar"):
+        model.value_and_grad(**arrays)
+    assert np.shape(model(**arrays)) == (3,)  # (the value alone takes arrays)
+
+
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE_MODELS))
+def test_no_comment_differentiates_an_input(name):
+    """A comment's factor ∂U/∂V names as U a node that reads V; an input reads nothing, so no
+    factor is ever ∂x/∂(...) for an input x (an adjoint shared by a temporary's operands keeps
+    the temporary's name: dt6, not dx3, for t6 = x3 - x2**2)."""
+    symbols, expr = ELEMENTWISE_MODELS[name]()
+    model = symgrad.compile(expr, wrt=list(symbols))
+    inputs = {s.name for s in symbols}
+    factors = re.findall(r"∂(\w+)/∂\w+", "\n".join(
+        line.split("#", 1)[1] for line in model.source.splitlines() if "  # ∂" in line))
+    assert factors
+    assert not inputs & set(factors), factors
