@@ -40,7 +40,7 @@ from sympy.printing.latex import greek_letters_set as _GREEK
 from sympy.printing.latex import translate as _translate
 
 from .errors import SymgradError
-from .expressions import free_symbols, substitute_unevaluated, tree_size
+from .expressions import as_taught, free_symbols, substitute_unevaluated, tree_size
 from .functions import mean, sum
 from .graph import ADJOINT, NAMED, TEMP, Graph
 from .ops import broadcast_like, expand_dims, sum_to
@@ -517,16 +517,10 @@ def display(expr: sp.Expr, labels: dict[sp.Symbol, str] | None = None) -> str:
     labels = labels or {}
     symbols = sorted(expr.free_symbols, key=sp.default_sort_key)
     marks = {s: sp.Symbol(f"⟨{i}⟩") for i, s in enumerate(symbols)}
-    text = sp.sstr(expr.xreplace(marks), order="none")
-    text = re.sub(r"\*\*(\d+)", lambda m: m.group(1).translate(_SUPERSCRIPTS), text)
-    text = text.replace("**", "^").replace("*", "·").replace(" - ", " − ")
-    text = re.sub(r"(^|[(\s])-", r"\1−", text)
+    text = as_taught(sp.sstr(expr.xreplace(marks), order="none"))
     for s, mark in marks.items():
         text = text.replace(mark.name, labels.get(s, s.name))
     return text
-
-
-_SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 FORMATS = ("text", "latex", "markdown")

@@ -14,6 +14,7 @@ use these instead.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 
@@ -150,3 +151,18 @@ def _postorder(expr: sp.Basic, combine, memo: dict | None = None):
 #: Classes every argument of which is an operand (the common case, answered first).
 _ALL_OPERANDS = frozenset({sp.Add, sp.Mul, sp.Pow, sp.Symbol, sp.Integer, sp.Float, sp.Rational,
                            sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.tanh})
+
+
+def as_taught(text: str) -> str:
+    """SymPy's text of an expression in the notation of a teacher: ``·`` for ``*``, ``−`` for
+    minus, small exponents raised (for identifiers; marks in place of other names).
+
+    >>> as_taught("2*(x - y)**2/N - x**(1/2)")
+    '2·(x − y)²/N − x^(1/2)'
+    """
+    text = re.sub(r"\*\*(\d+)", lambda m: m.group(1).translate(_SUPERSCRIPTS), text)
+    text = text.replace("**", "^").replace("*", "·").replace(" - ", " − ")
+    return re.sub(r"(^|[(\s])-", r"\1−", text)
+
+
+_SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")

@@ -170,9 +170,13 @@ def test_backward_lines_are_commented_with_their_local_factor(two_layer):
     for line in assignments:
         assert "  # ∂" in line, line
     text = "\n".join(body)
-    assert "# ∂σ/∂L1 = σ*(1 - σ)" in text
-    assert "# ∂L2/∂σ = k2" in text
-    assert "# ∂L1/∂k1 = x" in text
+    assert "# ∂σ/∂L1 = σ·(1 − σ)" in text
+    assert "# ∂Loss/∂L2 = 2·(L2 − y)/N" in text  # (a temporary spelled out, N for the size)
+    assert "# N: the number of elements a mean averages over" in text
+    factors = [m.group(1) for m in re.finditer(r"(?m)^    (∂\S+/∂\S+ = .+)$", two_layer.explain())]
+    assert len(factors) >= 4
+    for factor in factors:  # as explain writes each one
+        assert f"# {factor}" in text or f"; {factor}" in text, factor
 
 
 def test_forward_lines_follow_the_equations(two_layer):

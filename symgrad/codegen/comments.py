@@ -12,8 +12,9 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from ..ir import ADJOINT, INPUT, PARAMETER
-from ..ops import OPS
+from ..expressions import as_taught, tree_size
+from ..ir import ADJOINT, INPUT, PARAMETER, TEMP
+from ..ops import OPS, size
 
 
 def factor_comment(emitter, i: int) -> str:
@@ -43,7 +44,7 @@ def factor_comment(emitter, i: int) -> str:
             term, tail = nodes[term].args[0], ", summed over the broadcast axes"
         factors = _flatten(graph, term, "mul", written_here) if written_here(term) else [term]
         sources = [f for f in factors if info[f].role == ADJOINT and not inlined(f) and f != i]
-        minus = "-" if sign < 0 else ""
+        minus = "−" if sign < 0 else ""
         if len(sources) == 1:
             s = sources[0]
             rest = [f for f in factors if f != s]
@@ -95,25 +96,42 @@ def _adjoints_in(graph, i: int, inlined) -> list[int]:
 
 
 def _show(emitter, factors: list[int], inlined, line: int) -> str:
+    """The product of ``factors`` as explain writes a factor: the model's own temporaries
+    spelled out while short (``2·(L2 − y)/N``, not ``2*t1/size(t1)``), N for the number of
+    elements a mean averages over."""
     graph = emitter.graph
+    nodes, info = graph.nodes, graph.info
     memo: dict[int, sp.Basic] = {}
 
     def view(a: int) -> sp.Basic:
         if a in memo:
             return memo[a]
-        node = graph.nodes[a]
+        node = nodes[a]
         if node.op == "const":
             result = node.attrs[0]
         elif inlined(a) or a == line:
-            args = tuple(view(b) for b in node.args)
-            result = OPS[node.op].sympy_of(args, node.attrs)
+            result = OPS[node.op].sympy_of(tuple(view(b) for b in node.args), node.attrs)
         else:
             result = sp.Symbol(emitter.name(a), real=True)
+            if a < graph.forward and info[a].role == TEMP and node.op != "input":
+                whole = OPS[node.op].sympy_of(tuple(view(b) for b in node.args), node.attrs)
+                if tree_size(whole) <= _SPELLED_OUT:
+                    result = whole
         memo[a] = result
         return result
 
     expr = sp.Mul(*(view(f) for f in factors))
-    return _CommentPrinter({"order": "none"}).doprint(expr)
+    sizes = expr.atoms(size)
+    if len(sizes) == 1:
+        expr = expr.xreplace({sizes.pop(): N})
+    return as_taught(_CommentPrinter({"order": "none"}).doprint(expr))
+
+
+#: The largest temporary (as a tree of operations) a comment spells out rather than names.
+_SPELLED_OUT = 12
+
+#: The number of elements a mean averages over, as explain calls it.
+N = sp.Symbol("N", positive=True, integer=True)
 
 
 class _CommentPrinter(StrPrinter):

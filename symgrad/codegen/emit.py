@@ -228,6 +228,10 @@ class _Emitter:
         backward_at = max(backward_at, output_at + 1)
         imports = [backend.IMPORTS[None]] + [backend.IMPORTS[e] for e in sorted(self.extras)]
         freed = any("\ndel " in line.code for line in body)
+        # (decided by the nodes, not the comments: with or without them, the same lines)
+        mean = not self.never_scalar and any(
+            i >= graph.forward and graph.nodes[i].op == "size"
+            for i in (*self.plan.order, *self.plan.inlined))
         parts = [
             _header(graph, self.names),
             *imports,
@@ -248,6 +252,7 @@ class _Emitter:
             *_indent([line.code for line in body[:backward_at]]),
             INDENT + (f"# no gradient: {out} is not a scalar" if self.never_scalar else
                       f"# backward: dV = ∂{out}/∂V, in reverse topological order"),
+            *_indent(["# N: the number of elements a mean averages over"] if mean else []),
             *_indent(check),
             *_indent([line.code for line in body[backward_at:]]),
             *([] if self.never_scalar else [INDENT + f"return {out}, {{{grads}}}"]),

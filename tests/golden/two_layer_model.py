@@ -28,13 +28,14 @@ def value_and_grad(*, b1, b2, k1, k2, x, y):
     del L2
     Loss = (t1**2).mean()
     # backward: dV = ∂Loss/∂V, in reverse topological order
-    dL2 = 2/np.size(t1)*t1  # ∂Loss/∂L2 = 2*t1/size(t1)
+    # N: the number of elements a mean averages over
+    dL2 = 2/np.size(t1)*t1  # ∂Loss/∂L2 = 2·(L2 − y)/N
     del t1
     dk2 = _sum_to(dL2*σ, k2)  # ∂L2/∂k2 = σ, summed over the broadcast axes
     db2 = _sum_to(dL2, b2)  # ∂L2/∂b2 = 1, summed over the broadcast axes
     dσ = dL2*k2  # ∂L2/∂σ = k2
     del dL2
-    dL1 = dσ*σ*_sigmoid_complement(L1)  # ∂σ/∂L1 = σ*(1 - σ)
+    dL1 = dσ*σ*_sigmoid_complement(L1)  # ∂σ/∂L1 = σ·(1 − σ)
     del L1, σ, dσ
     dk1 = _sum_to(dL1*x, k1)  # ∂L1/∂k1 = x, summed over the broadcast axes
     db1 = _sum_to(dL1, b1)  # ∂L1/∂b1 = 1, summed over the broadcast axes
