@@ -28,7 +28,6 @@ h·x·(1 − h)
 from __future__ import annotations
 
 import itertools
-import re
 import unicodedata
 import weakref
 from dataclasses import dataclass
