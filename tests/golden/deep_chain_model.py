@@ -48,39 +48,40 @@ def value_and_grad(*, c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y):
     t7 = h6 - y
     Loss = (t7**2).mean()
     # backward: dV = ∂Loss/∂V, in reverse topological order
-    dh6 = 2/np.size(t7)*t7  # ∂Loss/∂h6 = 2*t7/size(t7)
+    # N: the number of elements a mean averages over
+    dh6 = 2/np.size(t7)*t7  # ∂Loss/∂h6 = 2·(h6 − y)/N
     del t7
-    dt6 = dh6*h6*_sigmoid_complement(t6)  # ∂h6/∂t6 = h6*(1 - h6)
+    dt6 = dh6*h6*_sigmoid_complement(t6)  # ∂h6/∂t6 = h6·(1 − h6)
     del t6, h6, dh6
     dw6 = _sum_to(dt6*h5, w6)  # ∂t6/∂w6 = h5, summed over the broadcast axes
     dc6 = _sum_to(dt6, c6)  # ∂t6/∂c6 = 1, summed over the broadcast axes
     dh5 = dt6*w6  # ∂t6/∂h5 = w6
     del dt6
-    dt5 = dh5*h5*_sigmoid_complement(t5)  # ∂h5/∂t5 = h5*(1 - h5)
+    dt5 = dh5*h5*_sigmoid_complement(t5)  # ∂h5/∂t5 = h5·(1 − h5)
     del t5, h5, dh5
     dw5 = _sum_to(dt5*h4, w5)  # ∂t5/∂w5 = h4, summed over the broadcast axes
     dc5 = _sum_to(dt5, c5)  # ∂t5/∂c5 = 1, summed over the broadcast axes
     dh4 = dt5*w5  # ∂t5/∂h4 = w5
     del dt5
-    dt4 = dh4*h4*_sigmoid_complement(t4)  # ∂h4/∂t4 = h4*(1 - h4)
+    dt4 = dh4*h4*_sigmoid_complement(t4)  # ∂h4/∂t4 = h4·(1 − h4)
     del t4, h4, dh4
     dw4 = _sum_to(dt4*h3, w4)  # ∂t4/∂w4 = h3, summed over the broadcast axes
     dc4 = _sum_to(dt4, c4)  # ∂t4/∂c4 = 1, summed over the broadcast axes
     dh3 = dt4*w4  # ∂t4/∂h3 = w4
     del dt4
-    dt3 = dh3*h3*_sigmoid_complement(t3)  # ∂h3/∂t3 = h3*(1 - h3)
+    dt3 = dh3*h3*_sigmoid_complement(t3)  # ∂h3/∂t3 = h3·(1 − h3)
     del t3, h3, dh3
     dw3 = _sum_to(dt3*h2, w3)  # ∂t3/∂w3 = h2, summed over the broadcast axes
     dc3 = _sum_to(dt3, c3)  # ∂t3/∂c3 = 1, summed over the broadcast axes
     dh2 = dt3*w3  # ∂t3/∂h2 = w3
     del dt3
-    dt2 = dh2*h2*_sigmoid_complement(t2)  # ∂h2/∂t2 = h2*(1 - h2)
+    dt2 = dh2*h2*_sigmoid_complement(t2)  # ∂h2/∂t2 = h2·(1 − h2)
     del t2, h2, dh2
     dw2 = _sum_to(dt2*h1, w2)  # ∂t2/∂w2 = h1, summed over the broadcast axes
     dc2 = _sum_to(dt2, c2)  # ∂t2/∂c2 = 1, summed over the broadcast axes
     dh1 = dt2*w2  # ∂t2/∂h1 = w2
     del dt2
-    dt1 = dh1*h1*_sigmoid_complement(t1)  # ∂h1/∂t1 = h1*(1 - h1)
+    dt1 = dh1*h1*_sigmoid_complement(t1)  # ∂h1/∂t1 = h1·(1 − h1)
     del t1, h1, dh1
     dw1 = _sum_to(dt1*x, w1)  # ∂t1/∂w1 = x, summed over the broadcast axes
     dc1 = _sum_to(dt1, c1)  # ∂t1/∂c1 = 1, summed over the broadcast axes

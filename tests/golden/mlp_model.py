@@ -36,7 +36,8 @@ def value_and_grad(*, W1, W2, X, b1, b2, y):
     t4 = t3**2
     Loss = t4.mean()
     # backward: dV = ∂Loss/∂V, in reverse topological order
-    dL2 = np.broadcast_to(2/np.size(t4), np.shape(t4))*t3  # ∂Loss/∂L2 = t3*2/size(t4)
+    # N: the number of elements a mean averages over
+    dL2 = np.broadcast_to(2/np.size(t4), np.shape(t4))*t3  # ∂Loss/∂L2 = (L2 − y)·2/N
     del t3, t4
     db2 = _sum_to(dL2, b2)  # ∂L2/∂b2 = 1, summed over the broadcast axes
     dt2 = _sum_to(dL2, t2)  # ∂L2/∂t2: dL2
@@ -44,7 +45,7 @@ def value_and_grad(*, W1, W2, X, b1, b2, y):
     dW2 = H.T @ dt2  # ∂t2/∂W2: Hᵀ @ dt2
     dH = dt2 @ W2.T  # ∂t2/∂H: dt2 @ W2ᵀ
     del dt2
-    dL1 = dH*H*_sigmoid_complement(L1)  # ∂H/∂L1 = H*(1 - H)
+    dL1 = dH*H*_sigmoid_complement(L1)  # ∂H/∂L1 = H·(1 − H)
     del L1, H, dH
     dW1 = X.T @ _sum_to(dL1, t1)  # ∂L1/∂W1: Xᵀ @ dL1
     del t1

@@ -25,8 +25,9 @@ def value_and_grad(*, b, k, x, y):
     Loss = H.mean()
     del H
     # backward: dV = ∂Loss/∂V, in reverse topological order
+    # N: the number of elements a mean averages over
     with np.errstate(all="ignore"):  # np.where drops the branches not taken
-        dR = 1/np.size(R)*np.where(np.abs(R) <= 1.0, R, np.sign(R))  # ∂Loss/∂R = Piecewise((R, Abs(R) <= 1), (sign(R), True))/size(R)
+        dR = 1/np.size(R)*np.where(np.abs(R) <= 1.0, R, np.sign(R))  # ∂Loss/∂R = Piecewise((R, Abs(R) <= 1), (sign(R), True))/N
     del R
     dk = _sum_to(dR*x, k)  # ∂R/∂k = x, summed over the broadcast axes
     db = _sum_to(dR, b)  # ∂R/∂b = 1, summed over the broadcast axes

@@ -31,9 +31,10 @@ def value_and_grad(*, W, X, Y, b):
     t3 = t2.sum(axis=1)
     Loss = -t3.mean()
     # backward: dV = ∂Loss/∂V, in reverse topological order
-    dP = -_sum_to(np.broadcast_to(np.expand_dims(_sum_to(np.broadcast_to(1/np.size(t3), np.shape(t3)), t3), 1), np.shape(t2))*Y, P)  # ∂Loss/∂P = -Y*expand_dims(1/size(t3), (1,))
+    # N: the number of elements a mean averages over
+    dP = -_sum_to(np.broadcast_to(np.expand_dims(_sum_to(np.broadcast_to(1/np.size(t3), np.shape(t3)), t3), 1), np.shape(t2))*Y, P)  # ∂Loss/∂P = −Y·expand_dims(1/N, (1,))
     del t2, t3
-    dZ = dP - np.exp(P)*dP.sum(axis=1, keepdims=True)  # ∂P/∂Z = 1; ∂P/∂Z: -exp(P)*sum(dP, axis=1, keepdims=True)
+    dZ = dP - np.exp(P)*dP.sum(axis=1, keepdims=True)  # ∂P/∂Z = 1; ∂P/∂Z: −exp(P)·sum(dP, axis=1, keepdims=True)
     del P, dP
     dW = X.T @ _sum_to(dZ, t1)  # ∂Z/∂W: Xᵀ @ dZ
     del t1
