@@ -38,7 +38,7 @@ import sympy as sp
 
 from .builder import Builder
 from .errors import NoRuleError
-from .ir import ADJOINT, NAMED, PARAMETER, TEMP, Graph, Info
+from .ir import ADJOINT, NAMED, PARAMETER, TEMP, Graph, Info, same_shape
 from .ops import OPS
 
 S = sp.S
@@ -166,9 +166,10 @@ def _accumulate(graph: Graph, builder: Builder, v: int, parts: list[Signed],
     if parameter and all(nodes[c].op == "const" for c, _ in parts):  # d(2*k)/dk: shaped like k
         total = sum(-builder.number(c) if negated else builder.number(c) for c, negated in parts)
         return builder.op("full_like", (v,), (total,)), False
-    exact = parameter or len(parts) > 1 or not _elementwise_users_only(graph, v)
+    # (through an elementwise operation, a cotangent larger than v may pass, summed further down)
+    exact = parameter or len(parts) > 1 or not OPS[node.op].elementwise
     if exact and not scalars:
-        parts = [(c if _same_shape(nodes[c].shape, node.shape)
+        parts = [(c if same_shape(nodes[c].shape, node.shape)
                   else builder.op("sum_to", (c, v)), negated) for c, negated in parts]
     added = [c for c, negated in parts if not negated]
     subtracted = [c for c, negated in parts if negated]
@@ -186,18 +187,6 @@ def _accumulate(graph: Graph, builder: Builder, v: int, parts: list[Signed],
     for c in subtracted:
         total = builder.op("sub", (total, c))
     return total, False
-
-
-def _elementwise_users_only(graph: Graph, v: int) -> bool:
-    """Whether ``v``'s own operation is elementwise: then a cotangent larger than ``v`` may
-    pass through it, to be summed once, further down."""
-    return OPS[graph.nodes[v].op].elementwise
-
-
-def _same_shape(a, b) -> bool:
-    """Whether two shapes are known to be equal (every size known, or named alike, or the same
-    opaque shape)."""
-    return a is not None and a == b and (not isinstance(a, tuple) or None not in a)
 
 
 class _Rules:

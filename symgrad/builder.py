@@ -38,7 +38,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from .errors import ModelError, ShapeError
-from .ir import NAMED, Graph, Info, Opaque, known
+from .ir import NAMED, Graph, Info, Opaque, any_size, known, same_shape
 from .ops import OPS, SUPPORTED, broadcast, piecewise_slots, record_of
 from .rewrites import BY_OP, rewrite
 
@@ -105,8 +105,8 @@ class Builder:
                 if len(union.of) <= _MAX_OPAQUE:
                     return union
                 return Opaque(frozenset((len(self.graph.nodes),)))  # (this new node's own)
-            if any(not isinstance(s, tuple) for s in wide):
-                return None
+            if any(not isinstance(s, tuple) for s in wide):  # (known and not: the node's own,
+                return Opaque(frozenset((len(self.graph.nodes),)))  # for those made from it)
         elif any(not isinstance(s, tuple) for s in shapes):
             if name in _SHAPE_OF_ARGUMENT:
                 return record.shape(attrs, *shapes)
@@ -115,7 +115,12 @@ class Builder:
             return None
         try:
             if record.elementwise:
-                return broadcast(*wide)
+                shape = broadcast(*wide)
+                if None in shape:  # (sizes that may differ: this node's own, for its users)
+                    node = f"%{len(self.graph.nodes)}"
+                    shape = tuple(any_size(node, k) if n is None else n
+                                  for k, n in enumerate(shape))
+                return shape
             return tuple(record.shape(attrs, *shapes))
         except ShapeError as e:
             where = self.describe() if self.describe is not None else None
@@ -222,7 +227,7 @@ class Builder:
             if nodes[other].shape == ():
                 inner = (g, other) if k == 0 else (other, g)
                 return self.op("broadcast_like", (self.op(name, inner), x))
-            if name in ("mul", "div") and _same(nodes[other].shape, nodes[x].shape):
+            if name in ("mul", "div") and _covers(nodes[other].shape, nodes[x].shape):
                 return self.op(name, (g, other) if k == 0 else (other, g))
         return None
 
@@ -390,9 +395,13 @@ _MAX_OPAQUE = 8
 _SHAPE_OF_ARGUMENT = frozenset({"sum_to", "broadcast_like", "full_like", "max_vjp", "copy"})
 
 
-def _same(a, b) -> bool:
-    """Whether two shapes are known to be equal: the same sizes, or the same opaque shape."""
-    return a is not None and a == b and (not isinstance(a, tuple) or None not in a)
+def _covers(a, b) -> bool:
+    """Whether shape ``a`` is known to be what ``a`` and ``b`` broadcast to."""
+    if same_shape(a, b):
+        return True
+    if not (known(a) and known(b)) or len(b) > len(a):
+        return False
+    return all(m == n or m == 1 for m, n in zip(b[::-1], a[::-1], strict=False))
 
 
 def _lower_sum_to(b: Builder, args, attrs) -> int | None:
@@ -400,7 +409,7 @@ def _lower_sum_to(b: Builder, args, attrs) -> int | None:
     ``g.sum(axis=...)`` over the leading axes and the axes ``like`` has as 1."""
     g, like = args
     source, target = b.graph.nodes[g].shape, b.graph.nodes[like].shape
-    if _same(source, target):
+    if same_shape(source, target):
         return g
     if not (known(source) and known(target)):
         return None
@@ -421,8 +430,11 @@ def _lower_sum_to(b: Builder, args, attrs) -> int | None:
 
 def _lower_broadcast_like(b: Builder, args, attrs) -> int | None:
     g, x = args
-    if _same(b.graph.nodes[g].shape, b.graph.nodes[x].shape):
+    if same_shape(b.graph.nodes[g].shape, b.graph.nodes[x].shape):
         return g
+    inner = b.graph.nodes[g]
+    if inner.op == "broadcast_like":  # spread to one shape, then to a larger: to the larger
+        return b.op("broadcast_like", (inner.args[0], x))
     value = b.number(g)
     if value is not None:  # a number spread: an array full of it (of floats, as every value)
         return b.op("full_like", (x,), (value,))
@@ -456,16 +468,22 @@ def _lower_size(b: Builder, args, attrs) -> int | None:
     if not OPS[nodes[x].op].elementwise:
         return None
     for a in nodes[x].args:  # an input first (it is there all along), then any operand
-        if nodes[a].op == "input" and _same(nodes[a].shape, shape):
+        if nodes[a].op == "input" and same_shape(nodes[a].shape, shape):
             return b.op("size", (a,))
     for a in nodes[x].args:
-        if _same(nodes[a].shape, shape):
+        if same_shape(nodes[a].shape, shape):
             return b.op("size", (a,))
     return None
 
 
 def _lower_expand_dims(b: Builder, args, attrs) -> int | None:
-    return args[0] if b.graph.nodes[args[0]].op == "const" else None
+    node = b.graph.nodes[args[0]]
+    if node.op == "const":
+        return args[0]
+    if node.op == "broadcast_like" and b.graph.nodes[node.args[0]].shape == ():
+        # a number spread, with an axis more: the number spread to the larger shape
+        return b.op("broadcast_like", (node.args[0], b.op("expand_dims", (node.args[1],), attrs)))
+    return None
 
 
 #: Operations the reverse sweep inserts, written more simply once the shapes are known:

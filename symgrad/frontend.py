@@ -35,7 +35,7 @@ import sympy as sp
 from .builder import REAL_PARTS, Builder, _NotReal
 from .errors import ModelError, ShapeError
 from .expressions import free_symbols, is_symbol, larger_than
-from .ir import INPUT, PARAMETER, TEMP, Graph, Info, Opaque, Shape
+from .ir import INPUT, PARAMETER, TEMP, Graph, Info, Opaque, Shape, any_size
 from .order import toposort
 
 Equations = list[tuple[sp.Symbol, sp.Expr]]
@@ -137,7 +137,11 @@ def build(
     for s in inputs:
         role = PARAMETER if s in param_set else INPUT
         shape = declared.get(s.name)
-        env[s] = graph.input(s.name, role, Opaque(s.name) if shape is None else shape)
+        if shape is None:
+            shape = Opaque(s.name)
+        else:  # any size (None): a size of its own, so that the arrays made from it share it
+            shape = tuple(any_size(s.name, k) if n is None else n for k, n in enumerate(shape))
+        env[s] = graph.input(s.name, role, shape)
     for lhs in order:
         env[lhs] = _equation(graph, lhs, rhs_of[lhs], env)
     graph.output = env[out]

@@ -87,6 +87,36 @@ class Opaque:
 Shape = tuple[Size, ...] | Opaque | None
 
 
+class AnySize(str):
+    """A size declared as None (any size), named after its input and axis, or a node's own
+    where sizes may differ (``"X.shape[0]"``): never an identifier, so never one of the user's
+    named sizes; shown as the user declared it.
+
+    >>> AnySize("X.shape[0]") == "X.shape[0]", (AnySize("X.shape[0]"), 12)
+    (True, (None, 12))
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "None"
+
+
+def any_size(of: str, axis: int) -> AnySize:
+    """The size of axis ``axis`` of input ``of`` (or node ``%i``), where it may be any."""
+    return AnySize(f"{of}.shape[{axis}]")
+
+
+def same_shape(a: Shape, b: Shape) -> bool:
+    """Whether two shapes are known to be equal: the same sizes (known or named), or the same
+    opaque shape.
+
+    >>> same_shape((3, "n"), (3, "n")), same_shape((None, 3), (None, 3))
+    (True, False)
+    """
+    return a is not None and a == b and (not isinstance(a, tuple) or None not in a)
+
+
 def known(shape: Shape) -> bool:
     """Whether ``shape`` is a tuple of sizes, each known or named (not None).
 
@@ -300,5 +330,18 @@ def _stable(attrs: tuple) -> tuple:
     return tuple(sp.srepr(a) if isinstance(a, sp.Basic) else a for a in attrs)
 
 
-__all__ = ["ADJOINT", "INPUT", "NAMED", "PARAMETER", "TEMP", "Graph", "Info", "Node", "Opaque",
-           "known"]
+__all__ = [
+    "ADJOINT",
+    "INPUT",
+    "NAMED",
+    "PARAMETER",
+    "TEMP",
+    "AnySize",
+    "Graph",
+    "Info",
+    "Node",
+    "Opaque",
+    "any_size",
+    "known",
+    "same_shape",
+]

@@ -74,7 +74,7 @@ def mlp():
         [sp.Eq(L1, symgrad.matmul(X, W1) + b1), sp.Eq(H, symgrad.sigmoid(L1)),
          sp.Eq(L2, symgrad.matmul(H, W2) + b2), sp.Eq(Loss, symgrad.mean((L2 - y)**2))],
         wrt=[W1, b1, W2, b2],
-        shapes={X: (None, 12), W1: (12, 64), b1: (64,), W2: (64, 1), b2: (1,)},
+        shapes={X: ("n", 12), W1: (12, 64), b1: (64,), W2: (64, 1), b2: (1,), y: ("n", 1)},
     )
 
 
@@ -104,7 +104,7 @@ def classifier():
         [sp.Eq(Z, symgrad.matmul(X, W) + b), sp.Eq(P, symgrad.log_softmax(Z, axis=1)),
          sp.Eq(Loss, -symgrad.mean(symgrad.sum(Y * P, axis=1)))],
         wrt=[W, b],
-        shapes={X: (None, 4), W: (4, 3), b: (3,), Y: (None, 3)},
+        shapes={X: ("n", 4), W: (4, 3), b: (3,), Y: ("n", 3)},
     )
 
 

@@ -18,8 +18,10 @@ PIPELINE = [
     "codegen/load.py",
 ]
 
-#: Lines of the pipeline (3,920 before the IR of issue 15, with ten operations fewer).
-PIPELINE_BUDGET = 3_700
+#: Lines of the pipeline (3,920 before the IR of issue 15, with ten operations fewer; raised
+#: from 3,700 for signs carried through the reverse sweep, models elementwise in their inputs,
+#: sizes declared as None followed through the model, and comments as explain writes them).
+PIPELINE_BUDGET = 3_750
 #: Lines of the whole package.
 PACKAGE_BUDGET = 10_000
 

@@ -33,7 +33,7 @@ def value_and_grad(*, k, x):
     # backward: dV = ∂f/∂V, in reverse topological order
     if np.ndim(f) != 0:
         raise ValueError(f"value_and_grad needs a scalar output, not one of shape {np.shape(f)}")
-    dk = f*x  # ∂f/∂k = f*x
+    dk = f*x  # ∂f/∂k = f·x
     return f, {'k': dk}
 <BLANKLINE>
 '''
@@ -151,7 +151,10 @@ class _Emitter:
         return lines
 
     def _text(self, i: int, args: list[Code]) -> Code:
-        node = self.graph.nodes[i]
+        return self._code(self.graph.nodes[i], args)
+
+    def _code(self, node, args: list[Code]) -> Code:
+        """The code of ``node`` over its operands' code; its helper and extra noted."""
         record = OPS[node.op]
         if record.helper:
             self.helpers.add(record.helper)
@@ -160,6 +163,8 @@ class _Emitter:
             self.extras.add(record.extra)
         if node.op == "piecewise":
             return self._piecewise(node.attrs[0], args)
+        if node.op == "const" and node.attrs[0] is sp.nan:
+            return "np.nan", ATOM
         template = record.numpy
         if isinstance(template, str):
             return template.format(*(a[0] for a in args)), ATOM
@@ -176,18 +181,7 @@ class _Emitter:
         codes: dict[int, Code] = {env[s]: a for s, a in zip(slots, args, strict=True)}
         for i in range(len(args), len(scratch.nodes)):
             node = scratch.nodes[i]
-            record = OPS[node.op]
-            if record.helper:
-                self.helpers.add(record.helper)
-            if record.extra:
-                self.extras.add(record.extra)
-            inner = [codes[a] for a in node.args]
-            if node.op == "const" and node.attrs[0] is sp.nan:
-                codes[i] = ("np.nan", ATOM)
-            elif isinstance(record.numpy, str):
-                codes[i] = (record.numpy.format(*(a[0] for a in inner)), ATOM)
-            else:
-                codes[i] = record.numpy(inner, node.attrs)
+            codes[i] = self._code(node, [codes[a] for a in node.args])
         return codes[root]
 
     # -- comments ------------------------------------------------------------------------------

@@ -8,48 +8,37 @@ import numpy as np
 
 def forward(*, W1, W2, X, b1, b2, y):
     """Loss for the inputs W1, W2, X, b1, b2, y."""
-    W1, W2, b1, b2 = (np.asarray(v, dtype=float) for v in (W1, W2, b1, b2))
-    X, y = np.asarray(X, dtype=float)[()], np.asarray(y, dtype=float)[()]
-    t1 = X @ W1
-    L1 = b1 + t1
+    W1, W2, X, b1, b2, y = (np.asarray(v, dtype=float) for v in (W1, W2, X, b1, b2, y))
+    L1 = b1 + X @ W1
     H = _sigmoid(L1)
-    t2 = H @ W2
-    L2 = b2 + t2
-    t3 = L2 - y
-    t4 = t3**2
-    Loss = t4.mean()
+    L2 = b2 + H @ W2
+    t1 = L2 - y
+    Loss = (t1**2).mean()
     return Loss
 
 
 def value_and_grad(*, W1, W2, X, b1, b2, y):
     """Loss and its gradient with respect to W1, b1, W2, b2."""
-    W1, W2, b1, b2 = (np.asarray(v, dtype=float) for v in (W1, W2, b1, b2))
-    X, y = np.asarray(X, dtype=float)[()], np.asarray(y, dtype=float)[()]
+    W1, W2, X, b1, b2, y = (np.asarray(v, dtype=float) for v in (W1, W2, X, b1, b2, y))
     # forward, in topological order; del frees an array after its last use
-    t1 = X @ W1
-    L1 = b1 + t1
+    L1 = b1 + X @ W1
     H = _sigmoid(L1)
-    t2 = H @ W2
-    L2 = b2 + t2
-    t3 = L2 - y
+    L2 = b2 + H @ W2
+    t1 = L2 - y
     del L2
-    t4 = t3**2
-    Loss = t4.mean()
+    Loss = (t1**2).mean()
     # backward: dV = ∂Loss/∂V, in reverse topological order
     # N: the number of elements a mean averages over
-    dL2 = np.broadcast_to(2/np.size(t4), np.shape(t4))*t3  # ∂Loss/∂L2 = (L2 − y)·2/N
-    del t3, t4
-    db2 = _sum_to(dL2, b2)  # ∂L2/∂b2 = 1, summed over the broadcast axes
-    dt2 = _sum_to(dL2, t2)  # ∂L2/∂t2: dL2
-    del t2, dL2
-    dW2 = H.T @ dt2  # ∂t2/∂W2: Hᵀ @ dt2
-    dH = dt2 @ W2.T  # ∂t2/∂H: dt2 @ W2ᵀ
-    del dt2
+    dL2 = 2/np.size(y)*t1  # ∂Loss/∂L2 = 2·(L2 − y)/N
+    del t1
+    dW2 = H.T @ dL2  # ∂L2/∂W2: Hᵀ @ dL2
+    db2 = dL2.sum(axis=0)  # ∂L2/∂b2 = 1, summed over the broadcast axes
+    dH = dL2 @ W2.T  # ∂L2/∂H: dL2 @ W2ᵀ
+    del dL2
     dL1 = dH*H*_sigmoid_complement(L1)  # ∂H/∂L1 = H·(1 − H)
     del L1, H, dH
-    dW1 = X.T @ _sum_to(dL1, t1)  # ∂L1/∂W1: Xᵀ @ dL1
-    del t1
-    db1 = _sum_to(dL1, b1)  # ∂L1/∂b1 = 1, summed over the broadcast axes
+    dW1 = X.T @ dL1  # ∂L1/∂W1: Xᵀ @ dL1
+    db1 = dL1.sum(axis=0)  # ∂L1/∂b1 = 1, summed over the broadcast axes
     del dL1
     return Loss, {'W1': dW1, 'b1': db1, 'W2': dW2, 'b2': db2}
 
@@ -67,25 +56,3 @@ def _sigmoid_complement(x):
         e = np.exp(x)
     e += 1
     return np.reciprocal(e, out=e) if isinstance(e, np.ndarray) else 1 / e
-
-
-def _sum_to(g, like):
-    """Sum the gradient g over the axes along which `like` was broadcast."""
-    if type(like) is np.float64:  # the common cases first: to a scalar, every element,
-        return g.sum() if type(g) is np.ndarray else g
-    try:
-        if g.shape == like.shape:  # or nothing to sum,
-            return g
-        if like.shape == ():  # or a scalar's: the sum of every element
-            return g.sum()
-    except AttributeError:  # (a Python number)
-        pass
-    shape = np.shape(like)
-    if np.shape(g) == shape:
-        return g
-    g = np.broadcast_to(g, np.broadcast_shapes(np.shape(g), shape))
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
-    )
-    return np.sum(g, axis=axes).reshape(shape)

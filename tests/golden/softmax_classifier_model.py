@@ -7,38 +7,31 @@ import numpy as np
 
 def forward(*, W, X, Y, b):
     """Loss for the inputs W, X, Y, b."""
-    W, b = np.asarray(W, dtype=float), np.asarray(b, dtype=float)
-    X, Y = np.asarray(X, dtype=float)[()], np.asarray(Y, dtype=float)[()]
-    t1 = X @ W
-    Z = b + t1
+    W, X, Y, b = (np.asarray(v, dtype=float) for v in (W, X, Y, b))
+    Z = b + X @ W
     P = _log_softmax(Z, 1)
-    t2 = P*Y
-    t3 = t2.sum(axis=1)
-    Loss = -t3.mean()
+    t1 = (P*Y).sum(axis=1)
+    Loss = -t1.mean()
     return Loss
 
 
 def value_and_grad(*, W, X, Y, b):
     """Loss and its gradient with respect to W, b."""
-    W, b = np.asarray(W, dtype=float), np.asarray(b, dtype=float)
-    X, Y = np.asarray(X, dtype=float)[()], np.asarray(Y, dtype=float)[()]
+    W, X, Y, b = (np.asarray(v, dtype=float) for v in (W, X, Y, b))
     # forward, in topological order; del frees an array after its last use
-    t1 = X @ W
-    Z = b + t1
+    Z = b + X @ W
     P = _log_softmax(Z, 1)
     del Z
-    t2 = P*Y
-    t3 = t2.sum(axis=1)
-    Loss = -t3.mean()
+    t1 = (P*Y).sum(axis=1)
+    Loss = -t1.mean()
     # backward: dV = ∂Loss/∂V, in reverse topological order
     # N: the number of elements a mean averages over
-    dP = -_sum_to(np.broadcast_to(np.expand_dims(_sum_to(np.broadcast_to(1/np.size(t3), np.shape(t3)), t3), 1), np.shape(t2))*Y, P)  # ∂Loss/∂P = −Y·expand_dims(1/N, (1,))
-    del t2, t3
+    dP = -1/np.size(t1)*Y  # ∂Loss/∂P = −Y/N
+    del t1
     dZ = dP - np.exp(P)*dP.sum(axis=1, keepdims=True)  # ∂P/∂Z = 1; ∂P/∂Z: −exp(P)·sum(dP, axis=1, keepdims=True)
     del P, dP
-    dW = X.T @ _sum_to(dZ, t1)  # ∂Z/∂W: Xᵀ @ dZ
-    del t1
-    db = _sum_to(dZ, b)  # ∂Z/∂b = 1, summed over the broadcast axes
+    dW = X.T @ dZ  # ∂Z/∂W: Xᵀ @ dZ
+    db = dZ.sum(axis=0)  # ∂Z/∂b = 1, summed over the broadcast axes
     del dZ
     return Loss, {'W': dW, 'b': db}
 
@@ -47,25 +40,3 @@ def _log_softmax(x, axis):
     """x - logsumexp(x) along axis, without ever taking log(0)."""
     shifted = x - np.max(x, axis=axis, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-
-
-def _sum_to(g, like):
-    """Sum the gradient g over the axes along which `like` was broadcast."""
-    if type(like) is np.float64:  # the common cases first: to a scalar, every element,
-        return g.sum() if type(g) is np.ndarray else g
-    try:
-        if g.shape == like.shape:  # or nothing to sum,
-            return g
-        if like.shape == ():  # or a scalar's: the sum of every element
-            return g.sum()
-    except AttributeError:  # (a Python number)
-        pass
-    shape = np.shape(like)
-    if np.shape(g) == shape:
-        return g
-    g = np.broadcast_to(g, np.broadcast_shapes(np.shape(g), shape))
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
-    )
-    return np.sum(g, axis=axes).reshape(shape)
