@@ -20,7 +20,7 @@ compiled model's ``symbolic``):
 >>> chain(g, g.wrt[0])
 '∂f/∂h·∂h/∂k'
 >>> print(display(local_factor(g, g.output, g.equations[0][0])))
-1 + 2·h
+2·h + 1
 >>> print(display(local_factor(g, g.equations[0][0], g.wrt[0])))
 h·x·(1 − h)
 """
@@ -39,7 +39,13 @@ from sympy.printing.latex import greek_letters_set as _GREEK
 from sympy.printing.latex import translate as _translate
 
 from .errors import SymgradError
-from .expressions import as_taught, free_symbols, substitute_unevaluated, tree_size
+from .expressions import (
+    WrittenOrderPrinter,
+    as_taught,
+    free_symbols,
+    substitute_unevaluated,
+    tree_size,
+)
 from .functions import mean, sum
 from .graph import ADJOINT, NAMED, TEMP, Graph
 from .ops import broadcast_like, expand_dims, sum_to
@@ -85,7 +91,7 @@ def stops(graph: Graph) -> frozenset[sp.Symbol]:
     """The nodes a chain goes through: every named node, and the temporaries worth a name.
 
     A model of several equations is explained through them: each equation keeps its
-    temporaries to itself (``L1 = b1 + k1·x``, ``L = X @ W + b``, ``Loss = −mean(sum(Y·P,
+    temporaries to itself (``L1 = k1·x + b1``, ``L = X @ W + b``, ``Loss = −mean(sum(Y·P,
     axis=1))``) unless it applies an elementwise function inside (``h = sigmoid(k·sigmoid(x))``)
     or is too large to be one part (larger than ``PART_SIZE`` as a tree). A model of one
     expression, and such an equation, is cut where a temporary is a function's value
@@ -516,7 +522,7 @@ def display(expr: sp.Expr, labels: dict[sp.Symbol, str] | None = None) -> str:
     labels = labels or {}
     symbols = sorted(expr.free_symbols, key=sp.default_sort_key)
     marks = {s: sp.Symbol(f"⟨{i}⟩") for i, s in enumerate(symbols)}
-    text = as_taught(sp.sstr(expr.xreplace(marks), order="none"))
+    text = as_taught(WrittenOrderPrinter({"order": "none"}).doprint(expr.xreplace(marks)))
     for s, mark in marks.items():
         text = text.replace(mark.name, labels.get(s, s.name))
     return text

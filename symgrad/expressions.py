@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.printing.str import StrPrinter
 
 
 @lru_cache(maxsize=8)  # a compile asks for the same large expression's several times
@@ -166,3 +167,26 @@ def as_taught(text: str) -> str:
 
 
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def written_order(term: sp.Basic) -> tuple[bool, int]:
+    """Where a term goes in a sum as a person writes it: added before subtracted; products and
+    functions, then symbols, then numbers (``k*x + b + 1 - y``); SymPy's order within each.
+    """
+    negative = term.could_extract_minus_sign()
+    core = -term if negative else term
+    return negative, 2 if core.is_Number else 1 if core.is_Symbol else 0
+
+
+class WrittenOrderPrinter(StrPrinter):
+    """SymPy's text, with the terms of a sum in the order a person writes them.
+
+    >>> k, x, b, y = sp.symbols("k x b y")
+    >>> WrittenOrderPrinter().doprint(k*x + b - y)
+    'k*x + b - y'
+    """
+
+    def _as_ordered_terms(self, expr, order=None):
+        if expr.is_Add:
+            return sorted(expr.args, key=written_order)
+        return super()._as_ordered_terms(expr, order=order)

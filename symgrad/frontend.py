@@ -15,7 +15,7 @@ ordered first (Kahn's algorithm, ``order.py``), so nodes are added in topologica
 %2 = input  # x (parameter)
 %3 = input  # y (parameter)
 %4 = mul %1, %2
-%5 = add %0, %4  # L1
+%5 = add %4, %0  # L1
 %6 = sigmoid %5  # σ
 %7 = sub %6, %3
 %8 = const [2]  # shape ()

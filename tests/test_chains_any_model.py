@@ -176,7 +176,7 @@ def test_the_issues_model_is_explained_through_its_nodes():
     text = model.explain()
     definitions, params = read_explanation(text, "f")
     rhs = dict(definitions)
-    inner = next(name for name, formula in definitions if formula == "b + k·x")
+    inner = next(name for name, formula in definitions if formula == "k·x + b")
     outer = next(name for name, formula in definitions if formula == f"sigmoid({inner})")
     residual = next(name for name, formula in definitions if formula == f"{outer} − y")
     assert rhs["f"] == f"mean({residual}²)"

@@ -139,7 +139,7 @@ def test_forward_is_the_tutorials_diagram(seed):
 def test_forward_labels_carry_the_operation(seed):
     nodes, _ = read_dot(seed.to_dot())
     labels = {n["title"]: html.unescape(n["label"]) for n in nodes.values()}
-    assert "b1 + k1·x" in labels["L1"]
+    assert "k1·x + b1" in labels["L1"]
     assert "sigmoid(L1)" in labels["σ"]
     assert "mean((L2 − y)²)" in labels["Loss"]
     assert "parameter" in labels["k1"] and "input" in labels["x"]

@@ -10,9 +10,8 @@ words.
 from __future__ import annotations
 
 import sympy as sp
-from sympy.printing.str import StrPrinter
 
-from ..expressions import as_taught, tree_size
+from ..expressions import WrittenOrderPrinter, as_taught, tree_size
 from ..ir import ADJOINT, INPUT, PARAMETER, TEMP
 from ..ops import OPS, size
 
@@ -134,7 +133,7 @@ _SPELLED_OUT = 12
 N = sp.Symbol("N", positive=True, integer=True)
 
 
-class _CommentPrinter(StrPrinter):
+class _CommentPrinter(WrittenOrderPrinter):
     """Comments read like the math: ``A @ B``, ``Wᵀ``, ``sum(g)``."""
 
     def _print_matmul(self, expr):

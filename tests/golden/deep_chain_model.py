@@ -12,17 +12,17 @@ import numpy as np
 def forward(*, c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y):
     """Loss for the inputs c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y."""
     c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y = (np.asarray(v, dtype=float)[()] for v in (c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y))
-    t1 = c1 + w1*x
+    t1 = w1*x + c1
     h1 = _sigmoid(t1)
-    t2 = c2 + h1*w2
+    t2 = h1*w2 + c2
     h2 = _sigmoid(t2)
-    t3 = c3 + h2*w3
+    t3 = h2*w3 + c3
     h3 = _sigmoid(t3)
-    t4 = c4 + h3*w4
+    t4 = h3*w4 + c4
     h4 = _sigmoid(t4)
-    t5 = c5 + h4*w5
+    t5 = h4*w5 + c5
     h5 = _sigmoid(t5)
-    t6 = c6 + h5*w6
+    t6 = h5*w6 + c6
     h6 = _sigmoid(t6)
     t7 = h6 - y
     Loss = (t7**2).mean()
@@ -33,17 +33,17 @@ def value_and_grad(*, c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y):
     """Loss and its gradient with respect to w1, c1, w2, c2, w3, c3, w4, c4, w5, c5, w6, c6."""
     c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y = (np.asarray(v, dtype=float)[()] for v in (c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y))
     # forward, in topological order; del frees an array after its last use
-    t1 = c1 + w1*x
+    t1 = w1*x + c1
     h1 = _sigmoid(t1)
-    t2 = c2 + h1*w2
+    t2 = h1*w2 + c2
     h2 = _sigmoid(t2)
-    t3 = c3 + h2*w3
+    t3 = h2*w3 + c3
     h3 = _sigmoid(t3)
-    t4 = c4 + h3*w4
+    t4 = h3*w4 + c4
     h4 = _sigmoid(t4)
-    t5 = c5 + h4*w5
+    t5 = h4*w5 + c5
     h5 = _sigmoid(t5)
-    t6 = c6 + h5*w6
+    t6 = h5*w6 + c6
     h6 = _sigmoid(t6)
     t7 = h6 - y
     Loss = (t7**2).mean()

@@ -9,9 +9,9 @@ import numpy as np
 def forward(*, W1, W2, X, b1, b2, y):
     """Loss for the inputs W1, W2, X, b1, b2, y."""
     W1, W2, X, b1, b2, y = (np.asarray(v, dtype=float) for v in (W1, W2, X, b1, b2, y))
-    L1 = b1 + X @ W1
+    L1 = X @ W1 + b1
     H = _sigmoid(L1)
-    L2 = b2 + H @ W2
+    L2 = H @ W2 + b2
     t1 = L2 - y
     Loss = (t1**2).mean()
     return Loss
@@ -21,9 +21,9 @@ def value_and_grad(*, W1, W2, X, b1, b2, y):
     """Loss and its gradient with respect to W1, b1, W2, b2."""
     W1, W2, X, b1, b2, y = (np.asarray(v, dtype=float) for v in (W1, W2, X, b1, b2, y))
     # forward, in topological order; del frees an array after its last use
-    L1 = b1 + X @ W1
+    L1 = X @ W1 + b1
     H = _sigmoid(L1)
-    L2 = b2 + H @ W2
+    L2 = H @ W2 + b2
     t1 = L2 - y
     del L2
     Loss = (t1**2).mean()

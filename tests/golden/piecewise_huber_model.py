@@ -8,7 +8,7 @@ import numpy as np
 def forward(*, b, k, x, y):
     """Loss for the inputs b, k, x, y."""
     b, k, x, y = (np.asarray(v, dtype=float)[()] for v in (b, k, x, y))
-    R = b + k*x - y
+    R = k*x + b - y
     with np.errstate(all="ignore"):  # np.where drops the branches not taken
         H = np.where(np.abs(R) <= 1.0, R**2/2, np.abs(R) - 1/2)
     Loss = H.mean()
@@ -19,7 +19,7 @@ def value_and_grad(*, b, k, x, y):
     """Loss and its gradient with respect to k, b."""
     b, k, x, y = (np.asarray(v, dtype=float)[()] for v in (b, k, x, y))
     # forward, in topological order; del frees an array after its last use
-    R = b + k*x - y
+    R = k*x + b - y
     with np.errstate(all="ignore"):  # np.where drops the branches not taken
         H = np.where(np.abs(R) <= 1.0, R**2/2, np.abs(R) - 1/2)
     Loss = H.mean()

@@ -8,7 +8,7 @@ import numpy as np
 def forward(*, W, X, Y, b):
     """Loss for the inputs W, X, Y, b."""
     W, X, Y, b = (np.asarray(v, dtype=float) for v in (W, X, Y, b))
-    Z = b + X @ W
+    Z = X @ W + b
     P = _log_softmax(Z, 1)
     t1 = (P*Y).sum(axis=1)
     Loss = -t1.mean()
@@ -19,7 +19,7 @@ def value_and_grad(*, W, X, Y, b):
     """Loss and its gradient with respect to W, b."""
     W, X, Y, b = (np.asarray(v, dtype=float) for v in (W, X, Y, b))
     # forward, in topological order; del frees an array after its last use
-    Z = b + X @ W
+    Z = X @ W + b
     P = _log_softmax(Z, 1)
     del Z
     t1 = (P*Y).sum(axis=1)

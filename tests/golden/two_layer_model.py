@@ -9,9 +9,9 @@ import numpy as np
 def forward(*, b1, b2, k1, k2, x, y):
     """Loss for the inputs b1, b2, k1, k2, x, y."""
     b1, b2, k1, k2, x, y = (np.asarray(v, dtype=float)[()] for v in (b1, b2, k1, k2, x, y))
-    L1 = b1 + k1*x
+    L1 = k1*x + b1
     σ = _sigmoid(L1)
-    L2 = b2 + k2*σ
+    L2 = k2*σ + b2
     t1 = L2 - y
     Loss = (t1**2).mean()
     return Loss
@@ -21,9 +21,9 @@ def value_and_grad(*, b1, b2, k1, k2, x, y):
     """Loss and its gradient with respect to k1, b1, k2, b2."""
     b1, b2, k1, k2, x, y = (np.asarray(v, dtype=float)[()] for v in (b1, b2, k1, k2, x, y))
     # forward, in topological order; del frees an array after its last use
-    L1 = b1 + k1*x
+    L1 = k1*x + b1
     σ = _sigmoid(L1)
-    L2 = b2 + k2*σ
+    L2 = k2*σ + b2
     t1 = L2 - y
     del L2
     Loss = (t1**2).mean()
