@@ -1214,12 +1214,10 @@ def case_tiny(settings: Settings, libs: Libraries) -> list[Table]:
 PROFILE_ROWS = (  # (label, file suffix, function name) of the cProfile entries reported
     ("build (front end)", "symgrad/frontend.py", "build"),
     ("differentiate", "symgrad/backward.py", "differentiate"),
-    ("specialize", "symgrad/passes.py", "specialize"),
     ("emit", "symgrad/codegen/emit.py", "emit"),
-    ("· SymPy printing", "sympy/printing/printer.py", "_print"),
-    ("· SymPy cache clears", "sympy/core/cache.py", "clear_cache"),
-    ("load (compile+exec)", "symgrad/codegen/load.py", "load"),
-    ("· Python compile()", "~", "<built-in method builtins.compile>"),
+    ("· layout", "symgrad/layout.py", "layout"),
+    ("shape check", "symgrad/model.py", "_check"),
+    ("Python compile()", "~", "<built-in method builtins.compile>"),
 )
 
 
@@ -1246,8 +1244,9 @@ def compile_profile(settings: Settings) -> list[Table]:
     table = Table(
         "symgrad compile + first call, profiled: share of the time by function (one cold run)",
         ["model", "size", "compile (race)", *labels],
-        notes=["· rows are inside the row above them (SymPy printing inside emit, Python's "
-               "compile() inside load); a profile is skipped when the compile took over "
+        notes=["· a column inside the one before it (the layout inside emit); Python's "
+               "compile() of the generated source, at compile time and at the first call; "
+               "a profile is skipped when the compile took over "
                f"{settings.compile_budget:g} s in the race"],
     )
     for kind, size, builder, inputs_of, row in jobs:
