@@ -290,8 +290,6 @@ class Builder:
                 f"{e} in a computation: a value is undefined or infinite for every input; "
                 "symgrad cannot compute it: rewrite the expression, e.g. with Piecewise"
             )
-        if where and e.is_Integer:  # a branch's value: a float, so np.where gives floats
-            return self.const(sp.Float(e))
         return self.const(e)
 
     def _sum(self, e: sp.Add, memo: dict) -> int:
@@ -374,14 +372,17 @@ class Builder:
         return result
 
     def _where(self, e: sp.Piecewise, memo: dict) -> int:
+        def value(v):  # a branch's whole number as a float, so np.where gives floats
+            return self.const(sp.Float(v)) if v.is_Integer else memo[v]
+
         *pairs, last = e.args
         if last.cond == sp.true:
-            result = memo[last.expr]
+            result = value(last.expr)
         else:
             result = self.graph.add("const", (), (sp.nan,), ())
             pairs.append(last)
         for pair in reversed(pairs):
-            result = self.op("where", (memo[pair.cond], memo[pair.expr], result))
+            result = self.op("where", (memo[pair.cond], value(pair.expr), result))
         return result
 
 

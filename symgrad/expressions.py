@@ -158,11 +158,12 @@ def as_taught(text: str) -> str:
     """SymPy's text of an expression in the notation of a teacher: ``·`` for ``*``, ``−`` for
     minus, small exponents raised (for identifiers; marks in place of other names).
 
-    >>> as_taught("2*(x - y)**2/N - x**(1/2)")
-    '2·(x − y)²/N − x^(1/2)'
+    >>> as_taught("2*(x - y)**2/N - x**(1/2) if x <= 1 else 0")
+    '2·(x − y)²/N − x^(1/2) if x ≤ 1 else 0'
     """
     text = re.sub(r"\*\*(\d+)", lambda m: m.group(1).translate(_SUPERSCRIPTS), text)
     text = text.replace("**", "^").replace("*", "·").replace(" - ", " − ")
+    text = text.replace(" <= ", " ≤ ").replace(" >= ", " ≥ ").replace(" != ", " ≠ ")
     return re.sub(r"(^|[(\s])-", r"\1−", text)
 
 
@@ -184,7 +185,20 @@ class WrittenOrderPrinter(StrPrinter):
     >>> k, x, b, y = sp.symbols("k x b y")
     >>> WrittenOrderPrinter().doprint(k*x + b - y)
     'k*x + b - y'
+    >>> WrittenOrderPrinter().doprint(sp.Piecewise((x, sp.Abs(x) <= 1), (sp.sign(x), True)))
+    '(x if |x| <= 1 else sign(x))'
     """
+
+    def _print_Piecewise(self, expr):
+        *pairs, last = expr.args
+        tail = self._print(last.expr) if last.cond == sp.true else "nan"
+        if last.cond != sp.true:
+            pairs.append(last)
+        heads = "".join(f"{self._print(p.expr)} if {self._print(p.cond)} else " for p in pairs)
+        return f"({heads}{tail})"
+
+    def _print_Abs(self, expr):
+        return f"|{self._print(expr.args[0])}|"
 
     def _as_ordered_terms(self, expr, order=None):
         if expr.is_Add:

@@ -10,7 +10,7 @@ def forward(*, b, k, x, y):
     b, k, x, y = (np.asarray(v, dtype=float)[()] for v in (b, k, x, y))
     R = k*x + b - y
     with np.errstate(all="ignore"):  # np.where drops the branches not taken
-        H = np.where(np.abs(R) <= 1.0, R**2/2, np.abs(R) - 1/2)
+        H = np.where(np.abs(R) <= 1, R**2/2, np.abs(R) - 1/2)
     Loss = H.mean()
     return Loss
 
@@ -21,13 +21,13 @@ def value_and_grad(*, b, k, x, y):
     # forward, in topological order; del frees an array after its last use
     R = k*x + b - y
     with np.errstate(all="ignore"):  # np.where drops the branches not taken
-        H = np.where(np.abs(R) <= 1.0, R**2/2, np.abs(R) - 1/2)
+        H = np.where(np.abs(R) <= 1, R**2/2, np.abs(R) - 1/2)
     Loss = H.mean()
     del H
     # backward: dV = ∂Loss/∂V, in reverse topological order
     # N: the number of elements a mean averages over
     with np.errstate(all="ignore"):  # np.where drops the branches not taken
-        dR = 1/np.size(R)*np.where(np.abs(R) <= 1.0, R, np.sign(R))  # ∂Loss/∂R = Piecewise((R, Abs(R) <= 1), (sign(R), True))/N
+        dR = 1/np.size(R)*np.where(np.abs(R) <= 1, R, np.sign(R))  # ∂Loss/∂R = (R if |R| ≤ 1 else sign(R))/N
     del R
     dk = _sum_to(dR*x, k)  # ∂R/∂k = x, summed over the broadcast axes
     db = _sum_to(dR, b)  # ∂R/∂b = 1, summed over the broadcast axes
