@@ -38,7 +38,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from .errors import ModelError, ShapeError
-from .expressions import written_order
+from .expressions import term_kind
 from .ir import NAMED, Graph, Info, Opaque, any_size, known, same_shape
 from .ops import OPS, SUPPORTED, broadcast, piecewise_slots, record_of
 from .rewrites import BY_OP, rewrite
@@ -293,7 +293,7 @@ class Builder:
         return self.const(e)
 
     def _sum(self, e: sp.Add, memo: dict) -> int:
-        terms = sorted(e.args, key=written_order)  # k*x + b - y, as a person writes it
+        terms = sorted(e.args, key=term_kind)  # k*x + b - y, as a person writes it
         plus = [t for t in terms if not _negative(t)]
         minus = [t for t in terms if _negative(t)]
         if plus:

@@ -174,9 +174,17 @@ def written_order(term: sp.Basic) -> tuple[bool, int]:
     """Where a term goes in a sum as a person writes it: added before subtracted; products and
     functions, then symbols, then numbers (``k*x + b + 1 - y``); SymPy's order within each.
     """
-    negative = term.could_extract_minus_sign()
-    core = -term if negative else term
-    return negative, 2 if core.is_Number else 1 if core.is_Symbol else 0
+    return term.could_extract_minus_sign(), term_kind(term)
+
+
+def term_kind(term: sp.Basic) -> int:
+    """0 for a product or a function, 1 for a symbol (or its negation), 2 for a number."""
+    if term.is_Number:
+        return 2
+    if term.is_Symbol or (term.is_Mul and len(term.args) == 2 and term.args[0] is sp.S.NegativeOne
+                          and term.args[1].is_Symbol):
+        return 1
+    return 0
 
 
 class WrittenOrderPrinter(StrPrinter):
