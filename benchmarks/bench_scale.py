@@ -361,12 +361,13 @@ def chain(args, clock: str, log) -> tuple[Table, Outcome]:
     return table, o
 
 
-def cache(args, clock: str, log) -> tuple[Table, float | None]:
+def cache(args, clock: str, log) -> tuple[Table, list[float | None] | None]:
     table = Table(
         f"Compile cache: N = {CACHE_SIZE:,} Rosenbrock, cold compile and a hit in a fresh process",
-        ["N", "cold", "hit (fresh process)", "cold / hit"],
-        notes=["both: compile + first call, the model built before the clock; cold: an empty "
-               "cache_dir; hit: a new process, the same cache_dir"],
+        ["N", "cold", "first hit", "later hit", "cold / first hit", "cold / later hit"],
+        notes=["each: compile + first call in a fresh process, the model built before the "
+               "clock; cold: an empty cache_dir; first hit: a new process, the same cache_dir "
+               "(it also writes the stored module's bytecode); later hit: another new process"],
     )
     probe = (
         f"import sys; sys.path.insert(0, {str(args.checkout)!r}); import inspect, symgrad; "
@@ -383,15 +384,17 @@ def cache(args, clock: str, log) -> tuple[Table, float | None]:
         argv = [str(args.checkout), str(CACHE_SIZE), directory]
         log(f"  cache N = {CACHE_SIZE:,}: cold ...")
         cold = run_child(args.python, SYMGRAD_ROSENBROCK, argv, args.timeout)
-        log(f"  cache N = {CACHE_SIZE:,}: hit ...")
-        hit = run_child(args.python, SYMGRAD_ROSENBROCK, argv, args.timeout)
+        log(f"  cache N = {CACHE_SIZE:,}: hits ...")
+        hits = [run_child(args.python, SYMGRAD_ROSENBROCK, argv, args.timeout) for _ in "12"]
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    t_cold, t_hit = cold.seconds(clock), hit.seconds(clock)
-    ratio = t_cold / t_hit if t_cold and t_hit else None
-    table.add(f"{CACHE_SIZE:,}", cold.failure or fmt_s(t_cold), hit.failure or fmt_s(t_hit),
-              "–" if ratio is None else f"{ratio:.1f}×")
-    return table, ratio
+    t_cold = cold.seconds(clock)
+    times = [h.seconds(clock) for h in hits]
+    ratios = [t_cold / t if t_cold and t else None for t in times]
+    table.add(f"{CACHE_SIZE:,}", cold.failure or fmt_s(t_cold),
+              *(h.failure or fmt_s(t) for h, t in zip(hits, times, strict=True)),
+              *("–" if r is None else f"{r:.1f}×" for r in ratios))
+    return table, ratios
 
 
 def targets(args, clock, ros, chain_outcome, cache_ratio) -> Table:
@@ -432,9 +435,12 @@ def targets(args, clock, ros, chain_outcome, cache_ratio) -> Table:
     table.add(f"a chain of {args.depth:,} nested functions compiles at the default recursion "
               "limit", "yes" if ok else (chain_outcome.failure or d.get("failure", "–")),
               verdict(ok))
+    first, later = cache_ratio if cache_ratio is not None else (None, None)
     table.add("cache hit in a fresh process ≥ 5× faster than cold (N = 10⁴)",
-              "n/a: no compile cache" if cache_ratio is None else f"{cache_ratio:.1f}×",
-              verdict(None if cache_ratio is None else cache_ratio >= TARGET_CACHE))
+              "n/a: no compile cache" if later is None else
+              f"{later:.1f}× (the first hit, which also writes the bytecode: "
+              f"{first:.1f}×)" if first is not None else f"{later:.1f}×",
+              verdict(None if later is None else later >= TARGET_CACHE))
     table.notes.append(f"clock: {clock}")
     return table
 

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sympy as sp
@@ -32,7 +32,7 @@ from .functions import (
     sum,  # noqa: F401 (public as symgrad.sum, not in __all__: see there)
     transpose,
 )
-from .model import CompiledModel
+from .model import CompiledModel, source_key
 from .training import History, TrainingDiverged, fit
 
 
@@ -84,13 +84,26 @@ def compile(
     if not isinstance(cache, bool):
         raise SymgradError(f"cache={cache!r}: pass True (the default) or False")
     disk = ModuleCache(cache_dir) if cache else None
-    graph = build(model, name=name, output=output, wrt=wrt, shapes=shapes)
-    # the user's symbols are looked for only if a symbolic view asks (a walk of the whole
-    # model), in what was passed now (the containers copied: the user may change them)
+    # what was passed, the containers copied (the user may change them, a generator is read
+    # once): the symbolic views look for the user's symbols in it, only if asked
     given = dict(model) if isinstance(model, Mapping) else (
         list(model) if isinstance(model, list | tuple) else model)
-    wrt_given = wrt if wrt is None or isinstance(wrt, sp.Symbol | str) else list(wrt)
-    return CompiledModel(graph, given, wrt_given, name, broadcast, disk)
+    if wrt is not None and not isinstance(wrt, sp.Basic | str) and isinstance(wrt, Iterable):
+        wrt = list(wrt)
+    key = source_key(given, name, output, wrt, shapes) if disk is not None else None
+    note = disk.load_note(key) if key is not None else None
+    if note is not None:  # compiled before: its IR is built only if something asks for it
+        try:
+            return CompiledModel(None, given, wrt, name, broadcast, disk, output=output,
+                                 shapes=shapes, note=note)
+        except (KeyError, TypeError, ValueError):  # (a note of another shape: not trusted)
+            pass
+    graph = build(given, name=name, output=output, wrt=wrt, shapes=shapes)
+    compiled = CompiledModel(graph, given, wrt, name, broadcast, disk, output=output,
+                             shapes=shapes)
+    if key is not None:
+        disk.store_note(key, compiled.note())
+    return compiled
 
 
 # (compile, sum and max are not in __all__: ``from symgrad import *`` must not shadow the

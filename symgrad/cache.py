@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import importlib.machinery
 import importlib.util
+import json
 import marshal
 import os
 import re
@@ -173,6 +174,36 @@ class ModuleCache:
             return None
         return vars(module)
 
+    def load_note(self, key: str) -> dict[str, Any] | None:
+        """The note stored under ``key`` (a JSON object), or None when there is none, or it is
+        corrupt, truncated or from another symgrad version.
+
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> cache, key = ModuleCache(tmp.name), "ab" * 8
+        >>> cache.store_note(key, {"inputs": ["x"]})
+        >>> cache.load_note(key), cache.load_note("cd" * 8)
+        ({'inputs': ['x']}, None)
+        >>> tmp.cleanup()
+        """
+        data = _read(_note_path(self, key))
+        if data is None or not _verified(data):
+            return None
+        body = data[: data.rfind(b"\n", 0, len(data) - 1) + 1]
+        try:
+            note = json.loads(body)
+        except ValueError:
+            return None
+        return note if isinstance(note, dict) else None
+
+    def store_note(self, key: str, note: dict[str, Any]) -> None:
+        """Store the JSON object ``note`` under ``key`` (as ``store`` stores a module)."""
+        data = _entry(json.dumps(note, sort_keys=True).encode("utf-8"))
+        try:
+            _write(_note_path(self, key), data)
+        except OSError:
+            pass  # (only costs the cache; store warns about the directory once)
+
     def store(self, key: str, source: str) -> None:
         """Store the module ``source`` under ``key``, replacing any entry there. A directory that
         cannot be written (read-only, full, a file in its place) only costs the cache: nothing is
@@ -205,6 +236,10 @@ class ModuleCache:
                     ),
                     stacklevel=2,
                 )
+
+
+def _note_path(cache: ModuleCache, key: str) -> Path:
+    return cache.path(key).with_suffix(".json")
 
 
 def _check_key(key: object) -> None:

@@ -14,6 +14,7 @@ use these instead.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from functools import lru_cache
@@ -212,3 +213,36 @@ class WrittenOrderPrinter(StrPrinter):
         if expr.is_Add:
             return sorted(expr.args, key=written_order)
         return super()._as_ordered_terms(expr, order=order)
+
+
+def structural_hash(expr: sp.Basic) -> str:
+    """A digest of what ``expr`` is, the same in every process (independent of
+    ``PYTHONHASHSEED``): each class by its module and name, each atom by its ``srepr`` (a
+    symbol with its assumptions, a number exactly); a walk of the DAG, not of the tree.
+
+    >>> x, y = sp.symbols("x y")
+    >>> structural_hash(x + y) == structural_hash(y + x), structural_hash(x) == structural_hash(y)
+    (True, False)
+    >>> structural_hash(x) == structural_hash(sp.Symbol("x", positive=True))
+    False
+    """
+    memo: dict[sp.Basic, str] = {}
+    stack = [expr]
+    while stack:  # iterative post-order: deep models must not hit the recursion limit
+        e = stack[-1]
+        if e in memo:
+            stack.pop()
+            continue
+        args = e.args
+        todo = [a for a in args if a not in memo]
+        if todo:
+            stack.extend(todo)
+            continue
+        kind = type(e)
+        if args:
+            text = f"{kind.__module__}.{kind.__qualname__}({','.join(memo[a] for a in args)})"
+        else:
+            text = f"{kind.__module__}.{sp.srepr(e)}"
+        memo[e] = hashlib.sha256(text.encode()).hexdigest()[:32]
+        stack.pop()
+    return memo[expr]

@@ -38,33 +38,66 @@ class CompiledModel:
     """A model compiled to NumPy: call it for the value, ``value_and_grad`` for both."""
 
     def __init__(
-        self, graph: IR, model: Any = None, wrt: Any = None, name: str = "f",
-        broadcast: str = "warn", cache: ModuleCache | None = None,
+        self, graph: IR | None, model: Any = None, wrt: Any = None, name: str = "f",
+        broadcast: str = "warn", cache: ModuleCache | None = None, *,
+        output: Any = None, shapes: Any = None, note: dict | None = None,
     ):
         from .memory import keep_freed_memory
 
         keep_freed_memory()  # once per process: freed temporaries stay warm (memory.py)
-        self._forward = graph  # the model's IR before the reverse sweep (a hit needs no more)
         self.broadcast = broadcast  # what an outer-product broadcast does: warn, error, allow
         self._warned: set[tuple] = set()  # shape patterns already warned about
         self._compiled = (model, wrt, name)  # what was compiled, as symgrad.compile was given it
-        info = graph.info
-        self.inputs: tuple[str, ...] = tuple(info[i].label for i in graph.inputs)
-        self.wrt: tuple[str, ...] = tuple(info[p].label for p in graph.wrt)
-        self.output: str = info[graph.output].label
+        self._built_with = (output, shapes)  # and the rest of what the front end was given
+        if graph is not None:
+            self._forward = graph  # the model's IR before the reverse sweep
+            info = graph.info
+            note = {"inputs": [info[i].label for i in graph.inputs],
+                    "wrt": [info[p].label for p in graph.wrt],
+                    "output": info[graph.output].label,
+                    "code": cache_key(graph) if cache is not None else None}
+        else:  # a model compiled before, in this process or another: its IR is built on demand
+            self.__dict__["_one_shape_suffices"] = bool(note["one_shape"])
+        self.inputs: tuple[str, ...] = tuple(note["inputs"])
+        self.wrt: tuple[str, ...] = tuple(note["wrt"])
+        self.output: str = note["output"]
+        self._code_key: str | None = note["code"]
         self._slot = {name: i for i, name in enumerate(self.inputs)}
-        self._functions = self._load(cache, memory=cache is not None)
+        self._functions = self._load(cache, cache is not None, self._code_key)
         self._checked: dict[tuple, list] = {}  # input shapes -> every node's shape
         self._last_shapes: dict[str, tuple] | None = None  # of the last new shapes called with
 
-    def _load(self, cache: ModuleCache | None, memory: bool):
+    @cached_property
+    def _forward(self) -> IR:
+        """The model's IR before the reverse sweep, built again for a model loaded from the
+        compile cache when something asks for more than its code."""
+        from .frontend import build
+
+        (model, wrt, name), (output, shapes) = self._compiled, self._built_with
+        return build(model, name=name, output=output, wrt=wrt, shapes=shapes)
+
+    def note(self) -> dict[str, Any]:
+        """What the compile cache keeps of this model besides its code: enough to call it
+        without building its IR again.
+
+        >>> import sympy as sp
+        >>> from symgrad import compile, mean
+        >>> k, x = sp.symbols("k x")
+        >>> note = compile(mean((k*x)**2), wrt=[k], cache=False).note()
+        >>> note["inputs"], note["wrt"], note["output"], note["one_shape"]
+        (['k', 'x'], ['k'], 'f', True)
+        """
+        return {"inputs": list(self.inputs), "wrt": list(self.wrt), "output": self.output,
+                "one_shape": self._one_shape_suffices,
+                "code": self._code_key or cache_key(self._forward)}
+
+    def _load(self, cache: ModuleCache | None, memory: bool, key: str | None):
         """The code that runs: the lines of ``source`` without comments, taking the inputs in
         order, converted (``_arguments`` converts them); from this process's cache (``memory``)
-        or the disk's (``cache``) when this model was compiled before."""
+        or the disk's (``cache``), under ``key``, when this model was compiled before."""
         from .codegen.emit import emit
         from .codegen.load import load
 
-        key = cache_key(self._forward) if memory or cache is not None else None
         functions = _LOADED.get(key) if memory else None
         if functions is None and cache is not None:
             functions = cache.load(key)
@@ -101,7 +134,7 @@ class CompiledModel:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._functions = self._load(None, memory=True)
+        self._functions = self._load(None, True, self._code_key or cache_key(self._forward))
 
     @cached_property
     def symbolic(self):
@@ -404,6 +437,31 @@ def cache_key(graph: IR, backend: str = "numpy") -> str:
     import hashlib
 
     text = f"{_compiler_digest()} {backend} {graph.content_hash()}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def source_key(model: Any, name: str, output: Any, wrt: Any, shapes: Any,
+               backend: str = "numpy") -> str | None:
+    """The key of what ``compile`` was given (each equation's expression by its structure, the
+    output's name, the parameters, the shapes), the backend and symgrad's version and own code:
+    a model compiled before is found without building its IR. None where the model cannot be
+    read (then the compile itself says why)."""
+    import hashlib
+
+    from .expressions import structural_hash
+    from .frontend import equations_of
+
+    try:
+        equations = [(str(lhs), structural_hash(sp.sympify(rhs)))
+                     for lhs, rhs in equations_of(model, name)]
+        params = None if wrt is None else [
+            _key(w) for w in ([wrt] if isinstance(wrt, sp.Symbol | str) else wrt)]
+        declared = None if shapes is None else sorted(
+            (_key(k), repr(v)) for k, v in dict(shapes).items())
+    except Exception:  # (anything the front end refuses: it is reported by the compile)
+        return None
+    text = repr((_compiler_digest(), backend, name, None if output is None else _key(output),
+                 params, declared, equations))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -495,3 +495,98 @@ def test_fresh_process_load_writes_and_reuses_bytecode(cache: ModuleCache, marke
     # Reused, not compiled and written again (a rewrite is a new file, by an atomic rename).
     assert (second.st_ino, second.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
     assert runs(marker) == 2
+
+
+# -- a model compiled before is found by what compile was given --------------------------------
+
+HIT = """
+import sys
+import numpy as np
+import sympy as sp
+import symgrad
+import symgrad.frontend as frontend
+
+built = []
+build = frontend.build
+frontend.build = lambda *a, **k: built.append(1) or build(*a, **k)
+xs = sp.symbols("x0:6")
+f = sum(100*(xs[i + 1] - xs[i]**2)**2 + (1 - xs[i])**2 for i in range(5))
+model = symgrad.compile(f, wrt=list(xs), cache_dir=sys.argv[1])
+value, grads = model.value_and_grad(**{s.name: 0.1*i for i, s in enumerate(xs)})
+line = [len(built), float(value), [float(grads[s.name]) for s in xs]]
+if sys.argv[2] == "views":
+    line += [model.source, len(built)]
+print(repr(line))
+"""
+
+
+def _hit(cache_dir: Path, what: str = "call") -> list:
+    done = subprocess.run([sys.executable, "-c", HIT, str(cache_dir), what], capture_output=True,
+                          text=True, check=True)
+    return eval(done.stdout)  # (a list of numbers and a string, written by repr)
+
+
+def test_a_model_compiled_before_is_called_without_building_its_ir(tmp_path: Path):
+    """The second compile of a model, in a fresh process, finds it by what compile was given:
+    no IR is built to call it, the values are the first's, and the views still work (the IR is
+    built when one asks)."""
+    cold = _hit(tmp_path, "views")
+    hit = _hit(tmp_path)
+    assert cold[0] == 1 and hit[0] == 0
+    assert hit[1:3] == cold[1:3]
+    again = _hit(tmp_path, "views")
+    assert again[0] == 0 and again[4] == 1  # (model.source built the IR, when it was asked)
+    assert again[3] == cold[3]
+
+
+def _flip_a_digit(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    k = data.index(b'"code": "') + 12
+    data[k] = ord("0") if data[k] != ord("0") else ord("1")
+    path.write_bytes(bytes(data))
+
+
+def _halved(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _not_json(path: Path) -> None:
+    body = _split(path.read_bytes())[0].replace(b"{", b"[", 1)
+    path.write_bytes(symgrad.cache._entry(body))  # (a whole entry, of a list, not an object)
+
+
+@pytest.mark.parametrize("damage", [_flip_a_digit, _halved, _other_version, _empty, _not_json])
+def test_a_damaged_note_is_not_trusted(tmp_path: Path, damage):
+    cold = _hit(tmp_path)
+    (note,) = tmp_path.rglob("*.json")
+    damage(note)
+    again = _hit(tmp_path)
+    assert again[0] == 1 and again[1:] == cold[1:]  # (built again, and right)
+
+
+def test_the_key_is_everything_compile_reads():
+    """Another output name, parameter list, shape, output or assumption is another key; the
+    same model spelled again (another process, another hash seed) is the same key."""
+    import sympy as sp
+
+    from symgrad.model import source_key
+
+    x, k = sp.symbols("x k")
+    base = source_key(sp.exp(k*x), "f", None, [k], None)
+    others = [
+        source_key(sp.exp(k*x), "g", None, [k], None),
+        source_key(sp.exp(k*x), "f", None, [k, x], None),
+        source_key(sp.exp(k*x), "f", None, [k], {x: (3,)}),
+        source_key(sp.exp(sp.Symbol("k", positive=True)*x), "f", None, [k], None),
+        source_key(sp.exp(k*x) + 1, "f", None, [k], None),
+        source_key([(sp.Symbol("f"), sp.exp(k*x))], "f", "f", [k], None),
+    ]
+    assert base is not None and len({base, *others}) == len(others) + 1
+    assert source_key(sp.exp(x*k), "f", None, [k], None) == base
+    code = ("import sympy as sp; from symgrad.model import source_key; x, k = sp.symbols('x k');"
+            " print(source_key(sp.exp(k*x), 'f', None, [k], None))")
+    seeds = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+             for seed in ("1", "2")}
+    assert seeds == {base}

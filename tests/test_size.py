@@ -22,8 +22,9 @@ PIPELINE = [
 #: from 3,700 for signs carried through the reverse sweep, models elementwise in their inputs,
 #: sizes declared as None followed through the model, and comments as explain writes them).
 PIPELINE_BUDGET = 3_750
-#: Lines of the whole package.
-PACKAGE_BUDGET = 10_000
+#: Lines of the whole package (raised from 10,000 for the compile cache keyed by what compile is
+#: given, the teacher's notation shared by the comments and explain, and the pipeline's raise).
+PACKAGE_BUDGET = 10_200
 
 
 def _lines(path: Path) -> int:
