@@ -560,3 +560,35 @@ def test_no_comment_differentiates_an_input(name):
         line.split("#", 1)[1] for line in model.source.splitlines() if "  # ∂" in line))
     assert factors
     assert not inputs & set(factors), factors
+
+
+@pytest.mark.parametrize("n", [8, 40])
+def test_long_lists_of_inputs_and_gradients_are_wrapped(n):
+    """The inputs' conversion and the returned gradients of a model of many inputs are wrapped
+    as a careful person wraps them (within 99 columns, comments aside), and still run."""
+    symbols, expr = _rosenbrock(n)
+    model = symgrad.compile(expr, wrt=list(symbols))
+    body = [line.split("  # ")[0] for line in model.source.splitlines()
+            if not line.startswith("def ") and not line.lstrip().startswith(('"""', "#"))]
+    assert max(map(len, body)) <= 99, max(body, key=len)
+    namespace = load(model.source)
+    point = {s.name: 0.1 * i for i, s in enumerate(symbols)}
+    value, grads = namespace["value_and_grad"](**point)
+    want_value, want_grads = model.value_and_grad(**point)
+    assert value == want_value and grads == want_grads
+
+
+def test_a_negated_factor_that_is_a_sum_is_negated_whole():
+    """A comment's factor spelled out with a temporary that is a sum keeps its sign on the
+    whole sum: ∂f/∂x0 of (1 - x0)**2 is 2·x0 − 2, never −2 − 2·x0; checked against
+    sympy.diff for every such factor."""
+    symbols, expr = _rosenbrock(4)
+    source = symgrad.compile(expr, wrt=list(symbols)).source
+    factors = re.findall(r"∂f/∂(x\d) = ([^;\n]+)", source)
+    assert factors
+    by_name = {s.name: s for s in symbols}
+    for name, text in factors:
+        s = by_name[name]
+        formula = sp.sympify(text.replace("·", "*").replace("−", "-").replace("²", "**2"),
+                             locals=by_name)
+        assert sp.simplify(formula - sp.diff((1 - s)**2, s)) == 0, (name, text)

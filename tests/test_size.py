@@ -20,8 +20,9 @@ PIPELINE = [
 
 #: Lines of the pipeline (3,920 before the IR of issue 15, with ten operations fewer; raised
 #: from 3,700 for signs carried through the reverse sweep, models elementwise in their inputs,
-#: sizes declared as None followed through the model, and comments as explain writes them).
-PIPELINE_BUDGET = 3_750
+#: sizes declared as None followed through the model, and comments as explain writes them;
+#: then to 3,800 for long lists of inputs and gradients wrapped in the generated code).
+PIPELINE_BUDGET = 3_800
 #: Lines of the whole package (raised from 10,000 for the compile cache keyed by what compile is
 #: given, the teacher's notation shared by the comments and explain, and the pipeline's raise).
 PACKAGE_BUDGET = 10_200

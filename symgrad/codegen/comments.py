@@ -43,16 +43,15 @@ def factor_comment(emitter, i: int) -> str:
             term, tail = nodes[term].args[0], ", summed over the broadcast axes"
         factors = _flatten(graph, term, "mul", written_here) if written_here(term) else [term]
         sources = [f for f in factors if info[f].role == ADJOINT and not inlined(f) and f != i]
-        minus = "−" if sign < 0 else ""
         if len(sources) == 1:
             s = sources[0]
             rest = [f for f in factors if f != s]
             owner = emitter.name(info[s].of) if info[s].of is not None else "?"
-            text = _show(emitter, rest, inlined, i) if rest else "1"
-            parts.append(f"∂{owner}/∂{v_name} = {minus}{text}{tail}")
+            text = _show(emitter, rest, inlined, i, sign)
+            parts.append(f"∂{owner}/∂{v_name} = {text}{tail}")
             continue
         inner = _adjoints_in(graph, term, inlined)
-        text = minus + _show(emitter, [term], inlined, i)
+        text = _show(emitter, [term], inlined, i, sign)
         if inner:
             owner = emitter.name(info[inner[0]].of) if info[inner[0]].of is not None else "?"
             parts.append(f"∂{owner}/∂{v_name}: {text}{tail}")
@@ -94,10 +93,11 @@ def _adjoints_in(graph, i: int, inlined) -> list[int]:
     return found
 
 
-def _show(emitter, factors: list[int], inlined, line: int) -> str:
-    """The product of ``factors`` as explain writes a factor: the model's own temporaries
-    spelled out while short (``2·(L2 − y)/N``, not ``2*t1/size(t1)``), N for the number of
-    elements a mean averages over."""
+def _show(emitter, factors: list[int], inlined, line: int, sign: int = 1) -> str:
+    """The product of ``factors`` (negated if ``sign`` is negative; 1 if there are none) as
+    explain writes a factor: the model's own temporaries spelled out while short
+    (``2·(L2 − y)/N``, not ``2*t1/size(t1)``), N for the number of elements a mean averages
+    over."""
     graph = emitter.graph
     nodes, info = graph.nodes, graph.info
     memo: dict[int, sp.Basic] = {}
@@ -119,7 +119,7 @@ def _show(emitter, factors: list[int], inlined, line: int) -> str:
         memo[a] = result
         return result
 
-    expr = sp.Mul(*(view(f) for f in factors))
+    expr = sp.Mul(sign, *(view(f) for f in factors))  # (SymPy places the sign)
     sizes = expr.atoms(size)
     if len(sizes) == 1:
         expr = expr.xreplace({sizes.pop(): N})

@@ -203,7 +203,6 @@ class _Emitter:
         lines = self.lines
         forward_lines = _for_value(lines, graph)
         body = _free_after_last_use(_schedule(lines, graph), graph, set(self.roots), self)
-        grads = ", ".join(f"{graph.info[p].label!r}: {self.name(d)}" for p, d in graph.grads)
         refusal = ('raise ValueError(f"value_and_grad needs a scalar output, not one of shape '
                    f'{{np.shape({out})}}")')
         shape = graph.nodes[graph.output].shape
@@ -214,7 +213,7 @@ class _Emitter:
             check = [f"if np.ndim({out}) != 0:", INDENT + refusal]
         conversions = _conversions(graph, self.names)
         if not convert:  # (blank lines: the others keep their line numbers)
-            conversions = ["" for _ in conversions]
+            conversions = ["\n" * c.count("\n") for c in conversions]
         backward_at = next((k for k, line in enumerate(body) if line.node >= graph.forward),
                            len(body))
         # a gradient that reads no adjoint may be scheduled early, but the check reads the output
@@ -249,7 +248,9 @@ class _Emitter:
             *_indent(["# N: the number of elements a mean averages over"] if mean else []),
             *_indent(check),
             *_indent([line.code for line in body[backward_at:]]),
-            *([] if self.never_scalar else [INDENT + f"return {out}, {{{grads}}}"]),
+            *([] if self.never_scalar else _indent([_wrapped(
+                f"return {out}, {{",
+                [f"{graph.info[p].label!r}: {self.name(d)}" for p, d in graph.grads], "}")])),
         ]
         helpers = set(self.helpers)
         for name in list(helpers):
@@ -362,8 +363,37 @@ def _conversions(graph: Graph, names: dict[int, str]) -> list[str]:
         if len(line) > 90:  # many inputs: one loop (a generator costs about 0.3 µs a value)
             targets += "," * (len(group) == 1)
             line = f"{targets} = ({convert.format('v')} for v in ({targets}))"
+            if len(line) > WIDTH:
+                line = (_wrapped("(", group, ")", True) + f" = ({convert.format('v')} for v in "
+                        + _wrapped("(", group, "))", True))
         lines.append(line)
     return lines
+
+
+#: The longest line the module writes where it can break one (a comment may run longer).
+WIDTH = 95
+
+
+def _wrapped(opening: str, items: list[str], closing: str, wrap: bool = False) -> str:
+    """``items`` between brackets: on one line if it fits in WIDTH (and ``wrap`` is false),
+    else one more indented line per WIDTH's worth, each ending in a comma, and the closing
+    bracket on its own line.
+
+    >>> print(_wrapped("{", [f"'x{i}': dx{i}" for i in range(12)], "}"))
+    {
+        'x0': dx0, 'x1': dx1, 'x2': dx2, 'x3': dx3, 'x4': dx4, 'x5': dx5, 'x6': dx6, 'x7': dx7,
+        'x8': dx8, 'x9': dx9, 'x10': dx10, 'x11': dx11,
+    }
+    """
+    one = f"{opening}{', '.join(items)}{closing}"
+    if len(one) <= WIDTH - len(INDENT) and not wrap:
+        return one
+    lines = [""]
+    for item in items:
+        if lines[-1] and len(INDENT + lines[-1] + item) + 2 > WIDTH:
+            lines.append("")
+        lines[-1] += item + ", "
+    return "\n".join([opening, *(INDENT + line.rstrip(" ") for line in lines), closing])
 
 
 def _doc(text: str) -> str:

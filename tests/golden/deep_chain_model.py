@@ -11,7 +11,11 @@ import numpy as np
 
 def forward(*, c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y):
     """Loss for the inputs c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y."""
-    c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y = (np.asarray(v, dtype=float)[()] for v in (c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y))
+    (
+        c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y,
+    ) = (np.asarray(v, dtype=float)[()] for v in (
+        c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y,
+    ))
     t1 = w1*x + c1
     h1 = _sigmoid(t1)
     t2 = h1*w2 + c2
@@ -31,7 +35,11 @@ def forward(*, c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y):
 
 def value_and_grad(*, c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y):
     """Loss and its gradient with respect to w1, c1, w2, c2, w3, c3, w4, c4, w5, c5, w6, c6."""
-    c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y = (np.asarray(v, dtype=float)[()] for v in (c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y))
+    (
+        c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y,
+    ) = (np.asarray(v, dtype=float)[()] for v in (
+        c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y,
+    ))
     # forward, in topological order; del frees an array after its last use
     t1 = w1*x + c1
     h1 = _sigmoid(t1)
@@ -86,7 +94,10 @@ def value_and_grad(*, c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y):
     dw1 = _sum_to(dt1*x, w1)  # ∂t1/∂w1 = x, summed over the broadcast axes
     dc1 = _sum_to(dt1, c1)  # ∂t1/∂c1 = 1, summed over the broadcast axes
     del dt1
-    return Loss, {'w1': dw1, 'c1': dc1, 'w2': dw2, 'c2': dc2, 'w3': dw3, 'c3': dc3, 'w4': dw4, 'c4': dc4, 'w5': dw5, 'c5': dc5, 'w6': dw6, 'c6': dc6}
+    return Loss, {
+        'w1': dw1, 'c1': dc1, 'w2': dw2, 'c2': dc2, 'w3': dw3, 'c3': dc3, 'w4': dw4, 'c4': dc4,
+        'w5': dw5, 'c5': dc5, 'w6': dw6, 'c6': dc6,
+    }
 
 
 def _sigmoid(x):
