@@ -108,6 +108,8 @@ def _show(emitter, factors: list[int], inlined, line: int, sign: int = 1) -> str
         node = nodes[a]
         if node.op == "const":
             result = node.attrs[0]
+        elif (inlined(a) or a == line) and node.op == "mul":  # (not spread over a sum)
+            result = sp.Mul(*(view(b) for b in node.args), evaluate=False)
         elif inlined(a) or a == line:
             result = OPS[node.op].sympy_of(tuple(view(b) for b in node.args), node.attrs)
         else:
@@ -119,10 +121,19 @@ def _show(emitter, factors: list[int], inlined, line: int, sign: int = 1) -> str
         memo[a] = result
         return result
 
-    expr = sp.Mul(sign, *(view(f) for f in factors))  # (SymPy places the sign)
-    sizes = expr.atoms(size)
+    parts = [view(f) for f in factors]
+    while any(p.is_Mul for p in parts):
+        parts = [a for p in parts for a in (p.args if p.is_Mul else (p,))]
+    sizes = set().union(*(p.atoms(size) for p in parts))
     if len(sizes) == 1:
-        expr = expr.xreplace({sizes.pop(): N})
+        n = {sizes.pop(): N}
+        parts = [p.xreplace(n) for p in parts]
+    # the numbers (and the sign) in front, the rest as it is: 200·(x7 − x6²), not SymPy's
+    # 200·x7 − 200·x6², which spreads a number over a sum
+    number = sp.Mul(sign, *(p for p in parts if p.is_Number))
+    rest = [p for p in parts if not p.is_Number]
+    expr = sp.Mul(number, *rest, evaluate=False) if rest and number != 1 else (
+        sp.Mul(*rest, evaluate=False) if len(rest) > 1 else rest[0] if rest else number)
     return as_taught(_CommentPrinter({"order": "none"}).doprint(expr))
 
 
