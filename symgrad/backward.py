@@ -132,7 +132,7 @@ def _seed(graph: Graph, builder: Builder, out: int) -> int:
     if (
         node.shape == ()
         or record.elementwise
-        or (node.op in ("sum", "mean", "max", "logsumexp") and node.attrs == (None, False))
+        or record.scalar_result(node.attrs)
     ):
         return builder.const(1)
     return builder.op("broadcast_like", (builder.const(1), out))

@@ -111,7 +111,7 @@ class Builder:
         elif any(not isinstance(s, tuple) for s in shapes):
             if name in _SHAPE_OF_ARGUMENT:
                 return record.shape(attrs, *shapes)
-            if name == "size" or (name in _REDUCTIONS and attrs == (None, False)):
+            if record.scalar_result(attrs):
                 return ()  # (a full reduction gives a scalar, whatever it reduces)
             return None
         try:
@@ -385,8 +385,6 @@ class Builder:
             result = self.op("where", (memo[pair.cond], value(pair.expr), result))
         return result
 
-
-_REDUCTIONS = frozenset({"sum", "mean", "max", "logsumexp"})
 
 #: The most inputs an opaque shape follows: beyond them the node's result has an opaque shape
 #: of its own, which the nodes made from it with scalars share (a sum over thousands of

@@ -40,6 +40,7 @@ from sympy.printing.latex import translate as _translate
 
 from .errors import SymgradError
 from .expressions import (
+    N,
     WrittenOrderPrinter,
     as_taught,
     free_symbols,
@@ -56,7 +57,6 @@ MAX_PATHS = 64  # a chain string lists at most this many paths
 MAX_DISPLAY_SIZE = 300  # larger equations (as trees) are not spelled out
 
 #: The symbol that stands for "the number of elements" in a factor of ``mean``.
-N = sp.Symbol("N", positive=True, integer=True)
 
 
 def dependencies(

@@ -171,6 +171,10 @@ def as_taught(text: str) -> str:
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
+#: The number of elements a mean averages over, as explanations and comments call it.
+N = sp.Symbol("N", positive=True, integer=True)
+
+
 def written_order(term: sp.Basic) -> tuple[bool, int]:
     """Where a term goes in a sum as a person writes it: added before subtracted; products and
     functions, then symbols, then numbers (``k*x + b + 1 - y``); SymPy's order within each.

@@ -659,6 +659,11 @@ class Op:
             return self.read(e)
         return e.args, ()
 
+    def scalar_result(self, attrs: tuple) -> bool:
+        """Whether the result is a scalar whatever the operands' shapes: a reduction over every
+        axis (``sum(x)``, ``mean(x)``), or a size."""
+        return self.name == "size" or (self.shape is _reduced and attrs == (None, False))
+
     def sympy_of(self, args: tuple, attrs: tuple) -> sp.Basic:
         """The operation over SymPy ``args``, as the views show it."""
         if self.show is not None:

@@ -89,13 +89,9 @@ def one_shape_suffices(graph: Graph) -> bool:
         if node.op == "input":
             if isinstance(node.shape, tuple):
                 return False
-        elif not (OPS[node.op].elementwise or (node.op in _SCALAR_RESULT and (
-                node.op == "size" or node.attrs == (None, False)))):
+        elif not (OPS[node.op].elementwise or OPS[node.op].scalar_result(node.attrs)):
             return False
     return True
-
-
-_SCALAR_RESULT = frozenset({"sum", "mean", "max", "logsumexp", "size"})
 
 
 def _check_declared(label: str, shape: Shape, declared, bound: dict[str, int]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..expressions import WrittenOrderPrinter, as_taught, tree_size
+from ..expressions import N, WrittenOrderPrinter, as_taught, tree_size
 from ..ir import ADJOINT, INPUT, PARAMETER, TEMP
 from ..ops import OPS, size
 
@@ -139,10 +139,6 @@ def _show(emitter, factors: list[int], inlined, line: int, sign: int = 1) -> str
 
 #: The largest temporary (as a tree of operations) a comment spells out rather than names.
 _SPELLED_OUT = 12
-
-#: The number of elements a mean averages over, as explain calls it.
-N = sp.Symbol("N", positive=True, integer=True)
-
 
 class _CommentPrinter(WrittenOrderPrinter):
     """Comments read like the math: ``A @ B``, ``Wᵀ``, ``sum(g)``."""
