@@ -366,8 +366,8 @@ def cache(args, clock: str, log) -> tuple[Table, list[float | None] | None]:
         f"Compile cache: N = {CACHE_SIZE:,} Rosenbrock, cold compile and a hit in a fresh process",
         ["N", "cold", "first hit", "later hit", "cold / first hit", "cold / later hit"],
         notes=["each: compile + first call in a fresh process, the model built before the "
-               "clock; cold: an empty cache_dir; first hit: a new process, the same cache_dir "
-               "(it also writes the stored module's bytecode); later hit: another new process"],
+               "clock; cold: an empty cache_dir (its first call keeps its compiled code); "
+               "first hit: a new process, the same cache_dir; later hit: another new process"],
     )
     probe = (
         f"import sys; sys.path.insert(0, {str(args.checkout)!r}); import inspect, symgrad; "
@@ -438,9 +438,9 @@ def targets(args, clock, ros, chain_outcome, cache_ratio) -> Table:
     first, later = cache_ratio if cache_ratio is not None else (None, None)
     table.add("cache hit in a fresh process ≥ 5× faster than cold (N = 10⁴)",
               "n/a: no compile cache" if later is None else
-              f"{later:.1f}× (the first hit, which also writes the bytecode: "
-              f"{first:.1f}×)" if first is not None else f"{later:.1f}×",
-              verdict(None if later is None else later >= TARGET_CACHE))
+              f"{first:.1f}× (a later hit: {later:.1f}×)" if first is not None
+              else f"{later:.1f}×",
+              verdict(None if later is None else min(first or later, later) >= TARGET_CACHE))
     table.notes.append(f"clock: {clock}")
     return table
 

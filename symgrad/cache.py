@@ -7,8 +7,9 @@ the SHA-256 of the rest of the file; :meth:`ModuleCache.load` checks that line b
 is executed, so an entry that is corrupt, truncated or from another version reads as absent and
 the next :meth:`ModuleCache.store` rewrites it. Writers write a temporary file in the entry's
 own directory and rename it over the entry, so a reader sees a whole entry or none. Python's own
-bytecode cache (``__pycache__``) keeps the compiled module beside it: a second load, in a fresh
-process, skips Python's compilation (some microseconds a line) and only unmarshals the code.
+bytecode cache (``__pycache__``) keeps each compiled part of the module beside it: a load in a
+fresh process skips Python's compilation (some microseconds a line) and only unmarshals the
+code, even the first time, when the model's first call in the compiling process wrote it.
 
 >>> import tempfile
 >>> tmp = tempfile.TemporaryDirectory()
@@ -25,7 +26,6 @@ True
 from __future__ import annotations
 
 import hashlib
-import importlib.machinery
 import importlib.util
 import json
 import marshal
@@ -39,6 +39,7 @@ from pathlib import Path
 from types import CodeType
 from typing import Any
 
+from .codegen.load import Module
 from .errors import SymgradError, SymgradWarning
 
 __all__ = ["ModuleCache", "default_cache_dir"]
@@ -137,7 +138,7 @@ class ModuleCache:
         _check_key(key)
         return self._directory / key[:2] / f"{key}.py"
 
-    def load(self, key: str) -> dict[str, Any] | None:
+    def load(self, key: str) -> Module | None:
         """The namespace (the globals) of the module stored under ``key``, freshly executed; None
         when there is no such entry, or it is corrupt, truncated or from another symgrad version
         (then it is not executed), or executing it fails (the caller's own compilation then
@@ -160,19 +161,35 @@ class ModuleCache:
             return None
         if not _verified(data):
             return None
-        name = f"symgrad-cache-{key}"  # unique per key; the hyphen makes it no importable module
-        loader = _VerifiedLoader(name, str(path), data)
-        spec = importlib.util.spec_from_file_location(name, path, loader=loader)
-        assert spec is not None  # a loader was given, so there is a spec
-        module = importlib.util.module_from_spec(spec)  # not put in sys.modules: nothing shared
+        body = data[: data.rfind(b"\n", 0, len(data) - 1) + 1].decode("utf-8")
+        codes = _Bytecode(path)
         try:
-            loader.exec_module(module)
+            return self.module(key, body)
         except Exception:
-            # A helper module that is not installed, bytecode that unmarshals into something
-            # that fails: drop the bytecode (it is rewritten at the next load), report a miss.
-            loader.forget_bytecode()
+            # A helper module that is not installed, code that fails when it runs: drop the
+            # compiled parts (they are written again), report a miss.
+            codes.forget()
             return None
-        return vars(module)
+
+    def module(self, key: str, source: str) -> Module:
+        """The module ``source`` of the entry ``key``, run: its parts compiled once, in any
+        process, and kept beside the entry; tracebacks show the entry's lines. ``source`` must be
+        what ``store`` stores under ``key`` (the compiled parts are bound to their text).
+
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> cache, key = ModuleCache(tmp.name), "ab" * 8
+        >>> cache.module(key, "def double(x):\\n    return 2*x\\n")["double"](21)
+        42
+        >>> sorted(p.name for p in (cache.path(key).parent / "__pycache__").iterdir())[-1][:24]
+        'abababababababab.double.'
+        >>> tmp.cleanup()
+        """
+        path = self.path(key)
+        if source and not source.endswith("\n"):
+            source += "\n"  # as stored
+        # unique per key; the hyphen makes it no importable module
+        return Module(source, str(path), f"symgrad-cache-{key}", _Bytecode(path))
 
     def load_note(self, key: str) -> dict[str, Any] | None:
         """The note stored under ``key`` (a JSON object), or None when there is none, or it is
@@ -393,61 +410,62 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-class _VerifiedLoader(importlib.machinery.SourceFileLoader):
-    """A ``SourceFileLoader`` that runs exactly the bytes that were verified, and keeps their
-    bytecode where Python keeps a module's (``__pycache__/<key>.cpython-311.pyc``) as a
-    checked-hash ``.pyc`` (PEP 552): a header holding a hash of the source, then the marshalled
-    code.
+class _Bytecode:
+    """The compiled code of each part of one entry (its top level, each public function), kept
+    where Python keeps a module's, ``__pycache__/<key>.<part>.<cache tag>.pyc``, each a
+    checked-hash ``.pyc`` (PEP 552): a header holding a hash of the part's text, then the
+    marshalled code. A part is compiled, and its file written, when the model first uses it,
+    in whichever process that is; later processes unmarshal it instead of compiling.
 
     Why a hash rather than Python's default check of the source's mtime and size: a timestamp
     ``.pyc`` is trusted when the ``.py`` has the same size and the same whole second of mtime,
     so an entry rewritten with other bytes of the same size within that second (or on a file
     system with a coarse clock, or copied with its mtime) would run bytecode that the checksum
-    never saw. The hash binds the bytecode to the very bytes verified; it costs one SipHash of
-    the source, which ``load`` has read anyway (about a millisecond per MB).
-
-    ``get_code`` is this class's own, for two reasons: the bytecode is checked against the hash
-    even where the interpreter is told to trust hash-based files (``--check-hash-based-pycs
-    never``), and it is written even under ``PYTHONDONTWRITEBYTECODE`` (common in containers),
-    which keeps Python from littering source trees, whereas this directory is a cache, there to
-    hold compiled code. Everything else (the module's ``__file__``, tracebacks that show the
-    entry's lines, the atomic write of the ``.pyc``) is ``SourceFileLoader``'s.
+    never saw. The hash binds the code to the very text verified; it costs one SipHash of that
+    text (about a millisecond per MB). The files are written even under
+    ``PYTHONDONTWRITEBYTECODE`` (common in containers), which keeps Python from littering source
+    trees, whereas this directory is a cache, there to hold compiled code.
     """
 
-    def __init__(self, fullname: str, path: str, source: bytes) -> None:
-        super().__init__(fullname, path)
-        self._source = source
-        # The .pyc header this source's bytecode has: magic number, flags, source hash.
-        self._header = importlib.util.MAGIC_NUMBER + _CHECKED_HASH_FLAGS + \
-            importlib.util.source_hash(source)
+    def __init__(self, entry: Path) -> None:
+        self._folder, self._key = entry.parent / "__pycache__", entry.stem
+        self._tag = sys.implementation.cache_tag  # None: an interpreter without .pyc files
+
+    def _path(self, part: str) -> Path | None:
+        if self._tag is None or not _PART.fullmatch(part):
+            return None
+        return self._folder / f"{self._key}.{part or '_'}.{self._tag}.pyc"
+
+    def get(self, part: str, text: str) -> CodeType | None:
+        path = self._path(part)
+        data = None if path is None else _read(path)
+        if data is None or data[:16] != _pyc_header(text):
+            return None
         try:
-            self._bytecode: str | None = importlib.util.cache_from_source(path)
-        except NotImplementedError:  # an interpreter without bytecode files (no cache_tag)
-            self._bytecode = None
+            code = marshal.loads(memoryview(data)[16:])
+        except (EOFError, ValueError, TypeError):
+            return None  # cut short or damaged: compiled and written again by the caller
+        return code if isinstance(code, CodeType) else None
 
-    def get_data(self, path: str) -> bytes:
-        if path == self.path:
-            return self._source  # not read again: a writer may have replaced it since
-        return super().get_data(path)
-
-    def get_code(self, fullname: str) -> CodeType:
-        if self._bytecode is not None:
+    def put(self, part: str, text: str, code: CodeType) -> None:
+        path = self._path(part)
+        if path is not None:
             try:
-                data = super().get_data(self._bytecode)
-                if data[:16] == self._header:
-                    code = marshal.loads(memoryview(data)[16:])
-                    if isinstance(code, CodeType):
-                        return code
-            except (OSError, EOFError, ValueError, TypeError):
-                pass  # absent, unreadable or not unmarshallable: compiled again below
-        code = self.source_to_code(self._source, self.path)
-        if self._bytecode is not None:
-            # set_data writes atomically (a temporary file, then a rename) and creates
-            # __pycache__; a failure there is silent, and only costs the next load a compile.
-            self.set_data(self._bytecode, self._header + marshal.dumps(code))
-        return code
+                _write(path, _pyc_header(text) + marshal.dumps(code))
+            except OSError:
+                pass  # only costs the next process a compile
 
-    def forget_bytecode(self) -> None:
-        """Remove the ``.pyc`` of this entry, if any."""
-        if self._bytecode is not None:
-            _remove(self._bytecode)
+    def forget(self) -> None:
+        """Remove the compiled parts of this entry."""
+        for path in self._folder.glob(f"{self._key}.*.pyc"):
+            _remove(path)
+
+
+# A part's name as it may appear in a file name: the top level ("") or a generated function's.
+_PART = re.compile(r"[A-Za-z0-9_]*")
+
+
+def _pyc_header(text: str) -> bytes:
+    """The header of a checked-hash ``.pyc`` of ``text``: magic number, flags, source hash."""
+    source_hash = importlib.util.source_hash(text.encode("utf-8"))
+    return importlib.util.MAGIC_NUMBER + _CHECKED_HASH_FLAGS + source_hash

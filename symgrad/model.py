@@ -104,9 +104,11 @@ class CompiledModel:
         if functions is None:
             source = emit(self._differentiated, comments=False, keyword_only=False,
                           convert=False)
-            functions = load(source)
             if cache is not None:
                 cache.store(key, source)
+                functions = cache.module(key, source)  # its compiled parts are kept too
+            else:
+                functions = load(source)
         if memory:
             _LOADED[key] = functions
             while len(_LOADED) > 32:

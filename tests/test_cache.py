@@ -211,37 +211,72 @@ def test_file_in_place_of_the_key_directory(cache: ModuleCache, marker: Path):
     check_module(cache.load(KEY))
 
 
+def bytecode_files(cache: ModuleCache, key: str = KEY) -> dict[str, Path]:
+    """The compiled parts of the entry ``key``, by part: ``_`` the top level, else a function."""
+    folder = cache.path(key).parent / "__pycache__"
+    tag = sys.implementation.cache_tag
+    return {p.name.split(".")[1]: p for p in folder.glob(f"{key}.*.{tag}.pyc")}
+
+
+def test_each_part_is_compiled_once_and_kept_as_checked_hash_bytecode(
+        cache: ModuleCache, marker: Path):
+    cache.store(KEY, module_source(marker))
+    check_module(cache.load(KEY))
+    files = bytecode_files(cache)
+    assert set(files) == {"_", "f", "df"}  # the top level and each function, as they were used
+    for path in files.values():
+        data = path.read_bytes()
+        assert data[:4] == importlib.util.MAGIC_NUMBER
+        assert int.from_bytes(data[4:8], "little") == 0b11  # hash-based, checked
+    # Only what is used is compiled: a load that calls f alone writes f's part alone.
+    cache.store(OTHER_KEY, module_source(marker))
+    assert cache.load(OTHER_KEY)["f"](0.0) == 0.0
+    assert set(bytecode_files(cache, OTHER_KEY)) == {"_", "f"}
+
+
 @pytest.mark.parametrize("mode", list(py_compile.PycInvalidationMode))
 def test_stale_bytecode_is_not_run(cache: ModuleCache, marker: Path, mode):
-    """A .pyc compiled from other bytes is never run, whatever its kind, even when the new entry
-    has the old one's size and mtime (which is all Python's default check compares)."""
+    """Bytecode compiled from other bytes is never run, whatever its kind, even when the new
+    entry has the old one's size and mtime (which is all Python's default check compares)."""
     cache.store(KEY, module_source(marker, scale=3))
     path = cache.path(KEY)
     stat = path.stat()
-    bytecode = importlib.util.cache_from_source(str(path))
-    py_compile.compile(str(path), cfile=bytecode, invalidation_mode=mode, doraise=True)
+    check_module(cache.load(KEY), scale=3)  # writes the compiled parts of scale 3
+    top = bytecode_files(cache)["_"]
+    # a .pyc of the old entry where Python would keep one, of each kind, is not read either
+    py_compile.compile(str(path), cfile=str(top), invalidation_mode=mode, doraise=True)
     cache.store(KEY, module_source(marker, scale=4))  # same size: one digit differs
     assert path.stat().st_size == stat.st_size
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     check_module(cache.load(KEY), scale=4)
 
 
-def test_bytecode_is_checked_hash_and_bound_to_the_entry(cache: ModuleCache, marker: Path):
-    cache.store(KEY, module_source(marker))
-    check_module(cache.load(KEY))
-    data = Path(importlib.util.cache_from_source(str(cache.path(KEY)))).read_bytes()
-    assert data[:4] == importlib.util.MAGIC_NUMBER
-    assert int.from_bytes(data[4:8], "little") == 0b11  # hash-based, checked against the source
-    assert data[8:16] == importlib.util.source_hash(cache.path(KEY).read_bytes())
+def test_bytecode_is_bound_to_its_own_text(cache: ModuleCache, marker: Path):
+    """Another entry's compiled top level, put in this entry's place, is not run."""
+    cache.store(KEY, module_source(marker, scale=3))
+    cache.store(OTHER_KEY, module_source(marker, scale=5))
+    check_module(cache.load(OTHER_KEY), scale=5)
+    check_module(cache.load(KEY), scale=3)
+    theirs, ours = bytecode_files(cache, OTHER_KEY)["_"], bytecode_files(cache)["_"]
+    ours.write_bytes(theirs.read_bytes())
+    check_module(cache.load(KEY), scale=3)
 
 
 def test_corrupt_bytecode_is_recompiled(cache: ModuleCache, marker: Path):
     cache.store(KEY, module_source(marker))
     check_module(cache.load(KEY))
-    bytecode = Path(importlib.util.cache_from_source(str(cache.path(KEY))))
-    bytecode.write_bytes(bytecode.read_bytes()[:40])  # the header intact, the code cut short
+    for path in bytecode_files(cache).values():  # the headers intact, the code cut short
+        path.write_bytes(path.read_bytes()[:20])
     check_module(cache.load(KEY))
-    assert len(bytecode.read_bytes()) > 40  # written again
+    assert all(len(p.read_bytes()) > 20 for p in bytecode_files(cache).values())  # written again
+
+
+def test_a_failing_entry_drops_its_bytecode(cache: ModuleCache, marker: Path):
+    """An entry whose top level fails (a helper module that is gone) is a miss, and its compiled
+    parts are removed rather than kept for the next load."""
+    cache.store(KEY, "import symgrad_no_such_module\n")
+    assert cache.load(KEY) is None
+    assert bytecode_files(cache) == {}
 
 
 # --- concurrent writers -------------------------------------------------------------------
@@ -473,8 +508,7 @@ print(json.dumps(None if namespace is None else [namespace["f"](0.5), namespace[
 
 def test_fresh_process_load_writes_and_reuses_bytecode(cache: ModuleCache, marker: Path):
     cache.store(KEY, module_source(marker))
-    bytecode = Path(importlib.util.cache_from_source(str(cache.path(KEY))))
-    assert not bytecode.exists()
+    assert bytecode_files(cache) == {}
     # Written even where Python is told to write no bytecode: this directory is a cache.
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
 
@@ -488,12 +522,14 @@ def test_fresh_process_load_writes_and_reuses_bytecode(cache: ModuleCache, marke
 
     expected = [3 * math.sin(0.5) + 0.25, 3 * math.cos(0.5) + 1.0]
     assert load_in_a_fresh_process() == pytest.approx(expected, rel=1e-15)
-    assert bytecode.is_file()
-    first = bytecode.stat()
+    files = bytecode_files(cache)
+    assert set(files) == {"_", "f", "df"}
+    first = {part: path.stat() for part, path in files.items()}
     assert load_in_a_fresh_process() == pytest.approx(expected, rel=1e-15)
-    second = bytecode.stat()
     # Reused, not compiled and written again (a rewrite is a new file, by an atomic rename).
-    assert (second.st_ino, second.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+    for part, path in bytecode_files(cache).items():
+        second = path.stat()
+        assert (second.st_ino, second.st_mtime_ns) == (first[part].st_ino, first[part].st_mtime_ns)
     assert runs(marker) == 2
 
 
@@ -509,11 +545,13 @@ import symgrad.frontend as frontend
 built = []
 build = frontend.build
 frontend.build = lambda *a, **k: built.append(1) or build(*a, **k)
+compiled = []  # Python compiles of generated code
+symgrad.codegen.load.compile = lambda *a, **k: compiled.append(1) or compile(*a, **k)
 xs = sp.symbols("x0:6")
 f = sum(100*(xs[i + 1] - xs[i]**2)**2 + (1 - xs[i])**2 for i in range(5))
 model = symgrad.compile(f, wrt=list(xs), cache_dir=sys.argv[1])
 value, grads = model.value_and_grad(**{s.name: 0.1*i for i, s in enumerate(xs)})
-line = [len(built), float(value), [float(grads[s.name]) for s in xs]]
+line = [len(built), float(value), [float(grads[s.name]) for s in xs], len(compiled)]
 if sys.argv[2] == "views":
     line += [model.source, len(built)]
 print(repr(line))
@@ -528,15 +566,17 @@ def _hit(cache_dir: Path, what: str = "call") -> list:
 
 def test_a_model_compiled_before_is_called_without_building_its_ir(tmp_path: Path):
     """The second compile of a model, in a fresh process, finds it by what compile was given:
-    no IR is built to call it, the values are the first's, and the views still work (the IR is
-    built when one asks)."""
+    no IR is built and no Python code compiled to call it (the first call's compiled code was
+    kept), the values are the first's, and the views still work (the IR is built when one
+    asks)."""
     cold = _hit(tmp_path, "views")
     hit = _hit(tmp_path)
     assert cold[0] == 1 and hit[0] == 0
+    assert cold[3] >= 2 and hit[3] == 0  # (the module's top level and value_and_grad)
     assert hit[1:3] == cold[1:3]
     again = _hit(tmp_path, "views")
-    assert again[0] == 0 and again[4] == 1  # (model.source built the IR, when it was asked)
-    assert again[3] == cold[3]
+    assert again[0] == 0 and again[5] == 1  # (model.source built the IR, when it was asked)
+    assert again[4] == cold[4]
 
 
 def _flip_a_digit(path: Path) -> None:
@@ -562,7 +602,7 @@ def test_a_damaged_note_is_not_trusted(tmp_path: Path, damage):
     (note,) = tmp_path.rglob("*.json")
     damage(note)
     again = _hit(tmp_path)
-    assert again[0] == 1 and again[1:] == cold[1:]  # (built again, and right)
+    assert again[0] == 1 and again[1:3] == cold[1:3]  # (built again, and right)
 
 
 def test_the_key_is_everything_compile_reads():

@@ -5,7 +5,8 @@ The source is registered in ``linecache`` (as SymPy's ``lambdify`` does) so that
 through generated code shows the generated lines. Python's ``compile`` takes some 6 µs a line,
 and a model of thousands of nodes has thousands of lines in each of ``forward`` and
 ``value_and_grad``: a public function is compiled when it is first asked for (training never
-needs ``forward``), the rest of the module (imports, helpers) at once.
+needs ``forward``), the rest of the module (imports, helpers) at once. A ``CodeStore`` (the
+compile cache's) keeps each part's compiled code, so that another process skips the compile.
 
 >>> ns = load("import numpy as np\\ndef forward(x):\\n    return np.exp(x)\\n")
 >>> float(ns["forward"](0.0))
@@ -18,8 +19,17 @@ import hashlib
 import linecache
 from collections.abc import Iterator, Mapping
 from itertools import pairwise
-from types import FunctionType
-from typing import Any
+from types import CodeType, FunctionType
+from typing import Any, Protocol
+
+
+class CodeStore(Protocol):
+    """Keeps a module's compiled parts (``part``: ``""`` its top level, else a function's name),
+    each good only for the ``text`` it was compiled from."""
+
+    def get(self, part: str, text: str) -> CodeType | None: ...
+
+    def put(self, part: str, text: str, code: CodeType) -> None: ...
 
 
 def load(source: str) -> Module:
@@ -39,12 +49,15 @@ class Module(Mapping):
     (6, ['_helper', 'f'])
     """
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, filename: str | None = None, name: str | None = None,
+                 codes: CodeStore | None = None) -> None:
         digest = hashlib.sha1(source.encode()).hexdigest()[:12]
-        self._filename = filename = f"<symgrad-{digest}>"
+        self._filename, self._codes = filename or f"<symgrad-{digest}>", codes
+        self._namespace: dict[str, Any] = {"__name__": name or f"symgrad_generated_{digest}"}
+        if filename:
+            self._namespace["__file__"] = filename
         lines = source.splitlines(True)
-        linecache.cache[filename] = (len(source), None, lines, filename)
-        self._namespace: dict[str, Any] = {"__name__": f"symgrad_generated_{digest}"}
+        linecache.cache[self._filename] = (len(source), None, lines, self._filename)
         self._pending: dict[str, tuple[int, str]] = {}  # name -> (first line, its source)
         eager = ["\n"] * len(lines)  # the rest of the module, at the same line numbers
         for name, start, end in _blocks(lines):
@@ -56,16 +69,21 @@ class Module(Mapping):
         if any(_names(name, eager_text) for name in self._pending):
             self._pending.clear()  # the rest of the module names one: load it all at once
             eager_text = source
-        self._run(eager_text)
+        self._run("", eager_text)
 
     @property
     def compiled(self) -> list[str]:
         """The functions defined so far."""
         return sorted(n for n, v in self._namespace.items() if isinstance(v, FunctionType))
 
-    def _run(self, text: str) -> None:
-        # the compiler's own output: identifiers are sanitised, labels escaped
-        exec(compile(text, self._filename, "exec"), self._namespace)
+    def _run(self, part: str, text: str) -> None:
+        code = self._codes.get(part, text) if self._codes is not None else None
+        if code is None:
+            # the compiler's own output: identifiers are sanitised, labels escaped
+            code = compile(text, self._filename, "exec")
+            if self._codes is not None:
+                self._codes.put(part, text, code)
+        exec(code, self._namespace)
 
     def _define(self, name: str) -> None:
         pending = self._pending.get(name)
@@ -75,7 +93,7 @@ class Module(Mapping):
         for other in list(self._pending):  # what the body calls by name is defined first
             if other != name and _names(other, text):
                 self._define(other)
-        self._run("\n" * start + text)  # padded: tracebacks show the module's own lines
+        self._run(name, "\n" * start + text)  # padded: tracebacks show the module's own lines
         self._pending.pop(name, None)  # (only once defined: another thread may be here too)
 
     def __getitem__(self, name: str) -> Any:
