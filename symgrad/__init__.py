@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 __version__ = "0.1.0"
@@ -44,6 +45,7 @@ def compile(
     output: sp.Symbol | str | None = None,
     shapes: Mapping[sp.Symbol | str, tuple[int | None, ...]] | None = None,
     broadcast: str = "warn",
+    dtype: Any = None,
     cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
 ) -> CompiledModel:
@@ -58,6 +60,9 @@ def compile(
     elementwise operation broadcasts its operands into something larger than each of them (a
     prediction of shape (n, 1) against a target of shape (n,) gives (n, n)): ``"warn"`` (a
     ``SymgradWarning``, once per model and shape pattern), ``"error"`` or ``"allow"``.
+    ``dtype`` (float32 or float64) is the one every input is put in; by default a model
+    computes in its inputs' own floating dtype (float32 arrays give float32 results; Python
+    numbers and integer arrays take the floating arrays' dtype, float64 when there are none).
 
     A model compiled before (the same equations, shapes and parameters) is not compiled again:
     its code is loaded from this process's memory or from the on-disk cache, a directory of the
@@ -81,6 +86,7 @@ def compile(
         )
     if broadcast not in ("warn", "error", "allow"):
         raise SymgradError(f"broadcast={broadcast!r}: choose 'warn', 'error' or 'allow'")
+    dtype = _float_dtype(dtype)
     if not isinstance(cache, bool):
         raise SymgradError(f"cache={cache!r}: pass True (the default) or False")
     disk = ModuleCache(cache_dir) if cache else None
@@ -95,15 +101,31 @@ def compile(
     if note is not None:  # compiled before: its IR is built only if something asks for it
         try:
             return CompiledModel(None, given, wrt, name, broadcast, disk, output=output,
-                                 shapes=shapes, note=note)
+                                 shapes=shapes, note=note, dtype=dtype)
         except (KeyError, TypeError, ValueError):  # (a note of another shape: not trusted)
             pass
     graph = build(given, name=name, output=output, wrt=wrt, shapes=shapes)
     compiled = CompiledModel(graph, given, wrt, name, broadcast, disk, output=output,
-                             shapes=shapes)
+                             shapes=shapes, dtype=dtype)
     if key is not None:
         disk.store_note(key, compiled.note())
     return compiled
+
+
+def _float_dtype(dtype: Any) -> np.dtype | None:
+    """compile's ``dtype=``: None, or float32 or float64 (as a NumPy dtype, type or name)."""
+    if dtype is None:
+        return None
+    try:
+        found = np.dtype(dtype)
+    except TypeError:
+        found = None
+    if found is None or found not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise SymgradError(
+            f"dtype={dtype!r}: a model computes in float32 or float64; pass dtype=np.float32, "
+            "dtype='float64', or leave it out to compute in the inputs' own floating dtype"
+        )
+    return found
 
 
 # (compile, sum and max are not in __all__: ``from symgrad import *`` must not shadow the

@@ -79,6 +79,12 @@ class Builder:
         folded = self._fold(name, args, attrs)
         if folded is not None:
             return folded
+        if name in _FUNCTIONS and all(graph.nodes[a].op == "const" for a in args):
+            # a function of numbers is a number: log(2), not np.log(2) (a NumPy float64,
+            # which would widen the float32 arrays it meets)
+            value = OPS[name].sympy_of(tuple(graph.nodes[a].attrs[0] for a in args), attrs)
+            if value.is_number and value.is_extended_real and _finite_float(value):
+                return self.const(value)
         if name in BY_OP:
             stable = rewrite(self, name, args, attrs)
             if stable is not None:
@@ -519,6 +525,11 @@ def cannot_compute(e: sp.Basic) -> ModelError:
 _BINARY = frozenset({"add", "sub", "mul", "div", "neg", "pow"})
 _LOOKED_AT = frozenset({"const", "neg", "broadcast_like", "div"})
 
+#: The elementwise functions a user writes (not arithmetic): of numbers, they give a number.
+_FUNCTIONS = frozenset(
+    op.name for op in OPS.values() if op.elementwise and op.differentiable and op.arity != 0
+    and (op.sympy or op.show) and op.name not in ("copy", "add", "sub", "mul", "div", "neg", "pow"))
+
 _FOLDABLE = {
     "add": lambda a, b: a + b,
     "sub": lambda a, b: a - b,
@@ -526,6 +537,15 @@ _FOLDABLE = {
     "div": lambda a, b: a / b if b != 0 else None,
     "neg": lambda a: -a,
 }
+
+
+def _finite_float(value: sp.Basic) -> bool:
+    """Whether a number is a finite float (a function of numbers that overflows is left to
+    compute, as NumPy computes it: inf)."""
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def _negative(t: sp.Basic) -> bool:

@@ -41,11 +41,13 @@ class CompiledModel:
         self, graph: IR | None, model: Any = None, wrt: Any = None, name: str = "f",
         broadcast: str = "warn", cache: ModuleCache | None = None, *,
         output: Any = None, shapes: Any = None, note: dict | None = None,
+        dtype: np.dtype | None = None,
     ):
         from .memory import keep_freed_memory
 
         keep_freed_memory()  # once per process: freed temporaries stay warm (memory.py)
         self.broadcast = broadcast  # what an outer-product broadcast does: warn, error, allow
+        self.dtype = dtype  # the dtype every input is put in; None: the inputs' own (call_dtype)
         self._warned: set[tuple] = set()  # shape patterns already warned about
         self._compiled = (model, wrt, name)  # what was compiled, as symgrad.compile was given it
         self._built_with = (output, shapes)  # and the rest of what the front end was given
@@ -168,7 +170,7 @@ class CompiledModel:
         """The generated module: the code that runs, with its comments."""
         from .codegen.emit import emit
 
-        return emit(self._differentiated)
+        return emit(self._differentiated, dtype=None if self.dtype is None else self.dtype.name)
 
     def __repr__(self) -> str:
         return (
@@ -188,6 +190,7 @@ class CompiledModel:
             kwargs = _by_name(args[0], kwargs)
         values: list = [None] * len(self.inputs)
         unknown = []
+        other_dtype = self.dtype is not None  # an input, or the model, not in float64
         for name, value in kwargs.items():
             slot = self._slot.get(name)
             if slot is None:
@@ -195,7 +198,8 @@ class CompiledModel:
             elif type(value) is np.ndarray and value.dtype is _FLOAT and value.ndim:
                 values[slot] = value  # already what the generated code computes with
             else:
-                values[slot] = _as_array(value, name)
+                values[slot] = array = _as_array(value, name)
+                other_dtype = other_dtype or array.dtype is not _FLOAT
         if unknown:
             raise InputError(
                 f"unknown input{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
@@ -207,6 +211,9 @@ class CompiledModel:
                 raise InputError(
                     f"missing input{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}"
                 )
+        if other_dtype:
+            given = [kwargs[name] for name in self.inputs]
+            _in_call_dtype(values, given, self.dtype)
         return values
 
     def __call__(self, /, *args: Mapping, **inputs: Any) -> Any:
@@ -523,15 +530,47 @@ def _by_name(mapping: Mapping, keywords: dict[str, Any]) -> dict[str, Any]:
 _FLOAT = np.dtype(np.float64)
 
 
+def call_dtype(values: list, dtype: np.dtype | None = None) -> np.dtype:
+    """The floating dtype a call computes in: ``dtype`` when the model was compiled with one,
+    else the one NumPy gives the input arrays together with a Python float (float32 arrays:
+    float32; float32 and float64: float64; integers: float64). Python numbers are left out:
+    they take the arrays' dtype, as in NumPy's own arithmetic.
+
+    >>> call_dtype([np.ones(2, np.float32), 0.5]), call_dtype([np.arange(2), 0.5])
+    (dtype('float32'), dtype('float64'))
+    """
+    if dtype is not None:
+        return dtype
+    kinds = {np.asarray(v).dtype for v in values if not _weak(v)}
+    return np.result_type(*(k if k.kind in "biuf" else _FLOAT for k in kinds), 0.0)
+
+
+def _weak(value) -> bool:
+    """Whether an input is a number of Python's or SymPy's (no dtype of its own), which takes
+    the dtype of the arrays it meets."""
+    return not hasattr(value, "dtype") and np.ndim(value) == 0
+
+
+def _in_call_dtype(values: list, given: list, dtype: np.dtype | None) -> None:
+    """Put each input that is not a floating array (a Python number, an integer or boolean
+    array) in the call's dtype; every input, for a model compiled with a ``dtype``."""
+    target = call_dtype(given, dtype)
+    for k, (value, original) in enumerate(zip(values, given, strict=True)):
+        if value.dtype != target and (
+                dtype is not None or value.dtype.kind != "f" or _weak(original)):
+            values[k] = value.astype(target)[()]
+
+
 def _as_array(value, name: str):
-    """``value`` as float64 (a scalar as ``np.float64``), or an InputError naming the input when
-    it is not real numbers that float64 holds faithfully: None, strings, missing values (pandas
-    ``NA``), complex numbers and other objects are refused, not turned into NaN or cut."""
-    if type(value) is np.ndarray and value.dtype == np.float64:
+    """``value`` as a NumPy floating value: a floating array (or scalar) as it is, anything else
+    in float64 (a scalar as ``np.float64``); or an InputError naming the input when it is not
+    real numbers that float64 holds faithfully: None, strings, missing values (pandas ``NA``),
+    complex numbers and other objects are refused, not turned into NaN or cut."""
+    if type(value) is np.ndarray and value.dtype.kind == "f":
         return value if value.ndim else value[()]  # (a 0-d array as the scalar it holds)
     if type(value) is float or (type(value) is int and abs(value) < 2**53):
         return np.float64(value)  # (an int of at most 53 bits is a float64 exactly)
-    if type(value) is np.float64:
+    if isinstance(value, np.floating):
         return value
     if value is None:
         raise InputError(f"input {name!r} is None; pass a number or an array of numbers")
@@ -560,10 +599,12 @@ def _as_array(value, name: str):
         kind = "f"  # numbers: each one a real number)
     if kind in "biuf":
         try:
-            array = array.astype(np.float64)
-            return array if array.ndim else array[()]
+            converted = array.astype(np.float64)
         except (OverflowError, TypeError) as e:  # (an int beyond float64: 10**400)
             raise InputError(f"input {name!r} does not fit in a float64: {e}") from None
+        if array.dtype.kind != "O":  # (integers kept: _in_call_dtype puts them in the call's)
+            converted = array
+        return converted if converted.ndim else converted[()]
     what = {"c": "complex numbers (symgrad computes with real ones; pass .real if the "
                  "imaginary part is meant to be dropped)",
             "U": "text", "S": "bytes", "M": "dates", "m": "time spans"}.get(

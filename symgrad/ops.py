@@ -36,11 +36,13 @@ Adding a function is one record here (and, for a function SymPy has no class for
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import sympy as sp
 from sympy.codegen.cfunctions import exp2, expm1, log1p, log2, log10
+from sympy.printing.pycode import PythonCodePrinter
 
 from . import functions as fn
 from .errors import ModelError, NoRuleError, ShapeError
@@ -369,14 +371,15 @@ def _max_or_min(sign: int):
     """Max or Min: the argument that wins gets the gradient; k arguments that tie get 1/k each.
 
     With two arguments that is H(x − y) with H(0) = 1/2; with more, an argument wins when it
-    equals the result (exactly: the result is one of them).
+    equals the result (exactly: the result is one of them, infinite or not); its one is
+    ``ones_like(x)``, of x's dtype (a choice between the numbers 1 and 0 would be float64).
     """
 
     def partials(attrs, out, *xs):
         if len(xs) == 2:
             x, y = xs
             return (sp.Heaviside(sign * (x - y), S.Half), sp.Heaviside(sign * (y - x), S.Half))
-        wins = [sp.Piecewise((S.One, sp.Eq(x, out)), (S.Zero, True)) for x in xs]
+        wins = [sp.Piecewise((fn.ones_like(x), sp.Eq(x, out)), (S.Zero, True)) for x in xs]
         total = sp.Add(*wins)
         return tuple(w / total for w in wins)
 
@@ -415,7 +418,11 @@ def _max_vjp(attrs, g, out, x):
 
 
 def _logsumexp_vjp(attrs, g, out, x):
-    return (_spread(g, attrs) * sp.exp(x - _spread(out, attrs)),)
+    """The shares exp(x − out), computed as exp(x − m)/Σ exp(x − m), m the maximum: x − m is
+    exact, where x − out loses the digits of a large out (at 1000, 6e-5 in float32)."""
+    axis, _ = attrs
+    shares = sp.exp(x - fn.max(x, axis=axis, keepdims=True))
+    return (_spread(g, attrs) * shares / fn.sum(shares, axis=axis, keepdims=True),)
 
 
 def _softmax_vjp(attrs, g, out, x):
@@ -584,6 +591,17 @@ def _max_vjp_code(args: list[Code], attrs) -> Code:
     return f"_max_grad({g}, {x}, {out}, {tuple(axes) if axes else None}, {keepdims})", ATOM
 
 
+def _polygamma_code(args: list[Code], attrs) -> Code:
+    """ψ⁽ⁿ⁾(x) = (−1)ⁿ⁺¹ n! ζ(n + 1, x) for n ≥ 1, as SciPy's own polygamma computes it, but
+    in x's dtype (SciPy's multiplies by a float64)."""
+    (n,) = attrs
+    if n == 0:
+        return f"scipy.special.digamma({args[0][0]})", ATOM
+    factor = (-1) ** (n + 1) * math.factorial(n)
+    call = f"scipy.special.zeta({n + 1}, {args[0][0]})"
+    return (call, ATOM) if factor == 1 else (f"{factor}*{call}", UNARY if factor < 0 else PRODUCT)
+
+
 def _heaviside_code(args: list[Code], attrs) -> Code:
     return f"np.heaviside({args[0][0]}, {number_code(attrs[0])[0]})", ATOM
 
@@ -604,10 +622,15 @@ def _where_code(args: list[Code], attrs) -> Code:
 
 
 def number_code(value: sp.Basic) -> Code:
-    """A number as NumPy code: exact fractions as a division, floats at full precision.
+    """A number as code that gives a Python float (which takes the dtype of the arrays it
+    meets, where a NumPy float64 would widen float32 to float64): exact fractions as a
+    division, floats at full precision, other constants with ``math`` where it has their
+    functions, else as a float.
 
     >>> number_code(sp.Rational(-3, 4)), number_code(sp.Float(0.1)), number_code(sp.pi)
     (('-3/4', 60), ('0.1', 100), ('np.pi', 100))
+    >>> number_code(sp.log(2)), number_code(2/sp.sqrt(sp.pi))
+    (('math.log(2)', 100), ('2/math.sqrt(math.pi)', 50))
     """
     if value is S.Pi:
         return "np.pi", ATOM
@@ -621,6 +644,12 @@ def number_code(value: sp.Basic) -> Code:
         v = float(value)
         if not math.isfinite(v):
             raise ModelError(f"{value} is not a finite number")
+        if not value.is_Float:
+            printer = PythonCodePrinter({"fully_qualified_modules": True, "strict": False})
+            text = printer.doprint(value)
+            names = set(re.findall(r"(?<![\w.])[A-Za-z_]\w*", text))  # (math's own alone)
+            if names == {"math"} and not printer._not_supported:
+                return text, ATOM if re.fullmatch(r"math\.\w+\([\w.]*\)", text) else SUM
         return repr(v), (UNARY if v < 0 else ATOM)
     raise ModelError(f"{value} is not a number")
 
@@ -729,9 +758,7 @@ _RECORDS: list[Op] = [
                  lambda a, out, x: (sp.polygamma(0, x),), extra="scipy"),
     Op("polygamma", (sp.polygamma,), 1, True,
        lambda a, out, x: (sp.polygamma(a[0] + 1, x),),
-       numpy=lambda args, attrs: (
-           f"scipy.special.digamma({args[0][0]})" if attrs[0] == 0
-           else f"scipy.special.polygamma({attrs[0]}, {args[0][0]})", ATOM),
+       numpy=_polygamma_code,
        read=lambda e: ((e.args[1],), (_order(e.args[0]),)),
        show=lambda args, attrs: sp.polygamma(attrs[0], args[0]), extra="scipy"),
     _elementwise("sinc", sp.sinc, _sinc_code, lambda a, out, x: (sinc_derivative(x),)),

@@ -22,12 +22,14 @@ PIPELINE = [
 #: from 3,700 for signs carried through the reverse sweep, models elementwise in their inputs,
 #: sizes declared as None followed through the model, and comments as explain writes them;
 #: then to 3,800 for long lists of inputs and gradients wrapped in the generated code; then to
-#: 3,810 for the compiled code of each part of a module kept by the compile cache).
-PIPELINE_BUDGET = 3_810
+#: 3,810 for the compiled code of each part of a module kept by the compile cache; then to
+#: 3,870 for dtypes: inputs converted to their own floating dtype, constants that keep it).
+PIPELINE_BUDGET = 3_870
 #: Lines of the whole package (raised from 10,000 for the compile cache keyed by what compile is
 #: given, the teacher's notation shared by the comments and explain, and the pipeline's raise;
-#: then to 10,230 for the compiled code of each part of a module kept from its first use).
-PACKAGE_BUDGET = 10_230
+#: then to 10,230 for the compiled code of each part of a module kept from its first use; then
+#: to 10,350 for the dtype a call computes in, and compile's dtype=).
+PACKAGE_BUDGET = 10_350
 
 
 def _lines(path: Path) -> int:

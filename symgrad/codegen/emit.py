@@ -20,14 +20,14 @@ import numpy as np
 <BLANKLINE>
 def forward(*, k, x):
     """f for the inputs k, x."""
-    k, x = np.asarray(k, dtype=float)[()], np.asarray(x, dtype=float)[()]
+    k, x = _floats(k, x)
     f = np.exp(k*x)
     return f
 <BLANKLINE>
 <BLANKLINE>
 def value_and_grad(*, k, x):
     """f and its gradient with respect to k."""
-    k, x = np.asarray(k, dtype=float)[()], np.asarray(x, dtype=float)[()]
+    k, x = _floats(k, x)
     # forward, in topological order
     f = np.exp(k*x)
     # backward: dV = ∂f/∂V, in reverse topological order
@@ -36,6 +36,9 @@ def value_and_grad(*, k, x):
     dk = f*x  # ∂f/∂k = f·x
     return f, {'k': dk}
 <BLANKLINE>
+<BLANKLINE>
+def _floats(*values, dtype=None):
+...
 '''
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .. import __version__
+from .. import functions as fn
 from ..builder import Builder
 from ..errors import ModelError
 from ..expressions import free_symbols, larger_than
@@ -58,7 +62,7 @@ MAX_HEADER_SIZE = 300  # equations larger than this (as a tree) are not spelled 
 
 
 def emit(graph: Graph, comments: bool = True, keyword_only: bool = True,
-         convert: bool = True) -> str:
+         convert: bool = True, dtype: str | None = None) -> str:
     """The module source for a differentiated graph (see the module docstring).
 
     ``comments=False`` leaves out the backward lines' comments, and nothing else: the lines are
@@ -66,9 +70,10 @@ def emit(graph: Graph, comments: bool = True, keyword_only: bool = True,
     positional, in the order of ``graph.inputs`` (CPython binds N keyword arguments in time
     that grows as N²); ``convert=False`` leaves out the lines that convert the inputs (for a
     caller that has converted them; blank, so that the other lines keep their numbers): both
-    for the compiled model's own use.
+    for the compiled model's own use. ``dtype`` (``"float32"``, ``"float64"``) is the one the
+    inputs are put in; by default their own floating dtype.
     """
-    return _Emitter(graph, comments).module(keyword_only, convert)
+    return _Emitter(graph, comments).module(keyword_only, convert, dtype)
 
 
 @dataclass(slots=True)
@@ -101,7 +106,6 @@ class _Emitter:
         nodes, info = self.graph.nodes, self.graph.info
         plan = self.plan
         inlined, on_a_line, names = plan.inlined, set(plan.order), plan.names
-        const_code = OPS["const"].numpy
         code: dict[int, Code] = {}  # inlined nodes (and numbers): their code
         reads: dict[int, frozenset[int]] = {}
         guarded: set[int] = set()  # inlined nodes with a Piecewise in them
@@ -114,7 +118,7 @@ class _Emitter:
                 is_line = True
             else:
                 if node.op == "const":
-                    code[i], reads[i] = const_code([], node.attrs), nothing
+                    code[i], reads[i] = self._code(node, []), nothing
                 continue
             args = []
             read: set[int] = set()
@@ -168,7 +172,10 @@ class _Emitter:
         template = record.numpy
         if isinstance(template, str):
             return template.format(*(a[0] for a in args)), ATOM
-        return template(args, node.attrs)
+        code = template(args, node.attrs)
+        if node.op == "const" and "math." in code[0]:
+            self.extras.add("math")
+        return code
 
     def _piecewise(self, template: sp.Piecewise, args: list[Code]) -> Code:
         """A Piecewise template as nested ``np.where`` over its operands' code."""
@@ -194,7 +201,7 @@ class _Emitter:
 
     # -- the module ----------------------------------------------------------------------------
 
-    def module(self, keyword_only: bool, convert: bool) -> str:
+    def module(self, keyword_only: bool, convert: bool, dtype: str | None = None) -> str:
         graph = self.graph
         out = self.name(graph.output)
         params = ", ".join(self.names[i] for i in graph.inputs)
@@ -211,7 +218,9 @@ class _Emitter:
             check = [refusal]
         elif shape != ():
             check = [f"if np.ndim({out}) != 0:", INDENT + refusal]
-        conversions = _conversions(graph, self.names)
+        conversions = _conversions(graph, self.names, dtype)
+        if conversions:  # (the helper written either way: the lines keep their numbers)
+            self.helpers.add("_floats")
         if not convert:  # (blank lines: the others keep their line numbers)
             conversions = ["\n" * c.count("\n") for c in conversions]
         backward_at = next((k for k, line in enumerate(body) if line.node >= graph.forward),
@@ -219,7 +228,8 @@ class _Emitter:
         # a gradient that reads no adjoint may be scheduled early, but the check reads the output
         output_at = next((k for k, line in enumerate(body) if line.node == graph.output), -1)
         backward_at = max(backward_at, output_at + 1)
-        imports = [backend.IMPORTS[None]] + [backend.IMPORTS[e] for e in sorted(self.extras)]
+        imports = [line for key, line in backend.IMPORTS.items()
+                   if key is None or key in self.extras]
         freed = any("\ndel " in line.code for line in body)
         # (decided by the nodes, not the comments: with or without them, the same lines)
         mean = not self.never_scalar and any(
@@ -276,7 +286,8 @@ def _computes_in_branches(template: sp.Piecewise) -> bool:
     """Whether a branch of a Piecewise computes something (``log(x)``), which NumPy computes
     for every element, taken or not; not when each branch is a number or an operand, as the
     Piecewise a rule makes (``x**y``'s safe log, Max's ties): nothing to silence there."""
-    return any(pair.expr.args and not pair.expr.is_number for pair in template.args)
+    return any(pair.expr.args and not pair.expr.is_number
+               and not isinstance(pair.expr, fn.ones_like) for pair in template.args)
 
 
 def _for_value(lines: list[_Line], graph: Graph) -> list[_Line]:
@@ -345,29 +356,21 @@ def _may_be_array(shape, few_inputs: bool) -> bool:
     return few_inputs
 
 
-def _conversions(graph: Graph, names: dict[int, str]) -> list[str]:
-    """Inputs as NumPy values: a scalar as np.float64 (fast, and 1/0 is inf, not an error),
-    an array as a float array; an input of a shape not declared is either (``[()]`` makes a
-    0-d array the np.float64 it holds, and leaves any other array as it is)."""
-    scalars = [names[i] for i in graph.inputs if graph.nodes[i].shape == ()]
-    arrays = [names[i] for i in graph.inputs if known(graph.nodes[i].shape)
-              and graph.nodes[i].shape != ()]
-    either = [names[i] for i in graph.inputs if not known(graph.nodes[i].shape)]
-    lines = []
-    for group, convert in ((scalars, "np.float64({})"), (arrays, "np.asarray({}, dtype=float)"),
-                           (either, "np.asarray({}, dtype=float)[()]")):
-        if not group:
-            continue
-        targets = ", ".join(group)
-        line = f"{targets} = {', '.join(convert.format(n) for n in group)}"
-        if len(line) > 90:  # many inputs: one loop (a generator costs about 0.3 µs a value)
-            targets += "," * (len(group) == 1)
-            line = f"{targets} = ({convert.format('v')} for v in ({targets}))"
-            if len(line) > WIDTH:
-                line = (_wrapped("(", group, ")", True) + f" = ({convert.format('v')} for v in "
-                        + _wrapped("(", group, "))", True))
-        lines.append(line)
-    return lines
+def _conversions(graph: Graph, names: dict[int, str], dtype: str | None) -> list[str]:
+    """The line that makes the inputs floating NumPy values (``_floats``: the rule of
+    ``model.call_dtype``), in ``dtype`` (``"float32"``) if given."""
+    if not graph.inputs:
+        return []
+    group = [names[i] for i in graph.inputs]
+    targets = ", ".join(group) + ("," if len(group) == 1 else "")
+    arguments = ", ".join(group) + (f", dtype=np.{dtype}" if dtype else "")
+    line = f"{'(' + targets + ')' if len(group) == 1 else targets} = _floats({arguments})"
+    if len(line) > WIDTH and len(targets) + 16 <= WIDTH and len(arguments) + 9 <= WIDTH:
+        line = f"{targets} = _floats(\n{INDENT}{arguments})"
+    elif len(line) > WIDTH:
+        line = (_wrapped("(", group, ")", True) + " = _floats"
+                + _wrapped("(", [*group, *([f"dtype=np.{dtype}"] if dtype else [])], ")", True))
+    return [line]
 
 
 #: The longest line the module writes where it can break one (a comment may run longer).

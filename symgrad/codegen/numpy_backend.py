@@ -6,15 +6,28 @@ module holds what the emitted module needs around those lines.
 
 from __future__ import annotations
 
-#: The modules a generated module imports: always NumPy; an extra one only where an operation
-#: needs it (the record's ``extra``).
-IMPORTS = {None: "import numpy as np", "scipy": "import scipy.special"}
+#: The modules a generated module imports, in this order: always NumPy; another one only where
+#: an operation needs it (the record's ``extra``; ``math`` for a constant such as log(2)).
+IMPORTS = {"math": "import math", None: "import numpy as np", "scipy": "import scipy.special"}
 
 #: Helpers a helper calls in turn.
 NEEDS = {"_matmul_grad": ("_sum_to",)}
 
 #: Helper functions the generated module defines when it uses them, keyed by name.
 HELPERS: dict[str, str] = {
+    "_floats": '''\
+def _floats(*values, dtype=None):
+    """The inputs as floating NumPy values (a 0-d array as the number it holds), each in dtype
+    if given; else a floating array stays as it is, and a Python number or an integer array
+    takes the dtype NumPy gives the arrays together with a float (float64 if there are none)."""
+    pairs = [(np.asarray(v), not hasattr(v, "dtype") and np.ndim(v) == 0) for v in values]
+    keep = dtype is None
+    if keep:
+        kinds = {a.dtype for a, weak in pairs if not weak and a.dtype.kind in "biuf"}
+        dtype = np.result_type(*kinds, 0.0)
+    return [a[()] if a.dtype == dtype or (keep and a.dtype.kind == "f" and not weak)
+            else a.astype(dtype)[()] for a, weak in pairs]
+''',
     "_sigmoid": '''\
 def _sigmoid(x):
     """1/(1 + exp(-x)): where exp(-x) overflows to inf (x < -709) the result is the right 0."""
@@ -74,7 +87,7 @@ def _max_grad(g, x, out, axis, keepdims):
     axis = axis or None
     if not keepdims and axis is not None:
         g, out = np.expand_dims(g, axis), np.expand_dims(out, axis)
-    hit = x == out
+    hit = (x == out).astype(np.result_type(x, g))  # (in the arrays' dtype, not bool)
     return hit * (g / np.sum(hit, axis=axis, keepdims=True))
 ''',
     "_sinc_derivative": '''\

@@ -11,11 +11,8 @@ import numpy as np
 
 def forward(*, c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y):
     """Loss for the inputs c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y."""
-    (
-        c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y,
-    ) = (np.asarray(v, dtype=float)[()] for v in (
-        c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y,
-    ))
+    c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y = _floats(
+        c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y)
     t1 = w1*x + c1
     h1 = _sigmoid(t1)
     t2 = h1*w2 + c2
@@ -35,11 +32,8 @@ def forward(*, c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y):
 
 def value_and_grad(*, c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y):
     """Loss and its gradient with respect to w1, c1, w2, c2, w3, c3, w4, c4, w5, c5, w6, c6."""
-    (
-        c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y,
-    ) = (np.asarray(v, dtype=float)[()] for v in (
-        c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y,
-    ))
+    c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y = _floats(
+        c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y)
     # forward, in topological order; del frees an array after its last use
     t1 = w1*x + c1
     h1 = _sigmoid(t1)
@@ -98,6 +92,19 @@ def value_and_grad(*, c1, c2, c3, c4, c5, c6, w1, w2, w3, w4, w5, w6, x, y):
         'w1': dw1, 'c1': dc1, 'w2': dw2, 'c2': dc2, 'w3': dw3, 'c3': dc3, 'w4': dw4, 'c4': dc4,
         'w5': dw5, 'c5': dc5, 'w6': dw6, 'c6': dc6,
     }
+
+
+def _floats(*values, dtype=None):
+    """The inputs as floating NumPy values (a 0-d array as the number it holds), each in dtype
+    if given; else a floating array stays as it is, and a Python number or an integer array
+    takes the dtype NumPy gives the arrays together with a float (float64 if there are none)."""
+    pairs = [(np.asarray(v), not hasattr(v, "dtype") and np.ndim(v) == 0) for v in values]
+    keep = dtype is None
+    if keep:
+        kinds = {a.dtype for a, weak in pairs if not weak and a.dtype.kind in "biuf"}
+        dtype = np.result_type(*kinds, 0.0)
+    return [a[()] if a.dtype == dtype or (keep and a.dtype.kind == "f" and not weak)
+            else a.astype(dtype)[()] for a, weak in pairs]
 
 
 def _sigmoid(x):

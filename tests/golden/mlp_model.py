@@ -8,7 +8,7 @@ import numpy as np
 
 def forward(*, W1, W2, X, b1, b2, y):
     """Loss for the inputs W1, W2, X, b1, b2, y."""
-    W1, W2, X, b1, b2, y = (np.asarray(v, dtype=float) for v in (W1, W2, X, b1, b2, y))
+    W1, W2, X, b1, b2, y = _floats(W1, W2, X, b1, b2, y)
     L1 = X @ W1 + b1
     H = _sigmoid(L1)
     L2 = H @ W2 + b2
@@ -19,7 +19,7 @@ def forward(*, W1, W2, X, b1, b2, y):
 
 def value_and_grad(*, W1, W2, X, b1, b2, y):
     """Loss and its gradient with respect to W1, b1, W2, b2."""
-    W1, W2, X, b1, b2, y = (np.asarray(v, dtype=float) for v in (W1, W2, X, b1, b2, y))
+    W1, W2, X, b1, b2, y = _floats(W1, W2, X, b1, b2, y)
     # forward, in topological order; del frees an array after its last use
     L1 = X @ W1 + b1
     H = _sigmoid(L1)
@@ -41,6 +41,19 @@ def value_and_grad(*, W1, W2, X, b1, b2, y):
     db1 = dL1.sum(axis=0)  # ∂L1/∂b1 = 1, summed over the broadcast axes
     del dL1
     return Loss, {'W1': dW1, 'b1': db1, 'W2': dW2, 'b2': db2}
+
+
+def _floats(*values, dtype=None):
+    """The inputs as floating NumPy values (a 0-d array as the number it holds), each in dtype
+    if given; else a floating array stays as it is, and a Python number or an integer array
+    takes the dtype NumPy gives the arrays together with a float (float64 if there are none)."""
+    pairs = [(np.asarray(v), not hasattr(v, "dtype") and np.ndim(v) == 0) for v in values]
+    keep = dtype is None
+    if keep:
+        kinds = {a.dtype for a, weak in pairs if not weak and a.dtype.kind in "biuf"}
+        dtype = np.result_type(*kinds, 0.0)
+    return [a[()] if a.dtype == dtype or (keep and a.dtype.kind == "f" and not weak)
+            else a.astype(dtype)[()] for a, weak in pairs]
 
 
 def _sigmoid(x):

@@ -7,7 +7,7 @@ import numpy as np
 
 def forward(*, b, k, x, y):
     """Loss for the inputs b, k, x, y."""
-    b, k, x, y = (np.asarray(v, dtype=float)[()] for v in (b, k, x, y))
+    b, k, x, y = _floats(b, k, x, y)
     R = k*x + b - y
     with np.errstate(all="ignore"):  # np.where drops the branches not taken
         H = np.where(np.abs(R) <= 1, R**2/2, np.abs(R) - 1/2)
@@ -17,7 +17,7 @@ def forward(*, b, k, x, y):
 
 def value_and_grad(*, b, k, x, y):
     """Loss and its gradient with respect to k, b."""
-    b, k, x, y = (np.asarray(v, dtype=float)[()] for v in (b, k, x, y))
+    b, k, x, y = _floats(b, k, x, y)
     # forward, in topological order; del frees an array after its last use
     R = k*x + b - y
     with np.errstate(all="ignore"):  # np.where drops the branches not taken
@@ -33,6 +33,19 @@ def value_and_grad(*, b, k, x, y):
     db = _sum_to(dR, b)  # ∂R/∂b = 1, summed over the broadcast axes
     del dR
     return Loss, {'k': dk, 'b': db}
+
+
+def _floats(*values, dtype=None):
+    """The inputs as floating NumPy values (a 0-d array as the number it holds), each in dtype
+    if given; else a floating array stays as it is, and a Python number or an integer array
+    takes the dtype NumPy gives the arrays together with a float (float64 if there are none)."""
+    pairs = [(np.asarray(v), not hasattr(v, "dtype") and np.ndim(v) == 0) for v in values]
+    keep = dtype is None
+    if keep:
+        kinds = {a.dtype for a, weak in pairs if not weak and a.dtype.kind in "biuf"}
+        dtype = np.result_type(*kinds, 0.0)
+    return [a[()] if a.dtype == dtype or (keep and a.dtype.kind == "f" and not weak)
+            else a.astype(dtype)[()] for a, weak in pairs]
 
 
 def _sum_to(g, like):

@@ -7,7 +7,7 @@ import numpy as np
 
 def forward(*, W, X, Y, b):
     """Loss for the inputs W, X, Y, b."""
-    W, X, Y, b = (np.asarray(v, dtype=float) for v in (W, X, Y, b))
+    W, X, Y, b = _floats(W, X, Y, b)
     Z = X @ W + b
     P = _log_softmax(Z, 1)
     t1 = (P*Y).sum(axis=1)
@@ -17,7 +17,7 @@ def forward(*, W, X, Y, b):
 
 def value_and_grad(*, W, X, Y, b):
     """Loss and its gradient with respect to W, b."""
-    W, X, Y, b = (np.asarray(v, dtype=float) for v in (W, X, Y, b))
+    W, X, Y, b = _floats(W, X, Y, b)
     # forward, in topological order; del frees an array after its last use
     Z = X @ W + b
     P = _log_softmax(Z, 1)
@@ -34,6 +34,19 @@ def value_and_grad(*, W, X, Y, b):
     db = dZ.sum(axis=0)  # ∂Z/∂b = 1, summed over the broadcast axes
     del dZ
     return Loss, {'W': dW, 'b': db}
+
+
+def _floats(*values, dtype=None):
+    """The inputs as floating NumPy values (a 0-d array as the number it holds), each in dtype
+    if given; else a floating array stays as it is, and a Python number or an integer array
+    takes the dtype NumPy gives the arrays together with a float (float64 if there are none)."""
+    pairs = [(np.asarray(v), not hasattr(v, "dtype") and np.ndim(v) == 0) for v in values]
+    keep = dtype is None
+    if keep:
+        kinds = {a.dtype for a, weak in pairs if not weak and a.dtype.kind in "biuf"}
+        dtype = np.result_type(*kinds, 0.0)
+    return [a[()] if a.dtype == dtype or (keep and a.dtype.kind == "f" and not weak)
+            else a.astype(dtype)[()] for a, weak in pairs]
 
 
 def _log_softmax(x, axis):

@@ -8,7 +8,7 @@ import numpy as np
 
 def forward(*, b1, b2, k1, k2, x, y):
     """Loss for the inputs b1, b2, k1, k2, x, y."""
-    b1, b2, k1, k2, x, y = (np.asarray(v, dtype=float)[()] for v in (b1, b2, k1, k2, x, y))
+    b1, b2, k1, k2, x, y = _floats(b1, b2, k1, k2, x, y)
     L1 = k1*x + b1
     σ = _sigmoid(L1)
     L2 = k2*σ + b2
@@ -19,7 +19,7 @@ def forward(*, b1, b2, k1, k2, x, y):
 
 def value_and_grad(*, b1, b2, k1, k2, x, y):
     """Loss and its gradient with respect to k1, b1, k2, b2."""
-    b1, b2, k1, k2, x, y = (np.asarray(v, dtype=float)[()] for v in (b1, b2, k1, k2, x, y))
+    b1, b2, k1, k2, x, y = _floats(b1, b2, k1, k2, x, y)
     # forward, in topological order; del frees an array after its last use
     L1 = k1*x + b1
     σ = _sigmoid(L1)
@@ -41,6 +41,19 @@ def value_and_grad(*, b1, b2, k1, k2, x, y):
     db1 = _sum_to(dL1, b1)  # ∂L1/∂b1 = 1, summed over the broadcast axes
     del dL1
     return Loss, {'k1': dk1, 'b1': db1, 'k2': dk2, 'b2': db2}
+
+
+def _floats(*values, dtype=None):
+    """The inputs as floating NumPy values (a 0-d array as the number it holds), each in dtype
+    if given; else a floating array stays as it is, and a Python number or an integer array
+    takes the dtype NumPy gives the arrays together with a float (float64 if there are none)."""
+    pairs = [(np.asarray(v), not hasattr(v, "dtype") and np.ndim(v) == 0) for v in values]
+    keep = dtype is None
+    if keep:
+        kinds = {a.dtype for a, weak in pairs if not weak and a.dtype.kind in "biuf"}
+        dtype = np.result_type(*kinds, 0.0)
+    return [a[()] if a.dtype == dtype or (keep and a.dtype.kind == "f" and not weak)
+            else a.astype(dtype)[()] for a, weak in pairs]
 
 
 def _sigmoid(x):
