@@ -33,7 +33,7 @@ from .functions import (
     sum,  # noqa: F401 (public as symgrad.sum, not in __all__: see there)
     transpose,
 )
-from .model import CompiledModel, source_key
+from .model import CompiledModel, _checked_backend, source_key
 from .training import History, TrainingDiverged, fit
 
 
@@ -46,6 +46,7 @@ def compile(
     shapes: Mapping[sp.Symbol | str, tuple[int | None, ...]] | None = None,
     broadcast: str = "warn",
     dtype: Any = None,
+    backend: str = "numpy",
     cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
 ) -> CompiledModel:
@@ -63,6 +64,9 @@ def compile(
     ``dtype`` (float32 or float64) is the one every input is put in; by default a model
     computes in its inputs' own floating dtype (float32 arrays give float32 results; Python
     numbers and integer arrays take the floating arrays' dtype, float64 when there are none).
+    ``backend`` is the array library the code is written for: ``"numpy"``, or ``"array_api"``,
+    code of the Python array API standard that runs on the inputs' own library (PyTorch, JAX,
+    CuPy, Dask, array-api-strict) and returns its arrays.
 
     A model compiled before (the same equations, shapes and parameters) is not compiled again:
     its code is loaded from this process's memory or from the on-disk cache, a directory of the
@@ -87,6 +91,7 @@ def compile(
     if broadcast not in ("warn", "error", "allow"):
         raise SymgradError(f"broadcast={broadcast!r}: choose 'warn', 'error' or 'allow'")
     dtype = _float_dtype(dtype)
+    backend = _checked_backend(backend)
     if not isinstance(cache, bool):
         raise SymgradError(f"cache={cache!r}: pass True (the default) or False")
     disk = ModuleCache(cache_dir) if cache else None
@@ -96,17 +101,17 @@ def compile(
         list(model) if isinstance(model, list | tuple) else model)
     if wrt is not None and not isinstance(wrt, sp.Basic | str) and isinstance(wrt, Iterable):
         wrt = list(wrt)
-    key = source_key(given, name, output, wrt, shapes) if disk is not None else None
+    key = source_key(given, name, output, wrt, shapes, backend) if disk is not None else None
     note = disk.load_note(key) if key is not None else None
     if note is not None:  # compiled before: its IR is built only if something asks for it
         try:
             return CompiledModel(None, given, wrt, name, broadcast, disk, output=output,
-                                 shapes=shapes, note=note, dtype=dtype)
+                                 shapes=shapes, note=note, dtype=dtype, backend=backend)
         except (KeyError, TypeError, ValueError):  # (a note of another shape: not trusted)
             pass
     graph = build(given, name=name, output=output, wrt=wrt, shapes=shapes)
     compiled = CompiledModel(graph, given, wrt, name, broadcast, disk, output=output,
-                             shapes=shapes, dtype=dtype)
+                             shapes=shapes, dtype=dtype, backend=backend)
     if key is not None:
         disk.store_note(key, compiled.note())
     return compiled

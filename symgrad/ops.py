@@ -372,14 +372,15 @@ def _max_or_min(sign: int):
 
     With two arguments that is H(x − y) with H(0) = 1/2; with more, an argument wins when it
     equals the result (exactly: the result is one of them, infinite or not); its one is
-    ``ones_like(x)``, of x's dtype (a choice between the numbers 1 and 0 would be float64).
+    ``ones_like(out)``, of the result's dtype (a choice between the numbers 1 and 0 would be
+    float64; an argument may be a number).
     """
 
     def partials(attrs, out, *xs):
         if len(xs) == 2:
             x, y = xs
             return (sp.Heaviside(sign * (x - y), S.Half), sp.Heaviside(sign * (y - x), S.Half))
-        wins = [sp.Piecewise((fn.ones_like(x), sp.Eq(x, out)), (S.Zero, True)) for x in xs]
+        wins = [sp.Piecewise((fn.ones_like(out), sp.Eq(x, out)), (S.Zero, True)) for x in xs]
         total = sp.Add(*wins)
         return tuple(w / total for w in wins)
 

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "symgrad"
 PIPELINE = [
     "ir.py", "ops.py", "builder.py", "rewrites.py", "frontend.py", "backward.py", "shapes.py",
     "layout.py", "codegen/emit.py", "codegen/comments.py", "codegen/numpy_backend.py",
-    "codegen/load.py",
+    "codegen/array_api_backend.py", "codegen/load.py",
 ]
 
 #: Lines of the pipeline (3,920 before the IR of issue 15, with ten operations fewer; raised
@@ -23,13 +23,15 @@ PIPELINE = [
 #: sizes declared as None followed through the model, and comments as explain writes them;
 #: then to 3,800 for long lists of inputs and gradients wrapped in the generated code; then to
 #: 3,810 for the compiled code of each part of a module kept by the compile cache; then to
-#: 3,870 for dtypes: inputs converted to their own floating dtype, constants that keep it).
-PIPELINE_BUDGET = 3_870
+#: 3,870 for dtypes: inputs converted to their own floating dtype, constants that keep it; then
+#: to 4,200 for the array API backend, 270 lines, most of them the helpers the standard lacks).
+PIPELINE_BUDGET = 4_200
 #: Lines of the whole package (raised from 10,000 for the compile cache keyed by what compile is
 #: given, the teacher's notation shared by the comments and explain, and the pipeline's raise;
 #: then to 10,230 for the compiled code of each part of a module kept from its first use; then
-#: to 10,350 for the dtype a call computes in, and compile's dtype=).
-PACKAGE_BUDGET = 10_350
+#: to 10,350 for the dtype a call computes in, and compile's dtype=; then to 10,770 for the array
+#: API backend and the checks of its inputs).
+PACKAGE_BUDGET = 10_770
 
 
 def _lines(path: Path) -> int:

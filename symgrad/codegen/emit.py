@@ -55,14 +55,18 @@ from ..expressions import free_symbols, larger_than
 from ..ir import ADJOINT, INPUT, NAMED, PARAMETER, Graph, known
 from ..layout import INLINE_LIMIT, layout
 from ..ops import ATOM, OPS, Code
-from . import numpy_backend as backend
+from . import array_api_backend, numpy_backend
+
+#: The backends, by name: each a module of the same names (``numpy_backend.py`` says what each
+#: one is).
+BACKENDS = {"numpy": numpy_backend, "array_api": array_api_backend}
 
 INDENT = "    "
 MAX_HEADER_SIZE = 300  # equations larger than this (as a tree) are not spelled out in the header
 
 
 def emit(graph: Graph, comments: bool = True, keyword_only: bool = True,
-         convert: bool = True, dtype: str | None = None) -> str:
+         convert: bool = True, dtype: str | None = None, backend: str = "numpy") -> str:
     """The module source for a differentiated graph (see the module docstring).
 
     ``comments=False`` leaves out the backward lines' comments, and nothing else: the lines are
@@ -71,9 +75,10 @@ def emit(graph: Graph, comments: bool = True, keyword_only: bool = True,
     that grows as N²); ``convert=False`` leaves out the lines that convert the inputs (for a
     caller that has converted them; blank, so that the other lines keep their numbers): both
     for the compiled model's own use. ``dtype`` (``"float32"``, ``"float64"``) is the one the
-    inputs are put in; by default their own floating dtype.
+    inputs are put in; by default their own floating dtype. ``backend`` is the library the
+    code is written for (``BACKENDS``).
     """
-    return _Emitter(graph, comments).module(keyword_only, convert, dtype)
+    return _Emitter(graph, comments, BACKENDS[backend]).module(keyword_only, convert, dtype)
 
 
 @dataclass(slots=True)
@@ -84,8 +89,9 @@ class _Line:
 
 
 class _Emitter:
-    def __init__(self, graph: Graph, comments: bool):
+    def __init__(self, graph: Graph, comments: bool, backend=numpy_backend):
         self.graph = graph
+        self.backend = backend
         self.comments = comments
         self.plan = layout(graph)
         self.never_scalar = self.plan.never_scalar
@@ -140,16 +146,15 @@ class _Emitter:
                     guarded.add(i)
                 continue
             if node.op == "const" or (node.op == "copy" and nodes[node.args[0]].op == "const"):
-                line = f"{self.name(i)} = np.float64({text[0]})"  # (a NumPy scalar, as others)
+                line = f"{self.name(i)} = {self.backend.NUMBER.format(text[0])}"
             else:
                 line = f"{self.name(i)} = {text[0]}"
             if self.comments and info[i].role == ADJOINT:
                 comment = self._comment(i)
                 if comment:
                     line += "  # " + " ".join(comment.splitlines())
-            if piecewise:
-                line = ('with np.errstate(all="ignore"):  # np.where drops the branches not '
-                        "taken\n" + INDENT + line)
+            if piecewise and self.backend.SILENCE:
+                line = self.backend.SILENCE + "\n" + INDENT + line
             lines.append(_Line(i, line, r))
             self.materialized.add(i)
         return lines
@@ -160,16 +165,22 @@ class _Emitter:
     def _code(self, node, args: list[Code]) -> Code:
         """The code of ``node`` over its operands' code; its helper and extra noted."""
         record = OPS[node.op]
-        if record.helper:
-            self.helpers.add(record.helper)
+        helper = self.backend.helper(record)
+        if helper:
+            self.helpers.add(helper)
         if record.extra:
             _require(record.extra, record.name)
             self.extras.add(record.extra)
         if node.op == "piecewise":
             return self._piecewise(node.attrs[0], args)
         if node.op == "const" and node.attrs[0] is sp.nan:
-            return "np.nan", ATOM
-        template = record.numpy
+            return self.backend.NAN, ATOM
+        template = self.backend.template(record)
+        if template is None:
+            raise ModelError(
+                f"{record.name} cannot be computed by the {self.backend.NAME} backend (the "
+                "array API standard has no such function): compile with backend='numpy'"
+            )
         if isinstance(template, str):
             return template.format(*(a[0] for a in args)), ATOM
         code = template(args, node.attrs)
@@ -186,9 +197,18 @@ class _Emitter:
         env = {s: scratch.input(s.name) for s in slots}
         root = Builder(scratch).sympy(template, env, where=True)
         codes: dict[int, Code] = {env[s]: a for s, a in zip(slots, args, strict=True)}
+        # an operand named on a line of its own, whose dtype a choice between numbers takes
+        like = next((a for a in args if a[0].isidentifier()), args[0] if args else None)
         for i in range(len(args), len(scratch.nodes)):
             node = scratch.nodes[i]
-            codes[i] = self._code(node, [codes[a] for a in node.args])
+            operands = [codes[a] for a in node.args]
+            branches = [scratch.nodes[a] for a in node.args[1:]]
+            if node.op == "where" and like and all(b.op == "const" for b in branches):
+                # a choice between two numbers: one of them an array of the operands' dtype
+                # (two Python floats give a float64 array, or none at all in the array API)
+                fill = self.backend.template(OPS["full_like"])
+                operands[1] = fill([like], branches[0].attrs)
+            codes[i] = self._code(node, operands)
         return codes[root]
 
     # -- comments ------------------------------------------------------------------------------
@@ -211,16 +231,16 @@ class _Emitter:
         forward_lines = _for_value(lines, graph)
         body = _free_after_last_use(_schedule(lines, graph), graph, set(self.roots), self)
         refusal = ('raise ValueError(f"value_and_grad needs a scalar output, not one of shape '
-                   f'{{np.shape({out})}}")')
+                   f'{{{self.backend.SHAPE.format(out)}}}")')
         shape = graph.nodes[graph.output].shape
         check = []
         if self.never_scalar:
             check = [refusal]
         elif shape != ():
-            check = [f"if np.ndim({out}) != 0:", INDENT + refusal]
-        conversions = _conversions(graph, self.names, dtype)
+            check = [f"if {self.backend.NDIM.format(out)} != 0:", INDENT + refusal]
+        conversions = _conversions(graph, self.names, dtype, self.backend)
         if conversions:  # (the helper written either way: the lines keep their numbers)
-            self.helpers.add("_floats")
+            self.helpers.add(self.backend.CONVERT_HELPER)
         if not convert:  # (blank lines: the others keep their line numbers)
             conversions = ["\n" * c.count("\n") for c in conversions]
         backward_at = next((k for k, line in enumerate(body) if line.node >= graph.forward),
@@ -228,6 +248,7 @@ class _Emitter:
         # a gradient that reads no adjoint may be scheduled early, but the check reads the output
         output_at = next((k for k, line in enumerate(body) if line.node == graph.output), -1)
         backward_at = max(backward_at, output_at + 1)
+        backend = self.backend
         imports = [line for key, line in backend.IMPORTS.items()
                    if key is None or key in self.extras]
         freed = any("\ndel " in line.code for line in body)
@@ -356,21 +377,22 @@ def _may_be_array(shape, few_inputs: bool) -> bool:
     return few_inputs
 
 
-def _conversions(graph: Graph, names: dict[int, str], dtype: str | None) -> list[str]:
-    """The line that makes the inputs floating NumPy values (``_floats``: the rule of
-    ``model.call_dtype``), in ``dtype`` (``"float32"``) if given."""
+def _conversions(graph: Graph, names: dict[int, str], dtype: str | None, backend) -> list[str]:
+    """The line that makes the inputs floating values of the backend's library (NumPy's:
+    ``_floats``, the rule of ``model.call_dtype``), in ``dtype`` (``"float32"``) if given."""
     if not graph.inputs:
         return []
     group = [names[i] for i in graph.inputs]
-    targets = ", ".join(group) + ("," if len(group) == 1 else "")
-    arguments = ", ".join(group) + (f", dtype=np.{dtype}" if dtype else "")
-    line = f"{'(' + targets + ')' if len(group) == 1 else targets} = _floats({arguments})"
-    if len(line) > WIDTH and len(targets) + 16 <= WIDTH and len(arguments) + 9 <= WIDTH:
-        line = f"{targets} = _floats(\n{INDENT}{arguments})"
-    elif len(line) > WIDTH:
-        line = (_wrapped("(", group, ")", True) + " = _floats"
-                + _wrapped("(", [*group, *([f"dtype=np.{dtype}"] if dtype else [])], ")", True))
-    return [line]
+    targets = [*backend.NAMESPACE, *group]
+    arguments = [*group, *([backend.DTYPE_OPTION.format(dtype)] if dtype else [])]
+    call = backend.CONVERT_HELPER
+    left = f"({targets[0]},)" if len(targets) == 1 else ", ".join(targets)
+    line = f"{left} = {call}({', '.join(arguments)})"
+    if len(line) <= WIDTH:
+        return [line]
+    if len(left) + len(call) + 4 <= WIDTH and len(INDENT) + len(", ".join(arguments)) < WIDTH:
+        return [f"{left} = {call}(\n{INDENT}{', '.join(arguments)})"]
+    return [_wrapped("(", targets, ")", True) + f" = {call}" + _wrapped("(", arguments, ")", True)]
 
 
 #: The longest line the module writes where it can break one (a comment may run longer).

@@ -6,14 +6,48 @@ module holds what the emitted module needs around those lines.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
+from ..ops import Op
+from . import array_api_backend
+
 #: The modules a generated module imports, in this order: always NumPy; another one only where
 #: an operation needs it (the record's ``extra``; ``math`` for a constant such as log(2)).
 IMPORTS = {"math": "import math", None: "import numpy as np", "scipy": "import scipy.special"}
 
+NAME = "numpy"
+
+#: The helper each function first calls on its inputs (converted: what it returns after
+#: NAMESPACE), and how it is given a dtype.
+NAMESPACE = ()
+DTYPE_OPTION = "dtype=np.{0}"
+CONVERT_HELPER = "_floats"
+#: How the output's rank and shape are asked for (the gradient needs a scalar output).
+NDIM, SHAPE = "np.ndim({0})", "np.shape({0})"
+#: A number on a line of its own, as a NumPy scalar (as every other value of a scalar is).
+NUMBER = "np.float64({0})"
+#: The line a Piecewise that computes in its branches is written under: NumPy computes every
+#: branch for every element, and np.where drops the ones not taken.
+SILENCE = 'with np.errstate(all="ignore"):  # np.where drops the branches not taken'
+NAN = "np.nan"
+
+
+def helper(record: Op) -> str | None:
+    """The helper function the code of ``record`` calls, if any."""
+    return record.helper
+
+
+def template(record: Op) -> str | Callable:
+    """The code of ``record``: its NumPy template."""
+    return record.numpy
+
+
 #: Helpers a helper calls in turn.
 NEEDS = {"_matmul_grad": ("_sum_to",)}
 
-#: Helper functions the generated module defines when it uses them, keyed by name.
+#: Helper functions the generated module defines when it uses them, keyed by name (those the
+#: array API backend has in the same words are added below, from its text).
 HELPERS: dict[str, str] = {
     "_floats": '''\
 def _floats(*values, dtype=None):
@@ -51,18 +85,6 @@ def _logsumexp(x, axis=None, keepdims=False):
     out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=axis)
 ''',
-    "_softmax": '''\
-def _softmax(x, axis):
-    """exp(x)/sum(exp(x)) along axis, shifted by the maximum so that exp never overflows."""
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
-''',
-    "_log_softmax": '''\
-def _log_softmax(x, axis):
-    """x - logsumexp(x) along axis, without ever taking log(0)."""
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-''',
     "_matmul_grad": '''\
 def _matmul_grad(g, a, b, which):
     """The gradient of a (which=0: g @ b.T) or b (which=1: a.T @ g) in a @ b.
@@ -90,18 +112,6 @@ def _max_grad(g, x, out, axis, keepdims):
     hit = (x == out).astype(np.result_type(x, g))  # (in the arrays' dtype, not bool)
     return hit * (g / np.sum(hit, axis=axis, keepdims=True))
 ''',
-    "_sinc_derivative": '''\
-def _sinc_derivative(x):
-    """d/dx sin(x)/x = (cos(x) - sin(x)/x)/x, by its Taylor series where |x| < 1/2 (there the
-    formula cancels, and is 0/0 at 0); each branch is computed where it is taken only."""
-    near = np.abs(x) < 0.5
-    s = np.where(near, x, 0.0)
-    far = np.where(near, 1.0, x)
-    t = s * s
-    series = s * (-1/3 + t*(1/30 + t*(-1/840 + t*(1/45360 + t*(-1/3991680 + t*(
-        1/518918400 - t/93405312000))))))
-    return np.where(near, series, (np.cos(far) - np.sin(far)/far)/far)
-''',
     "_sum_to": '''\
 def _sum_to(g, like):
     """Sum the gradient g over the axes along which `like` was broadcast."""
@@ -125,3 +135,13 @@ def _sum_to(g, like):
     return np.sum(g, axis=axes).reshape(shape)
 ''',
 }
+
+
+def _in_numpy(helper: str) -> str:
+    """An array API helper's text in NumPy's names: its namespace is np."""
+    text = re.sub(r"\n    xp = array_namespace\(.*\)", "", helper)
+    return text.replace("xp.", "np.")
+
+
+HELPERS.update({name: _in_numpy(array_api_backend.HELPERS[name])
+                for name in ("_softmax", "_log_softmax", "_sinc_derivative")})
