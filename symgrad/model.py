@@ -211,19 +211,38 @@ class CompiledModel:
             kwargs = _by_name(args[0], kwargs)
         values: list = [None] * len(self.inputs)
         unknown = []
+        if self.backend != "numpy":  # (the array API's code converts the inputs itself)
+            for name, value in kwargs.items():
+                slot = self._slot.get(name)
+                if slot is None:
+                    unknown.append(name)
+                else:
+                    values[slot] = _as_array_input(value, name)
+            self._all_known(values, kwargs, unknown)
+            _one_library(values, self.inputs)
+            return values
         other_dtype = self.dtype is not None  # an input, or the model, not in float64
-        arrays = self.backend != "numpy"  # (the array API's code converts them itself)
         for name, value in kwargs.items():
             slot = self._slot.get(name)
             if slot is None:
                 unknown.append(name)
-            elif arrays:
-                values[slot] = _as_array_input(value, name)
             elif type(value) is np.ndarray and value.dtype is _FLOAT and value.ndim:
                 values[slot] = value  # already what the generated code computes with
+            elif type(value) is float:
+                values[slot] = np.float64(value)
             else:
                 values[slot] = array = _as_array(value, name)
-                other_dtype = other_dtype or array.dtype is not _FLOAT
+                if array.dtype is not _FLOAT:
+                    other_dtype = True
+        self._all_known(values, kwargs, unknown)
+        if other_dtype:
+            given = [kwargs[name] for name in self.inputs]
+            _in_call_dtype(values, given, self.dtype)
+        return values
+
+    def _all_known(self, values: list, kwargs: dict, unknown: list) -> None:
+        """An InputError naming the inputs given that the model does not take, or the ones it
+        takes that were not given."""
         if unknown:
             raise InputError(
                 f"unknown input{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
@@ -235,12 +254,6 @@ class CompiledModel:
                 raise InputError(
                     f"missing input{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}"
                 )
-        if arrays:
-            _one_library(values, self.inputs)
-        elif other_dtype:
-            given = [kwargs[name] for name in self.inputs]
-            _in_call_dtype(values, given, self.dtype)
-        return values
 
     def __call__(self, /, *args: Mapping, **inputs: Any) -> Any:
         """The value of the output for the given inputs."""
@@ -275,7 +288,10 @@ class CompiledModel:
     def _check(self, values: list) -> None:
         """Check the shapes of a call once per shape pattern: a mismatch named by its
         equation, an outer-product broadcast warned about (as ``broadcast=`` says)."""
-        shapes = tuple([v.shape if hasattr(v, "shape") else () for v in values])
+        if self.backend == "numpy":
+            shapes = tuple([v.shape for v in values])  # (NumPy values: _arguments made them)
+        else:
+            shapes = tuple([v.shape if hasattr(v, "shape") else () for v in values])
         if shapes in self._checked:
             return
         from .shapes import infer
