@@ -3,11 +3,17 @@
     python benchmarks/bench_backends.py            # n = 10⁶
     python benchmarks/bench_backends.py --n 100000 --pairs 11
 
-Measured now: the two-layer model (bench_core's case (a), W2) at n samples, one
-``value_and_grad`` call, float32 inputs against float64 inputs on NumPy, head to head (ABBA
-pairs of calibrated batches, the median of the per-pair ratios with its quartiles; CPU time of
-this single-threaded process). Each result is checked first: float32's value and gradients
-against float64's, to float32 precision. The issue's target: float32 at least 1.6× faster.
+Measured, each head to head (ABBA pairs of calibrated batches, the median of the per-pair
+ratios with its quartiles), each result checked against the other first:
+
+- the two-layer model (bench_core's case (a), W2) at n samples, one ``value_and_grad`` call,
+  float32 inputs against float64 inputs on NumPy (CPU time of this single-threaded process);
+  the issue's target: float32 at least 1.6× faster;
+- the line model mean((k*x + b - y)**2) (W1) and the two-layer model (W2) on JAX, float64:
+  symgrad's JAX backend (its generated ``value_and_grad`` under ``jax.jit``) against
+  ``jax.jit(jax.value_and_grad(f))`` of the same model written in JAX, on JAX arrays, each
+  call waited for (``block_until_ready``); wall time, as XLA may use threads; the issue's
+  target: within 1.1×. Left out when JAX is not installed (``--no-jax`` leaves it out too).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="samples (default 10⁶)")
     parser.add_argument("--pairs", type=int, default=21, help="ABBA pairs (default 21)")
+    parser.add_argument("--no-jax", action="store_true", help="leave JAX out")
     args = parser.parse_args()
 
     equations, wrt, _ = bc.model_two_layer(plain=False)
@@ -68,6 +75,64 @@ def main() -> None:
     print(f"  float64 {fmt_time(f64)}   float32 {fmt_time(f32)}   "
           f"float64/float32 {result}   (largest relative difference {agreement:.1e})")
     print(f"target: float32 ≥ {TARGET_FLOAT32}× faster than float64: {verdict}")
+    if not args.no_jax:
+        import importlib.util
+
+        if importlib.util.find_spec("jax") is None:
+            print("JAX: not installed, left out")
+        else:
+            jax_rows(args, x, y)
+
+
+TARGET_JAX = 1.1
+
+
+def jax_rows(args, x, y) -> None:
+    """symgrad's JAX backend under jit against jax.jit(jax.value_and_grad(f)), W1 and W2."""
+    import jax
+    import jax.numpy as jnp
+    import sympy as sp
+
+    jax.config.update("jax_enable_x64", True)
+    X, Y = jnp.asarray(x), jnp.asarray(y)
+    xs, ys, k, b = sp.symbols("x y k b")
+    line = symgrad.compile(symgrad.mean((k * xs + b - ys) ** 2), wrt=[k, b], cache=False,
+                           backend="jax")
+    equations, wrt, _ = bc.model_two_layer(plain=False)
+    two_layer = symgrad.compile(equations, wrt=wrt, cache=False, backend="jax")
+    p = bc.PARAMS_A
+
+    def line_in_jax(k, b):
+        return jnp.mean((k * X + b - Y) ** 2)
+
+    def two_layer_in_jax(k1, b1, k2, b2):
+        return jnp.mean((k2 * jax.nn.sigmoid(k1 * X + b1) + b2 - Y) ** 2)
+
+    cases = [
+        ("W1 line", line, {"x": X, "y": Y, "k": 0.5, "b": 0.1}, ("k", "b"), line_in_jax),
+        ("W2 two-layer", two_layer, {"x": X, "y": Y, **p}, ("k1", "b1", "k2", "b2"),
+         two_layer_in_jax),
+    ]
+    print(f"JAX {jax.__version__}, float64, n = {args.n:,}, wall time per call (symgrad: "
+          "jax.jit(model.function('value_and_grad')); JAX: jax.jit(jax.value_and_grad(f)))")
+    for label, model, inputs, names, in_jax in cases:
+        ours = jax.jit(model.function("value_and_grad"))
+        theirs = jax.jit(jax.value_and_grad(in_jax, argnums=tuple(range(len(names)))))
+        point = [jnp.asarray(inputs[n], jnp.float64) for n in names]
+        arguments = {**inputs, **dict(zip(names, point, strict=True))}
+        value, grads = ours(**arguments)
+        want, want_grads = theirs(*point)
+        difference = max(abs(float(value - want)) / abs(float(want)),
+                         *(abs(float(grads[n] - g)) / max(abs(float(g)), 1e-30)
+                           for n, g in zip(names, want_grads, strict=True)))
+        assert difference < 1e-10, f"{label}: symgrad and JAX disagree by {difference:.1e}"
+        result = head_to_head(lambda: jax.block_until_ready(ours(**arguments)),  # noqa: B023
+                              lambda: jax.block_until_ready(theirs(*point)),  # noqa: B023
+                              pairs=args.pairs)
+        verdict = "met" if result.ratio <= TARGET_JAX else "NOT MET"
+        print(f"  {label}: symgrad {fmt_time(result.a.median)}   JAX {fmt_time(result.b.median)}"
+              f"   symgrad/JAX {result}   (largest relative difference {difference:.1e})"
+              f"   target ≤ {TARGET_JAX}×: {verdict}")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ class CompiledModel:
             note = {"inputs": [info[i].label for i in graph.inputs],
                     "wrt": [info[p].label for p in graph.wrt],
                     "output": info[graph.output].label,
-                    "code": cache_key(graph, backend) if cache is not None else None}
+                    "code": cache_key(graph, _written(backend)) if cache is not None else None}
         else:  # a model compiled before, in this process or another: its IR is built on demand
             self.__dict__["_one_shape_suffices"] = bool(note["one_shape"])
         self.inputs: tuple[str, ...] = tuple(note["inputs"])
@@ -67,6 +67,7 @@ class CompiledModel:
         self._code_key: str | None = note["code"]
         self._slot = {name: i for i, name in enumerate(self.inputs)}
         self._functions = self._load(cache, cache is not None, self._code_key)
+        self._modules: dict = {}  # other modules (function()) and jit-compiled functions
         self._checked: dict[tuple, list] = {}  # input shapes -> every node's shape
         self._last_shapes: dict[str, tuple] | None = None  # of the last new shapes called with
 
@@ -92,7 +93,7 @@ class CompiledModel:
         """
         return {"inputs": list(self.inputs), "wrt": list(self.wrt), "output": self.output,
                 "one_shape": self._one_shape_suffices,
-                "code": self._code_key or cache_key(self._forward, self.backend)}
+                "code": self._code_key or cache_key(self._forward, _written(self.backend))}
 
     def _load(self, cache: ModuleCache | None, memory: bool, key: str | None):
         """The code that runs: the lines of ``source`` without comments, taking the inputs in
@@ -107,7 +108,7 @@ class CompiledModel:
         if functions is None:
             # (the array API's code converts the inputs itself: _arguments only checks them)
             source = emit(self._differentiated, comments=False, keyword_only=False,
-                          convert=self.backend != "numpy", backend=self.backend)
+                          convert=self.backend != "numpy", backend=_written(self.backend))
             if cache is not None:
                 cache.store(key, source)
                 functions = cache.module(key, source)  # its compiled parts are kept too
@@ -136,12 +137,14 @@ class CompiledModel:
         """What pickles: all but the compiled functions (loaded again when unpickled)."""
         state = self.__dict__.copy()
         state.pop("_functions", None)
+        state["_modules"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._functions = self._load(None, True,
-                                     self._code_key or cache_key(self._forward, self.backend))
+                                     self._code_key or cache_key(self._forward,
+                                                                 _written(self.backend)))
 
     @cached_property
     def symbolic(self):
@@ -191,7 +194,28 @@ class CompiledModel:
         from .codegen.emit import emit
 
         return emit(self._differentiated, dtype=None if self.dtype is None else self.dtype.name,
-                    backend=_checked_backend(backend))
+                    backend=_written(_checked_backend(backend)))
+
+    def function(self, name: str = "value_and_grad", backend: str | None = None) -> Any:
+        """The generated function ``name`` (``"forward"``, ``"value_and_grad"``) of the module
+        for ``backend`` (default: the model's own), taking the inputs by keyword: what
+        ``save`` writes, to call directly or to hand to ``jax.jit``.
+
+        >>> import sympy as sp
+        >>> from symgrad import compile
+        >>> x, k = sp.symbols("x k")
+        >>> compile(k*x, wrt=[k], cache=False).function()(k=2.0, x=3.0)
+        (np.float64(6.0), {'k': np.float64(3.0)})
+        """
+        from .codegen.load import load
+
+        backend = _written(_checked_backend(backend or self.backend))
+        found = self._modules.get(backend)
+        if found is None:
+            found = self._modules[backend] = load(self.source_with(backend))
+        if name not in ("forward", "value_and_grad"):
+            raise SymgradError(f"function {name!r}: choose 'forward' or 'value_and_grad'")
+        return found[name]
 
     def __repr__(self) -> str:
         return (
@@ -218,6 +242,10 @@ class CompiledModel:
                     unknown.append(name)
                 else:
                     values[slot] = _as_array_input(value, name)
+                    if self.backend == "jax":  # (numbers and NumPy arrays: JAX's arrays)
+                        import jax.numpy as jnp
+
+                        values[slot] = jnp.asarray(values[slot])
             self._all_known(values, kwargs, unknown)
             _one_library(values, self.inputs)
             return values
@@ -349,9 +377,12 @@ class CompiledModel:
 
     def _run(self, name: str, values: list):
         self._check(values)
-        function = self._functions[name]
+        function = self._functions[name] if self.backend != "jax" else self._jitted(name)
         try:
-            return function(*values)
+            result = function(*values)
+            if self.backend == "jax" and name == "value_and_grad":  # (jit sorts a dict's keys)
+                return result[0], {n: result[1][n] for n in self.wrt}
+            return result
         except ValueError as e:
             if str(e).startswith("value_and_grad needs a scalar output"):
                 raise NotScalarError(
@@ -359,6 +390,15 @@ class CompiledModel:
                     f"for example symgrad.sum(...) or symgrad.mean(...) of it"
                 ) from None
             raise InputError(f"computing {self.output} failed: {e}") from e
+
+    def _jitted(self, name: str) -> Any:
+        """The run module's function ``name`` compiled by ``jax.jit`` (once per model)."""
+        found = self._modules.get(("jit", name))
+        if found is None:
+            import jax
+
+            found = self._modules[("jit", name)] = jax.jit(self._functions[name])
+        return found
 
     # -- symbolic views ------------------------------------------------------------------------
 
@@ -480,8 +520,11 @@ class CompiledModel:
 
 
 #: The backends ``compile`` takes, and those issue 16 adds next (named in the refusal).
-BACKENDS = ("numpy", "array_api")
-_LATER = ("jax", "torch", "cupy", "dask")
+BACKENDS = ("numpy", "array_api", "jax")
+_LATER = ("torch", "cupy", "dask")
+#: The library each backend needs, and the extra that installs it.
+_NEEDS = {"array_api": (("array_api_compat", "array-api"),),
+          "jax": (("jax", "jax"), ("array_api_compat", "jax"))}
 
 
 def _checked_backend(backend: object) -> str:
@@ -491,13 +534,18 @@ def _checked_backend(backend: object) -> str:
                  if backend in _LATER else "")
         raise SymgradError(f"backend={backend!r}: choose one of {', '.join(map(repr, BACKENDS))}"
                            + later)
-    if backend == "array_api":
-        import importlib.util
+    import importlib.util
 
-        if importlib.util.find_spec("array_api_compat") is None:
-            raise SymgradError("backend='array_api' needs array-api-compat, which is not "
-                               "installed: pip install 'symgrad[array-api]'")
+    for module, extra in _NEEDS.get(backend, ()):
+        if importlib.util.find_spec(module) is None:
+            raise SymgradError(f"backend={backend!r} needs {module}, which is not installed: "
+                               f"pip install 'symgrad[{extra}]'")
     return backend
+
+
+def _written(backend: str) -> str:
+    """The backend whose code a backend runs: JAX runs the array API's (jit-compiled)."""
+    return "numpy" if backend == "numpy" else "array_api"
 
 
 #: Compiled models' functions by cache key: a model compiled again in this process is loaded

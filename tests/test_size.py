@@ -30,8 +30,9 @@ PIPELINE_BUDGET = 4_200
 #: given, the teacher's notation shared by the comments and explain, and the pipeline's raise;
 #: then to 10,230 for the compiled code of each part of a module kept from its first use; then
 #: to 10,350 for the dtype a call computes in, and compile's dtype=; then to 10,770 for the array
-#: API backend and the checks of its inputs).
-PACKAGE_BUDGET = 10_770
+#: API backend and the checks of its inputs; then to 10,890 for the JAX backend, model.function
+#: and symgrad.jax.custom_vjp).
+PACKAGE_BUDGET = 10_890
 
 
 def _lines(path: Path) -> int:

@@ -1,0 +1,117 @@
+"""The JAX backend: the array API code, jit-compiled, on JAX arrays; the same numbers as
+``jax.value_and_grad`` of the same model written in JAX; and a compiled model inside a JAX
+program through ``symgrad.jax.custom_vjp``, whose backward pass is symgrad's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+from test_array_api import MODELS, SCIPY_ONLY
+from test_ops import ARRAYS, ELEMENTWISE, _point
+
+import symgrad
+
+jax = pytest.importorskip("jax")
+jnp = pytest.importorskip("jax.numpy")
+jax.config.update("jax_enable_x64", True)  # float64 as NumPy computes it (JAX's default: 32)
+symgrad_jax = pytest.importorskip("symgrad.jax")
+
+
+def _agree(numpy_model, jax_model, inputs: dict, rtol=1e-12) -> None:
+    value, grads = jax_model.value_and_grad(**{k: jnp.asarray(v) for k, v in inputs.items()})
+    want, want_grads = numpy_model.value_and_grad(**inputs)
+    assert isinstance(value, jax.Array) and value.dtype == jnp.float64
+    assert list(grads) == list(want_grads)  # in wrt order
+    scale = max([1e-30, *(float(np.max(np.abs(g))) for g in want_grads.values())])
+    np.testing.assert_allclose(np.asarray(value), want, rtol=rtol, atol=rtol * abs(float(want)))
+    for name, g in grads.items():
+        assert isinstance(g, jax.Array) and g.shape == np.shape(want_grads[name]), name
+        np.testing.assert_allclose(np.asarray(g), want_grads[name], rtol=rtol,
+                                   atol=rtol * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("case", [c for c in ELEMENTWISE if c.record not in SCIPY_ONLY],
+                         ids=lambda c: f"{c.record}:{c.id}")
+def test_every_elementwise_record_under_jax(case):
+    expr = symgrad.sum(case.expr)
+    numpy_model = symgrad.compile(expr, wrt=list(case.args), cache=False)
+    jax_model = symgrad.compile(expr, wrt=list(case.args), cache=False, backend="jax")
+    point = case.points[0]
+    inputs = {s.name: np.array([v, v * 0.99, v * 1.01]) for s, v in
+              zip(case.args, point, strict=True)}
+    _agree(numpy_model, jax_model, inputs)
+
+
+@pytest.mark.parametrize("case", ARRAYS, ids=lambda c: f"{c.record}:{c.id}")
+def test_every_array_record_under_jax(case):
+    C = sp.Symbol("C", real=True)
+    expr = symgrad.sum(C * case.expr)
+    numpy_model = symgrad.compile(expr, wrt=list(case.shapes), cache=False)
+    jax_model = symgrad.compile(expr, wrt=list(case.shapes), cache=False, backend="jax")
+    values = _point(case, 0)
+    out = np.asarray(symgrad.compile(case.expr, cache=False)(**values))
+    inputs = {**values, "C": np.random.default_rng(3).normal(size=out.shape)}
+    _agree(numpy_model, jax_model, inputs)
+
+
+@pytest.mark.parametrize("make", MODELS.values(), ids=MODELS.keys())
+def test_the_golden_models_under_jax(make):
+    numpy_model, inputs = make()
+    jax_model, _ = make("jax")
+    _agree(numpy_model, jax_model, inputs)
+    # float32 arrays in, float32 out (JAX's own dtype rules)
+    value, grads = jax_model.value_and_grad(
+        **{k: jnp.asarray(v, jnp.float32) if np.ndim(v) else v for k, v in inputs.items()})
+    assert value.dtype == jnp.float32 and all(g.dtype == jnp.float32 for g in grads.values())
+
+
+def _two_layer_in_jax(k1, b1, k2, b2, x, y):
+    return jnp.mean((k2 * jax.nn.sigmoid(k1 * x + b1) + b2 - y) ** 2)
+
+
+def test_the_same_numbers_as_jax_value_and_grad_under_jit():
+    jax_model, inputs = MODELS["two-layer"]("jax")
+    names = ("k1", "b1", "k2", "b2")
+    function = jax.jit(jax_model.function("value_and_grad"))
+    value, grads = function(**inputs)
+    want, want_grads = jax.value_and_grad(_two_layer_in_jax, argnums=(0, 1, 2, 3))(
+        *(inputs[n] for n in names), inputs["x"], inputs["y"])
+    assert float(value) == pytest.approx(float(want), rel=1e-14)
+    for n, g in zip(names, want_grads, strict=True):
+        assert float(grads[n]) == pytest.approx(float(g), rel=1e-12), n
+
+
+def test_custom_vjp_puts_symgrads_gradient_inside_a_jax_program():
+    numpy_model, inputs = MODELS["two-layer"]()
+    calls = []
+    f = symgrad_jax.custom_vjp(numpy_model)
+    backward = numpy_model.function("value_and_grad", backend="array_api")
+    assert backward is numpy_model.function("value_and_grad", backend="array_api")
+
+    def program(k1, b1, k2, b2):  # a JAX program around the model: 3·f + k1²
+        calls.append(1)
+        values = {"k1": k1, "b1": b1, "k2": k2, "b2": b2, "x": inputs["x"], "y": inputs["y"]}
+        return 3 * f(*(values[n] for n in numpy_model.inputs)) + k1 ** 2
+
+    point = [inputs[n] for n in ("k1", "b1", "k2", "b2")]
+    got = jax.jit(jax.grad(program, argnums=(0, 1, 2, 3)))(*point)
+    _, grads = numpy_model.value_and_grad(**inputs)
+    want = [3 * grads["k1"] + 2 * inputs["k1"], 3 * grads["b1"], 3 * grads["k2"], 3 * grads["b2"]]
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12)
+    # and it is symgrad's backward that ran: against JAX's own derivative of the same program
+    def in_jax(k1, b1, k2, b2):
+        return 3 * _two_layer_in_jax(k1, b1, k2, b2, inputs["x"], inputs["y"]) + k1 ** 2
+
+    np.testing.assert_allclose(np.asarray(got), jax.grad(in_jax, argnums=(0, 1, 2, 3))(*point),
+                               rtol=1e-12)
+
+
+def test_the_jax_backend_needs_jax(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "jax" else real(name, *a))
+    with pytest.raises(symgrad.SymgradError, match=r"pip install 'symgrad\[jax\]'"):
+        symgrad.compile(sp.Symbol("x"), backend="jax")
