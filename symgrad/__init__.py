@@ -101,7 +101,8 @@ def compile(
         list(model) if isinstance(model, list | tuple) else model)
     if wrt is not None and not isinstance(wrt, sp.Basic | str) and isinstance(wrt, Iterable):
         wrt = list(wrt)
-    key = source_key(given, name, output, wrt, shapes, backend) if disk is not None else None
+    key = (source_key(given, name, output, wrt, shapes, backend, dtype) if disk is not None
+           else None)
     note = disk.load_note(key) if key is not None else None
     if note is not None:  # compiled before: its IR is built only if something asks for it
         try:

@@ -187,12 +187,21 @@ class Builder:
             spread = self._through_broadcast(name, args)
             if spread is not None:
                 return spread
+        elif name in _REDUCTIONS and attrs == (None, False) and self._a_number(args[0]):
+            return args[0]  # (a number reduced whole is itself: sum(c), mean(2))
         elif name == "sum_to" and self.graph.nodes[args[0]].op == "neg":  # (it is linear)
             return self.op("neg", (self.op("sum_to", (self.graph.nodes[args[0]].args[0],
                                                       args[1])),))
         elif name in _LOWER:
             return _LOWER[name](self, args, attrs)
         return None
+
+    def _a_number(self, i: int) -> bool:
+        """Whether node ``i`` is a number, or a copy of one (an equation c = 2)."""
+        nodes = self.graph.nodes
+        while nodes[i].op == "copy":
+            i = nodes[i].args[0]
+        return nodes[i].op == "const"
 
     def _sign_outward(self, name: str, args: tuple[int, ...]) -> int | None:
         """A minus sign taken out of a product and into a sum, as a person writes it:
@@ -524,6 +533,8 @@ def cannot_compute(e: sp.Basic) -> ModelError:
 #: Operations whose folds look at an operand's operation, and the operations they look for.
 _BINARY = frozenset({"add", "sub", "mul", "div", "neg", "pow"})
 _LOOKED_AT = frozenset({"const", "neg", "broadcast_like", "div"})
+
+_REDUCTIONS = frozenset({"sum", "mean", "max", "logsumexp"})
 
 #: The elementwise functions a user writes (not arithmetic): of numbers, they give a number.
 _FUNCTIONS = frozenset(

@@ -428,6 +428,7 @@ class _Bytecode:
     """
 
     def __init__(self, entry: Path) -> None:
+        self._entry = str(entry)
         self._folder, self._key = entry.parent / "__pycache__", entry.stem
         self._tag = sys.implementation.cache_tag  # None: an interpreter without .pyc files
 
@@ -445,7 +446,8 @@ class _Bytecode:
             code = marshal.loads(memoryview(data)[16:])
         except (EOFError, ValueError, TypeError):
             return None  # cut short or damaged: compiled and written again by the caller
-        return code if isinstance(code, CodeType) else None
+        # (named after the entry where it is now: the directory may have moved since)
+        return _with_filename(code, self._entry) if isinstance(code, CodeType) else None
 
     def put(self, part: str, text: str, code: CodeType) -> None:
         path = self._path(part)
@@ -459,6 +461,15 @@ class _Bytecode:
         """Remove the compiled parts of this entry."""
         for path in self._folder.glob(f"{self._key}.*.pyc"):
             _remove(path)
+
+
+def _with_filename(code: CodeType, filename: str) -> CodeType:
+    """``code`` and the code objects in it naming ``filename`` as their file (for tracebacks)."""
+    if code.co_filename == filename:
+        return code
+    consts = tuple(_with_filename(c, filename) if isinstance(c, CodeType) else c
+                   for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 # A part's name as it may appear in a file name: the top level ("") or a generated function's.

@@ -58,7 +58,8 @@ class CompiledModel:
             note = {"inputs": [info[i].label for i in graph.inputs],
                     "wrt": [info[p].label for p in graph.wrt],
                     "output": info[graph.output].label,
-                    "code": cache_key(graph, _written(backend)) if cache is not None else None}
+                    "code": cache_key(graph, _run_code(backend, dtype)) if cache is not None
+                    else None}
         else:  # a model compiled before, in this process or another: its IR is built on demand
             self.__dict__["_one_shape_suffices"] = bool(note["one_shape"])
         self.inputs: tuple[str, ...] = tuple(note["inputs"])
@@ -93,7 +94,8 @@ class CompiledModel:
         """
         return {"inputs": list(self.inputs), "wrt": list(self.wrt), "output": self.output,
                 "one_shape": self._one_shape_suffices,
-                "code": self._code_key or cache_key(self._forward, _written(self.backend))}
+                "code": self._code_key or cache_key(self._forward,
+                                                    _run_code(self.backend, self.dtype))}
 
     def _load(self, cache: ModuleCache | None, memory: bool, key: str | None):
         """The code that runs: the lines of ``source`` without comments, taking the inputs in
@@ -108,7 +110,9 @@ class CompiledModel:
         if functions is None:
             # (the array API's code converts the inputs itself: _arguments only checks them)
             source = emit(self._differentiated, comments=False, keyword_only=False,
-                          convert=self.backend != "numpy", backend=_written(self.backend))
+                          convert=self.backend != "numpy", backend=_written(self.backend),
+                          dtype=None if self.dtype is None or self.backend == "numpy"
+                          else self.dtype.name)
             if cache is not None:
                 cache.store(key, source)
                 functions = cache.module(key, source)  # its compiled parts are kept too
@@ -143,8 +147,8 @@ class CompiledModel:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._functions = self._load(None, True,
-                                     self._code_key or cache_key(self._forward,
-                                                                 _written(self.backend)))
+                                     self._code_key or cache_key(
+                                         self._forward, _run_code(self.backend, self.dtype)))
 
     @cached_property
     def symbolic(self):
@@ -194,7 +198,7 @@ class CompiledModel:
         from .codegen.emit import emit
 
         return emit(self._differentiated, dtype=None if self.dtype is None else self.dtype.name,
-                    backend=_written(_checked_backend(backend)))
+                    backend=_written(_checked_backend(backend, installed=False)))
 
     def function(self, name: str = "value_and_grad", backend: str | None = None) -> Any:
         """The generated function ``name`` (``"forward"``, ``"value_and_grad"``) of the module
@@ -209,7 +213,7 @@ class CompiledModel:
         """
         from .codegen.load import load
 
-        backend = _written(_checked_backend(backend or self.backend))
+        backend = _written(_checked_backend(self.backend if backend is None else backend))
         found = self._modules.get(backend)
         if found is None:
             found = self._modules[backend] = load(self.source_with(backend))
@@ -243,9 +247,11 @@ class CompiledModel:
                 else:
                     values[slot] = _as_array_input(value, name)
                     if self.backend == "jax":  # (numbers and NumPy arrays: JAX's arrays)
-                        import jax.numpy as jnp
+                        values[slot] = _in_jax(values[slot], name, self.dtype)
+                    elif self.backend == "dask" and isinstance(value, np.ndarray):
+                        import dask.array as da  # (a NumPy array: one chunk)
 
-                        values[slot] = jnp.asarray(values[slot])
+                        values[slot] = da.asarray(value)
             self._all_known(values, kwargs, unknown)
             _one_library(values, self.inputs)
             return values
@@ -382,6 +388,10 @@ class CompiledModel:
             result = function(*values)
             if self.backend == "jax" and name == "value_and_grad":  # (jit sorts a dict's keys)
                 return result[0], {n: result[1][n] for n in self.wrt}
+            if self.backend == "dask":  # the value and every gradient in one pass over the data
+                import dask
+
+                return dask.compute(*result) if name == "value_and_grad" else result.compute()
             return result
         except ValueError as e:
             if str(e).startswith("value_and_grad needs a scalar output"):
@@ -520,15 +530,17 @@ class CompiledModel:
 
 
 #: The backends ``compile`` takes, and those issue 16 adds next (named in the refusal).
-BACKENDS = ("numpy", "array_api", "jax")
-_LATER = ("torch", "cupy", "dask")
+BACKENDS = ("numpy", "array_api", "jax", "dask")
+_LATER = ("torch", "cupy")
 #: The library each backend needs, and the extra that installs it.
 _NEEDS = {"array_api": (("array_api_compat", "array-api"),),
-          "jax": (("jax", "jax"), ("array_api_compat", "jax"))}
+          "jax": (("jax", "jax"), ("array_api_compat", "jax")),
+          "dask": (("dask", "dask"), ("array_api_compat", "dask"))}
 
 
-def _checked_backend(backend: object) -> str:
-    """``backend`` if symgrad has it (and its library is installed), else a SymgradError."""
+def _checked_backend(backend: object, installed: bool = True) -> str:
+    """``backend`` if symgrad has it (and, if ``installed``, its library is: writing its code
+    needs none), else a SymgradError."""
     if backend not in BACKENDS:
         later = (f" ({backend!r} is not built yet: its arrays run with backend='array_api')"
                  if backend in _LATER else "")
@@ -536,15 +548,23 @@ def _checked_backend(backend: object) -> str:
                            + later)
     import importlib.util
 
-    for module, extra in _NEEDS.get(backend, ()):
+    for module, extra in _NEEDS.get(backend, ()) if installed else ():
         if importlib.util.find_spec(module) is None:
             raise SymgradError(f"backend={backend!r} needs {module}, which is not installed: "
                                f"pip install 'symgrad[{extra}]'")
     return backend
 
 
+def _run_code(backend: str, dtype: np.dtype | None) -> str:
+    """What the code a model runs depends on besides its IR: the backend it is written for, and
+    for the array API the dtype its inputs are put in (NumPy's are put in it before the call)."""
+    written = _written(backend)
+    return written if written == "numpy" or dtype is None else f"{written} {dtype.name}"
+
+
 def _written(backend: str) -> str:
-    """The backend whose code a backend runs: JAX runs the array API's (jit-compiled)."""
+    """The backend whose code a backend runs: JAX runs the array API's (jit-compiled), Dask
+    too (one ``dask.compute`` a call)."""
     return "numpy" if backend == "numpy" else "array_api"
 
 
@@ -563,7 +583,7 @@ def cache_key(graph: IR, backend: str = "numpy") -> str:
 
 
 def source_key(model: Any, name: str, output: Any, wrt: Any, shapes: Any,
-               backend: str = "numpy") -> str | None:
+               backend: str = "numpy", dtype: np.dtype | None = None) -> str | None:
     """The key of what ``compile`` was given (each equation's expression by its structure, the
     output's name, the parameters, the shapes), the backend and symgrad's version and own code:
     a model compiled before is found without building its IR. None where the model cannot be
@@ -582,8 +602,8 @@ def source_key(model: Any, name: str, output: Any, wrt: Any, shapes: Any,
             (_key(k), repr(v)) for k, v in dict(shapes).items())
     except Exception:  # (anything the front end refuses: it is reported by the compile)
         return None
-    text = repr((_compiler_digest(), backend, name, None if output is None else _key(output),
-                 params, declared, equations))
+    text = repr((_compiler_digest(), backend, None if dtype is None else dtype.name, name,
+                 None if output is None else _key(output), params, declared, equations))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -674,16 +694,42 @@ def _in_call_dtype(values: list, given: list, dtype: np.dtype | None) -> None:
             values[k] = value.astype(target)[()]
 
 
+def _in_jax(value, name: str, dtype: np.dtype | None):
+    """An input as a JAX array; a float64 input or model where JAX computes in float32 (its
+    default) is refused, not cut to float32."""
+    import jax
+    import jax.numpy as jnp
+
+    if not jax.config.jax_enable_x64 and (
+            dtype == np.float64 or (dtype is None and getattr(value, "dtype", None) == "float64")):
+        what = "the model's dtype" if dtype is not None else f"input {name!r}"
+        raise InputError(
+            f"{what} is float64, and JAX computes in float32 unless told otherwise: call "
+            "jax.config.update('jax_enable_x64', True) first, or pass float32 arrays"
+        )
+    return jnp.asarray(value)
+
+
 def _as_array_input(value, name: str):
-    """An input of the array API backend: an array of any library or a real number, as it is;
-    what is neither is refused, naming the input."""
-    if isinstance(value, float | int):
-        return value
+    """An input of the array API backends: an array of any library as it is, a real number as a
+    Python float (NumPy's scalars too: a number takes the arrays' dtype); what is neither, or
+    holds no real numbers, is refused, naming the input."""
+    if isinstance(value, float | int | np.integer | np.floating | np.bool_):
+        return float(value)
     if isinstance(value, sp.Basic) and value.is_number:  # (pi, sqrt(2): not Python numbers)
         return _sympy_real(value, name)
     if hasattr(value, "__array_namespace__") or hasattr(value, "shape"):
-        if getattr(getattr(value, "dtype", None), "kind", "f") in "cOUSMm":  # (NumPy's kinds)
-            _as_array(value, name)  # (raises, naming what the input holds)
+        from array_api_compat import array_namespace
+
+        try:
+            xp = array_namespace(value)
+        except TypeError as e:
+            raise InputError(f"input {name!r} ({type(value).__name__}): {e}") from None
+        if not xp.isdtype(value.dtype, ("real floating", "integral", "bool")):
+            raise InputError(
+                f"input {name!r} holds {value.dtype} values, not real numbers: pass real ones "
+                "(take .real if the imaginary part is meant to be dropped)"
+            )
         return value
     raise InputError(
         f"input {name!r} is {type(value).__name__}, not an array or a real number: the "

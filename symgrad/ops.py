@@ -649,7 +649,9 @@ def number_code(value: sp.Basic) -> Code:
             printer = PythonCodePrinter({"fully_qualified_modules": True, "strict": False})
             text = printer.doprint(value)
             names = set(re.findall(r"(?<![\w.])[A-Za-z_]\w*", text))  # (math's own alone)
-            if names == {"math"} and not printer._not_supported:
+            # written with math where that is short and gives exactly the number's float
+            if (names == {"math"} and not printer._not_supported and len(text) <= 40
+                    and eval(text, {"__builtins__": {}, "math": math}) == v):
                 return text, ATOM if re.fullmatch(r"math\.\w+\([\w.]*\)", text) else SUM
         return repr(v), (UNARY if v < 0 else ATOM)
     raise ModelError(f"{value} is not a number")

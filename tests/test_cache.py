@@ -17,6 +17,7 @@ import textwrap
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import symgrad
@@ -621,6 +622,8 @@ def test_the_key_is_everything_compile_reads():
         source_key(sp.exp(sp.Symbol("k", positive=True)*x), "f", None, [k], None),
         source_key(sp.exp(k*x) + 1, "f", None, [k], None),
         source_key([(sp.Symbol("f"), sp.exp(k*x))], "f", "f", [k], None),
+        source_key(sp.exp(k*x), "f", None, [k], None, "array_api"),
+        source_key(sp.exp(k*x), "f", None, [k], None, "numpy", np.dtype(np.float32)),
     ]
     assert base is not None and len({base, *others}) == len(others) + 1
     assert source_key(sp.exp(x*k), "f", None, [k], None) == base
@@ -630,3 +633,19 @@ def test_the_key_is_everything_compile_reads():
                             check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
              for seed in ("1", "2")}
     assert seeds == {base}
+
+
+def test_a_moved_cache_names_its_new_place_in_tracebacks(tmp_path: Path, marker: Path):
+    """Bytecode written in one directory, loaded after the directory moved (a copy, a mount):
+    its functions name the entry where it is now, so a traceback shows the line."""
+    import shutil
+
+    first = ModuleCache(tmp_path / "first")
+    first.store(KEY, module_source(marker))
+    check_module(first.load(KEY))
+    shutil.move(tmp_path / "first", tmp_path / "moved")
+    moved = ModuleCache(tmp_path / "moved")
+    assert set(bytecode_files(moved)) == {"_", "f", "df"}  # (the bytecode moved along)
+    namespace = moved.load(KEY)
+    check_module(namespace)
+    assert namespace["f"].__code__.co_filename == str(moved.path(KEY))

@@ -185,3 +185,25 @@ def test_a_dtype_other_than_float32_or_float64_is_refused(dtype):
         return
     with pytest.raises(symgrad.SymgradError, match=r"dtype=.*float32 or float64"):
         symgrad.compile(k * y, dtype=dtype, cache=False)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api"])
+@pytest.mark.parametrize("number", [sp.log(2), sp.Integer(3), sp.Rational(1, 3)])
+def test_a_named_number_keeps_float32(backend, number):
+    """An equation whose right side is a number (c = log 2) is a line of its own; it must not
+    widen the float32 arrays it meets."""
+    c, f = sp.symbols("c f")
+    model = symgrad.compile({c: number, f: symgrad.sum(c * k * y)}, output=f, wrt=[k],
+                            cache=False, backend=backend)
+    value, grads = model.value_and_grad(k=np.float32(1.5), y=np.ones(3, np.float32))
+    assert np.asarray(value).dtype == F32 and np.asarray(grads["k"]).dtype == F32
+    assert float(grads["k"]) == pytest.approx(3 * float(number), rel=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api"])
+def test_a_gradient_that_is_a_named_number_is_an_array_scalar(backend):
+    c, f = sp.symbols("c f")
+    model = symgrad.compile({c: 3, f: c * k}, output=f, wrt=[k], cache=False, backend=backend)
+    inputs = {"k": 2.0} if backend == "numpy" else {"k": np.asarray(2.0)}
+    _, grads = model.value_and_grad(**inputs)
+    assert float(grads["k"]) == 3.0 and hasattr(grads["k"], "dtype")

@@ -82,29 +82,49 @@ def test_the_same_numbers_as_jax_value_and_grad_under_jit():
         assert float(grads[n]) == pytest.approx(float(g), rel=1e-12), n
 
 
-def test_custom_vjp_puts_symgrads_gradient_inside_a_jax_program():
+def test_custom_vjp_puts_symgrads_gradient_inside_a_jax_program(monkeypatch):
     numpy_model, inputs = MODELS["two-layer"]()
-    calls = []
+    ran = []  # the generated backward's calls (traced once, under jit)
+    original = numpy_model.function
+
+    def spied(name, backend=None):
+        function = original(name, backend)
+        if name != "value_and_grad":
+            return function
+        return lambda **values: ran.append(1) or function(**values)
+
+    monkeypatch.setattr(numpy_model, "function", spied)
     f = symgrad_jax.custom_vjp(numpy_model)
-    backward = numpy_model.function("value_and_grad", backend="array_api")
-    assert backward is numpy_model.function("value_and_grad", backend="array_api")
 
     def program(k1, b1, k2, b2):  # a JAX program around the model: 3·f + k1²
-        calls.append(1)
         values = {"k1": k1, "b1": b1, "k2": k2, "b2": b2, "x": inputs["x"], "y": inputs["y"]}
         return 3 * f(*(values[n] for n in numpy_model.inputs)) + k1 ** 2
 
     point = [inputs[n] for n in ("k1", "b1", "k2", "b2")]
     got = jax.jit(jax.grad(program, argnums=(0, 1, 2, 3)))(*point)
+    assert ran  # symgrad's generated backward is what JAX ran
     _, grads = numpy_model.value_and_grad(**inputs)
     want = [3 * grads["k1"] + 2 * inputs["k1"], 3 * grads["b1"], 3 * grads["k2"], 3 * grads["b2"]]
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12)
-    # and it is symgrad's backward that ran: against JAX's own derivative of the same program
-    def in_jax(k1, b1, k2, b2):
+
+    def in_jax(k1, b1, k2, b2):  # and JAX's own derivative of the same program agrees
         return 3 * _two_layer_in_jax(k1, b1, k2, b2, inputs["x"], inputs["y"]) + k1 ** 2
 
     np.testing.assert_allclose(np.asarray(got), jax.grad(in_jax, argnums=(0, 1, 2, 3))(*point),
                                rtol=1e-12)
+
+
+def test_custom_vjp_refuses_a_gradient_the_model_was_not_compiled_for():
+    """Differentiating with respect to data the model has no gradient for is an error naming
+    it, not a silent zero; compiled with respect to it, the gradient is right."""
+    k, x = sp.symbols("k x")
+    X = jnp.arange(3.0)
+    f = symgrad_jax.custom_vjp(symgrad.compile(symgrad.sum((k * x) ** 2), wrt=[k], cache=False))
+    assert float(jax.grad(lambda k: f(k, X))(1.5)) == pytest.approx(2 * 1.5 * 5)
+    with pytest.raises(symgrad.SymgradError, match=r"respect to 'x'.*wrt"):
+        jax.grad(lambda x: f(1.5, x))(X)
+    every = symgrad_jax.custom_vjp(symgrad.compile(symgrad.sum((k * x) ** 2), cache=False))
+    np.testing.assert_allclose(jax.grad(lambda x: every(1.5, x))(X), 2 * 1.5**2 * X)
 
 
 def test_the_jax_backend_needs_jax(monkeypatch):
@@ -115,3 +135,36 @@ def test_the_jax_backend_needs_jax(monkeypatch):
                         lambda name, *a: None if name == "jax" else real(name, *a))
     with pytest.raises(symgrad.SymgradError, match=r"pip install 'symgrad\[jax\]'"):
         symgrad.compile(sp.Symbol("x"), backend="jax")
+
+
+X64_OFF = """
+import sys, numpy as np, sympy as sp
+sys.path.insert(0, sys.argv[1])
+import symgrad
+k, x = sp.symbols("k x")
+model = symgrad.compile(symgrad.sum(k * x), wrt=[k], backend="jax", cache=False)
+value, grads = model.value_and_grad(k=1.5, x=np.arange(3.0, dtype=np.float32))
+assert value.dtype == np.float32, value.dtype
+for call in (lambda: model.value_and_grad(k=1.5, x=np.arange(3.0)),
+             lambda: symgrad.compile(k * x, backend="jax", dtype="float64",
+                                     cache=False).value_and_grad(k=1.5, x=np.ones(2, np.float32))):
+    try:
+        call()
+    except symgrad.SymgradError as e:
+        print(e)
+"""
+
+
+def test_float64_where_jax_computes_in_float32_is_refused_not_cut():
+    """Without jax_enable_x64 (JAX's default), a float64 input or model is an error naming
+    the setting, not silently computed in float32 (in a fresh process: this one has x64)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-c", X64_OFF, str(Path(__file__).parents[1])],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-1500:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("jax_enable_x64" in line for line in lines), done.stdout
+    assert "input 'x' is float64" in lines[0] and "the model's dtype is float64" in lines[1]

@@ -24,15 +24,18 @@ PIPELINE = [
 #: then to 3,800 for long lists of inputs and gradients wrapped in the generated code; then to
 #: 3,810 for the compiled code of each part of a module kept by the compile cache; then to
 #: 3,870 for dtypes: inputs converted to their own floating dtype, constants that keep it; then
-#: to 4,200 for the array API backend, 270 lines, most of them the helpers the standard lacks).
-PIPELINE_BUDGET = 4_200
+#: to 4,200 for the array API backend, 270 lines, most of them the helpers the standard lacks;
+#: then to 4,260 for reductions over axes of both signs, transposes of any rank and numbers
+#: that keep the arrays' dtype in that backend).
+PIPELINE_BUDGET = 4_260
 #: Lines of the whole package (raised from 10,000 for the compile cache keyed by what compile is
 #: given, the teacher's notation shared by the comments and explain, and the pipeline's raise;
 #: then to 10,230 for the compiled code of each part of a module kept from its first use; then
 #: to 10,350 for the dtype a call computes in, and compile's dtype=; then to 10,770 for the array
 #: API backend and the checks of its inputs; then to 10,890 for the JAX backend, model.function
-#: and symgrad.jax.custom_vjp).
-PACKAGE_BUDGET = 10_890
+#: and symgrad.jax.custom_vjp; then to 11,040 for the Dask backend, JAX's float64 check, the
+#: cache's moved directories and the pipeline's raise).
+PACKAGE_BUDGET = 11_040
 
 
 def _lines(path: Path) -> int:

@@ -58,10 +58,9 @@ def _reduction(name: str):
 
 def _expand_dims(args: list[Code], attrs) -> Code:
     (axes,) = attrs
-    text = args[0][0]
-    for axis in sorted(axes):  # (one axis at a time: the standard's expand_dims takes one)
-        text = f"xp.expand_dims({text}, axis={axis})"
-    return text, ATOM
+    if len(axes) == 1:
+        return f"xp.expand_dims({args[0][0]}, axis={axes[0]})", ATOM
+    return f"_expand_dims({args[0][0]}, {tuple(axes)})", ATOM  # (the standard's takes one)
 
 
 def _full_like(args: list[Code], attrs) -> Code:
@@ -72,10 +71,24 @@ def _full_like(args: list[Code], attrs) -> Code:
 
 
 def _transpose(args: list[Code], attrs) -> Code:
+    """A matrix's ``.T``; other arrays' axes reversed by ``_transpose`` (the standard's ``.T`` is
+    for matrices only); ``shaped`` below says which."""
     (axes,) = attrs
     if axes is None:
-        return f"{paren(args[0], ATOM)}.T", ATOM
+        return f"_transpose({args[0][0]})", ATOM
     return f"xp.permute_dims({args[0][0]}, {tuple(axes)})", ATOM
+
+
+def shaped(record: Op, args: list[Code], attrs, shapes: list) -> tuple[Code, str | None] | None:
+    """The code of ``record`` where its operands' shapes decide it, and the helper that code
+    calls; None where they do not (then ``template`` gives it)."""
+    if record.name == "transpose" and attrs[0] is None and _matrix(shapes[0]):
+        return (f"{paren(args[0], ATOM)}.T", ATOM), None
+    return None
+
+
+def _matrix(shape) -> bool:
+    return isinstance(shape, tuple) and len(shape) == 2
 
 
 def _max_vjp(args: list[Code], attrs) -> Code:
@@ -110,7 +123,8 @@ TEMPLATES: dict[str, str | Callable | None] = {
 
 #: The helpers of the templates above, where a record's own helper is not the one.
 _HELPER_OF = {"size": "_size", "heaviside": "_heaviside", "sinc": "_sinc",
-              "broadcast_like": "_broadcast_to"}
+              "expand_dims": "_expand_dims",
+              "broadcast_like": "_broadcast_to", "transpose": "_transpose"}
 
 
 def helper(record: Op) -> str | None:
@@ -134,7 +148,8 @@ def template(record: Op) -> str | Callable | None:
 
 
 #: Helpers a helper calls in turn.
-NEEDS = {"_matmul_grad": ("_sum_to",), "_sigmoid_complement": ("_sigmoid",)}
+NEEDS = {"_matmul_grad": ("_sum_to",), "_sigmoid_complement": ("_sigmoid",),
+         "_max_grad": ("_expand_dims",)}
 
 #: Helper functions the generated module defines when it uses them, keyed by name.
 HELPERS: dict[str, str] = {
@@ -158,6 +173,21 @@ def _arrays(*values, dtype=None):
         return a.dtype == dtype or (keep and not weak and xp.isdtype(a.dtype, "real floating"))
 
     return (xp, *(a if kept(a, weak) else xp.astype(a, dtype) for a, weak in pairs))
+''',
+    "_expand_dims": '''\
+def _expand_dims(g, axes):
+    """g with length-one axes inserted at axes (positions in the result, negative or not)."""
+    xp = array_namespace(g)
+    ndim = g.ndim + len(axes)
+    for axis in sorted(a % ndim for a in axes):
+        g = xp.expand_dims(g, axis=axis)
+    return g
+''',
+    "_transpose": '''\
+def _transpose(x):
+    """x with its axes reversed (NumPy's x.T)."""
+    xp = array_namespace(x)
+    return xp.permute_dims(x, tuple(reversed(range(x.ndim))))
 ''',
     "_size": '''\
 def _size(x):
@@ -259,10 +289,9 @@ def _matmul_grad(g, a, b, which):
 def _max_grad(g, x, out, axis, keepdims):
     """The gradient of x in out = max(x, axis): shared equally by the elements that tie."""
     xp = array_namespace(g, x, out)
-    axis = axis or None
+    axis = tuple(a % x.ndim for a in axis) if axis else None
     if not keepdims and axis is not None:
-        for a in sorted(axis):
-            g, out = xp.expand_dims(g, axis=a), xp.expand_dims(out, axis=a)
+        g, out = _expand_dims(g, axis), _expand_dims(out, axis)
     hit = xp.astype(x == out, x.dtype)
     return hit * (g / xp.sum(hit, axis=axis, keepdims=True))
 ''',

@@ -145,7 +145,9 @@ class _Emitter:
                 if piecewise:
                     guarded.add(i)
                 continue
-            if node.op == "const" or (node.op == "copy" and nodes[node.args[0]].op == "const"):
+            if i in self.roots and _a_number(nodes, i):
+                # a number returned: an array scalar, as every other value returned is (a
+                # number used by other lines stays a Python number: it takes their dtype)
                 line = f"{self.name(i)} = {self.backend.NUMBER.format(text[0])}"
             else:
                 line = f"{self.name(i)} = {text[0]}"
@@ -160,11 +162,19 @@ class _Emitter:
         return lines
 
     def _text(self, i: int, args: list[Code]) -> Code:
-        return self._code(self.graph.nodes[i], args)
+        node = self.graph.nodes[i]
+        return self._code(node, args, [self.graph.nodes[a].shape for a in node.args])
 
-    def _code(self, node, args: list[Code]) -> Code:
-        """The code of ``node`` over its operands' code; its helper and extra noted."""
+    def _code(self, node, args: list[Code], shapes: list | None = None) -> Code:
+        """The code of ``node`` over its operands' code (and shapes, where known); its helper
+        and extra noted."""
         record = OPS[node.op]
+        by_shape = self.backend.shaped(record, args, node.attrs, shapes or [None] * len(args))
+        if by_shape is not None:
+            code, helper = by_shape
+            if helper:
+                self.helpers.add(helper)
+            return code
         helper = self.backend.helper(record)
         if helper:
             self.helpers.add(helper)
@@ -289,6 +299,13 @@ class _Emitter:
         for name in sorted(helpers):
             parts += ["", "", backend.HELPERS[name].rstrip("\n")]
         return "\n".join(parts) + "\n"
+
+
+def _a_number(nodes, i: int) -> bool:
+    """Whether node ``i`` is a number, or a copy of one."""
+    while nodes[i].op == "copy":
+        i = nodes[i].args[0]
+    return nodes[i].op == "const"
 
 
 def _require(extra: str, operation: str) -> None:

@@ -33,6 +33,11 @@ SILENCE = 'with np.errstate(all="ignore"):  # np.where drops the branches not ta
 NAN = "np.nan"
 
 
+def shaped(record: Op, args: list, attrs, shapes: list) -> None:
+    """No operation's NumPy code depends on its operands' shapes."""
+    return None
+
+
 def helper(record: Op) -> str | None:
     """The helper function the code of ``record`` calls, if any."""
     return record.helper
