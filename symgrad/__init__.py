@@ -62,8 +62,10 @@ def compile(
     prediction of shape (n, 1) against a target of shape (n,) gives (n, n)): ``"warn"`` (a
     ``SymgradWarning``, once per model and shape pattern), ``"error"`` or ``"allow"``.
     ``dtype`` (float32 or float64) is the one every input is put in; by default a model
-    computes in its inputs' own floating dtype (float32 arrays give float32 results; Python
-    numbers and integer arrays take the floating arrays' dtype, float64 when there are none).
+    computes in its inputs' own floating dtype (float32 arrays give float32 results). Python
+    numbers take the arrays' dtype; integer arrays are promoted as the library promotes them
+    (NumPy: to the dtype it gives all the arrays with a float, float64 beside int64; the array
+    API backends: to the floating arrays' dtype, else the library's default).
     ``backend`` is the array library the code is written for: ``"numpy"``, or ``"array_api"``,
     code of the Python array API standard that runs on the inputs' own library (PyTorch, JAX,
     CuPy, Dask, array-api-strict) and returns its arrays.
