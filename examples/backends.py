@@ -1,14 +1,14 @@
 """One model, every array library: the two-layer model compiled once per backend and run on
-NumPy, array-api-strict, JAX and Dask arrays side by side, with the agreement of each result
-with NumPy's and the time of a value-and-gradient call.
+NumPy, array-api-strict, JAX, PyTorch and Dask arrays side by side, with the agreement of each
+result with NumPy's and the time of a value-and-gradient call.
 
     python examples/backends.py            # n = 10⁶ samples
     python examples/backends.py --quick    # n = 10⁴, a few calls: seconds
 
 The table is printed and written to ``backends.md`` in ``--output`` (default examples/output).
 
-A library that is not installed is listed as such (PyTorch, CuPy: their arrays run with
-backend="array_api"; tuned backends for them are still to come).
+A library that is not installed is listed as such (CuPy's arrays run with backend="array_api",
+on the GPU).
 """
 
 from __future__ import annotations
@@ -59,10 +59,18 @@ def libraries(x: np.ndarray, y: np.ndarray) -> dict[str, tuple[str, dict] | None
                                              "y": da.from_array(y, chunks=chunks)})
     else:
         found["Dask (8 chunks)"] = None
-    for name, module in (("PyTorch", "torch"), ("CuPy", "cupy")):
-        found[name] = None if not importlib.util.find_spec(module) else ("array_api", {
-            "x": importlib.import_module(module).asarray(x),
-            "y": importlib.import_module(module).asarray(y)})
+    if importlib.util.find_spec("torch"):
+        import torch
+
+        found["PyTorch"] = ("torch", {"x": torch.as_tensor(x), "y": torch.as_tensor(y)})
+    else:
+        found["PyTorch"] = None
+    if importlib.util.find_spec("cupy"):  # (its arrays, on the GPU, through the array API)
+        import cupy
+
+        found["CuPy"] = ("array_api", {"x": cupy.asarray(x), "y": cupy.asarray(y)})
+    else:
+        found["CuPy"] = None
     return found
 
 

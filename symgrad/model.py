@@ -248,6 +248,11 @@ class CompiledModel:
                     values[slot] = _as_array_input(value, name)
                     if self.backend == "jax":  # (numbers and NumPy arrays: JAX's arrays)
                         values[slot] = _in_jax(values[slot], name, self.dtype)
+                    elif self.backend == "torch" and isinstance(value, np.ndarray):
+                        import torch  # (a NumPy array: a tensor on the CPU; numbers stay
+                        # numbers, which take the tensors' dtype)
+
+                        values[slot] = torch.as_tensor(value)
                     elif self.backend == "dask" and isinstance(value, np.ndarray):
                         import dask.array as da  # (a NumPy array: one chunk)
 
@@ -530,11 +535,12 @@ class CompiledModel:
 
 
 #: The backends ``compile`` takes, and those issue 16 adds next (named in the refusal).
-BACKENDS = ("numpy", "array_api", "jax", "dask")
-_LATER = ("torch", "cupy")
+BACKENDS = ("numpy", "array_api", "jax", "torch", "dask")
+_LATER = ("cupy",)
 #: The library each backend needs, and the extra that installs it.
 _NEEDS = {"array_api": (("array_api_compat", "array-api"),),
           "jax": (("jax", "jax"), ("array_api_compat", "jax")),
+          "torch": (("torch", "torch"), ("array_api_compat", "torch")),
           "dask": (("dask", "dask"), ("array_api_compat", "dask"))}
 
 

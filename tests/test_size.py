@@ -34,8 +34,9 @@ PIPELINE_BUDGET = 4_260
 #: to 10,350 for the dtype a call computes in, and compile's dtype=; then to 10,770 for the array
 #: API backend and the checks of its inputs; then to 10,890 for the JAX backend, model.function
 #: and symgrad.jax.custom_vjp; then to 11,040 for the Dask backend, JAX's float64 check, the
-#: cache's moved directories and the pipeline's raise).
-PACKAGE_BUDGET = 11_040
+#: cache's moved directories and the pipeline's raise; then to 11,100 for the PyTorch backend
+#: and symgrad.torch.function).
+PACKAGE_BUDGET = 11_100
 
 
 def _lines(path: Path) -> int:

@@ -159,20 +159,25 @@ def _arrays(*values, dtype=None):
     given; else a floating array stays as it is, and a Python number or an integer array
     takes the floating arrays' dtype (the library's default floating dtype if there are none)."""
     xp = array_namespace(*values)
-    pairs = [(xp.asarray(v), isinstance(v, int | float)) for v in values]
+    weak = [isinstance(v, int | float) for v in values]
+    arrays = [None if w else xp.asarray(v) for v, w in zip(values, weak, strict=True)]
     keep = dtype is None
     if keep:
-        floating = [a.dtype for a, weak in pairs
-                    if not weak and xp.isdtype(a.dtype, "real floating")]
+        floating = [a.dtype for a in arrays
+                    if a is not None and xp.isdtype(a.dtype, "real floating")]
         dtype = (xp.result_type(*floating) if floating
                  else xp.__array_namespace_info__().default_dtypes()["real floating"])
     elif isinstance(dtype, str):
         dtype = getattr(xp, dtype)
 
-    def kept(a, weak):
-        return a.dtype == dtype or (keep and not weak and xp.isdtype(a.dtype, "real floating"))
+    def converted(v, a):
+        if a is None:  # (a number: made an array in the dtype at once, not rounded first)
+            return xp.asarray(v, dtype=dtype)
+        if a.dtype == dtype or (keep and xp.isdtype(a.dtype, "real floating")):
+            return a
+        return xp.astype(a, dtype)
 
-    return (xp, *(a if kept(a, weak) else xp.astype(a, dtype) for a, weak in pairs))
+    return (xp, *(converted(v, a) for v, a in zip(values, arrays, strict=True)))
 ''',
     "_expand_dims": '''\
 def _expand_dims(g, axes):
