@@ -13,13 +13,18 @@ ratios with its quartiles), each result checked against the other first:
   symgrad's JAX backend (its generated ``value_and_grad`` under ``jax.jit``) against
   ``jax.jit(jax.value_and_grad(f))`` of the same model written in JAX, on JAX arrays, each
   call waited for (``block_until_ready``); wall time, as XLA may use threads; the issue's
-  target: within 1.1×. Left out when JAX is not installed (``--no-jax`` leaves it out too).
+  target: within 1.1×. Left out when JAX is not installed (``--no-jax`` leaves it out too);
+- the same two models on PyTorch, float64 CPU tensors: symgrad's PyTorch backend
+  (``model.value_and_grad``) against ``torch.autograd`` on the same model written in PyTorch
+  (the loss, then ``backward()``); CPU time; the issue's target: within 1.1×. Left out when
+  PyTorch is not installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import platform
 import sys
 import time
@@ -76,12 +81,64 @@ def main() -> None:
           f"float64/float32 {result}   (largest relative difference {agreement:.1e})")
     print(f"target: float32 ≥ {TARGET_FLOAT32}× faster than float64: {verdict}")
     if not args.no_jax:
-        import importlib.util
-
         if importlib.util.find_spec("jax") is None:
             print("JAX: not installed, left out")
         else:
             jax_rows(args, x, y)
+    if importlib.util.find_spec("torch") is None:
+        print("PyTorch: not installed, left out")
+    else:
+        torch_rows(args, x, y)
+
+
+def torch_rows(args, x, y) -> None:
+    """symgrad's PyTorch backend against torch.autograd, W1 and W2, float64 on the CPU."""
+    import sympy as sp
+    import torch
+
+    torch.set_num_threads(1)  # (one thread, as NumPy's code runs)
+    X, Y = torch.as_tensor(x), torch.as_tensor(y)
+    xs, ys, k, b = sp.symbols("x y k b")
+    line = symgrad.compile(symgrad.mean((k * xs + b - ys) ** 2), wrt=[k, b], cache=False,
+                           backend="torch")
+    equations, wrt, _ = bc.model_two_layer(plain=False)
+    two_layer = symgrad.compile(equations, wrt=wrt, cache=False, backend="torch")
+
+    def line_in_torch(k, b):
+        return torch.mean((k * X + b - Y) ** 2)
+
+    def two_layer_in_torch(k1, b1, k2, b2):
+        return torch.mean((k2 * torch.sigmoid(k1 * X + b1) + b2 - Y) ** 2)
+
+    cases = [("W1 line", line, {"k": 0.5, "b": 0.1}, line_in_torch),
+             ("W2 two-layer", two_layer, dict(bc.PARAMS_A), two_layer_in_torch)]
+    print(f"PyTorch {torch.__version__}, float64, n = {args.n:,}, CPU time per call, one thread "
+          "(symgrad: model.value_and_grad; PyTorch: the loss and backward())")
+    for label, model, params, in_torch in cases:
+        leaves = {n: torch.tensor(v, dtype=torch.float64, requires_grad=True)
+                  for n, v in params.items()}
+
+        def autograd():
+            for leaf in leaves.values():  # noqa: B023
+                leaf.grad = None
+            loss = in_torch(*leaves.values())  # noqa: B023
+            loss.backward()
+            return loss, {n: leaf.grad for n, leaf in leaves.items()}  # noqa: B023
+
+        def ours():
+            return model.value_and_grad(x=X, y=Y, **params)  # noqa: B023
+
+        value, grads = ours()
+        want, want_grads = autograd()
+        difference = max(abs(float(value) - float(want)) / abs(float(want)),
+                         *(abs(float(grads[n]) - float(want_grads[n])) /
+                           max(abs(float(want_grads[n])), 1e-30) for n in params))
+        assert difference < 1e-10, f"{label}: symgrad and PyTorch disagree by {difference:.1e}"
+        result = head_to_head(ours, autograd, pairs=args.pairs, clock=time.process_time)
+        verdict = "met" if result.ratio <= TARGET_JAX else "NOT MET"
+        print(f"  {label}: symgrad {fmt_time(result.a.median)}   PyTorch "
+              f"{fmt_time(result.b.median)}   symgrad/PyTorch {result}   (largest relative "
+              f"difference {difference:.1e})   target ≤ {TARGET_JAX}×: {verdict}")
 
 
 TARGET_JAX = 1.1
