@@ -39,7 +39,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from .errors import ModelError, ShapeError
 from .expressions import term_kind
-from .ir import NAMED, Graph, Info, Opaque, any_size, known, same_shape
+from .ir import NAMED, Graph, Info, Opaque, a_number, any_size, known, same_shape
 from .ops import OPS, SUPPORTED, broadcast, piecewise_slots, record_of
 from .rewrites import BY_OP, rewrite
 
@@ -187,7 +187,7 @@ class Builder:
             spread = self._through_broadcast(name, args)
             if spread is not None:
                 return spread
-        elif name in _REDUCTIONS and attrs == (None, False) and self._a_number(args[0]):
+        elif name in _REDUCTIONS and attrs == (None, False) and a_number(self.graph.nodes, args[0]):
             return args[0]  # (a number reduced whole is itself: sum(c), mean(2))
         elif name == "sum_to" and self.graph.nodes[args[0]].op == "neg":  # (it is linear)
             return self.op("neg", (self.op("sum_to", (self.graph.nodes[args[0]].args[0],
@@ -195,13 +195,6 @@ class Builder:
         elif name in _LOWER:
             return _LOWER[name](self, args, attrs)
         return None
-
-    def _a_number(self, i: int) -> bool:
-        """Whether node ``i`` is a number, or a copy of one (an equation c = 2)."""
-        nodes = self.graph.nodes
-        while nodes[i].op == "copy":
-            i = nodes[i].args[0]
-        return nodes[i].op == "const"
 
     def _sign_outward(self, name: str, args: tuple[int, ...]) -> int | None:
         """A minus sign taken out of a product and into a sum, as a person writes it:

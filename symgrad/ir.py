@@ -117,6 +117,20 @@ def same_shape(a: Shape, b: Shape) -> bool:
     return a is not None and a == b and (not isinstance(a, tuple) or None not in a)
 
 
+def a_number(nodes: list, i: int) -> bool:
+    """Whether node ``i`` is a number, or a copy of one (an equation ``c = 2``).
+
+    >>> g = Graph()
+    >>> x, two = g.input("x"), g.add("const", attrs=(2,), shape=())
+    >>> c = g.add("copy", (two,), shape=())
+    >>> a_number(g.nodes, c), a_number(g.nodes, x)
+    (True, False)
+    """
+    while nodes[i].op == "copy":
+        i = nodes[i].args[0]
+    return nodes[i].op == "const"
+
+
 def known(shape: Shape) -> bool:
     """Whether ``shape`` is a tuple of sizes, each known or named (not None).
 

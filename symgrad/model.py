@@ -213,12 +213,12 @@ class CompiledModel:
         """
         from .codegen.load import load
 
+        if name not in ("forward", "value_and_grad"):
+            raise SymgradError(f"function {name!r}: choose 'forward' or 'value_and_grad'")
         backend = _written(_checked_backend(self.backend if backend is None else backend))
         found = self._modules.get(backend)
         if found is None:
             found = self._modules[backend] = load(self.source_with(backend))
-        if name not in ("forward", "value_and_grad"):
-            raise SymgradError(f"function {name!r}: choose 'forward' or 'value_and_grad'")
         return found[name]
 
     def __repr__(self) -> str:

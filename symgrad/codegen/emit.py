@@ -52,7 +52,7 @@ from .. import functions as fn
 from ..builder import Builder
 from ..errors import ModelError
 from ..expressions import free_symbols, larger_than
-from ..ir import ADJOINT, INPUT, NAMED, PARAMETER, Graph, known
+from ..ir import ADJOINT, INPUT, NAMED, PARAMETER, Graph, a_number, known
 from ..layout import INLINE_LIMIT, layout
 from ..ops import ATOM, OPS, Code
 from . import array_api_backend, numpy_backend
@@ -145,7 +145,7 @@ class _Emitter:
                 if piecewise:
                     guarded.add(i)
                 continue
-            if i in self.roots and _a_number(nodes, i):
+            if i in self.roots and a_number(nodes, i):
                 # a number returned: an array scalar, as every other value returned is (a
                 # number used by other lines stays a Python number: it takes their dtype)
                 line = f"{self.name(i)} = {self.backend.NUMBER.format(text[0])}"
@@ -299,13 +299,6 @@ class _Emitter:
         for name in sorted(helpers):
             parts += ["", "", backend.HELPERS[name].rstrip("\n")]
         return "\n".join(parts) + "\n"
-
-
-def _a_number(nodes, i: int) -> bool:
-    """Whether node ``i`` is a number, or a copy of one."""
-    while nodes[i].op == "copy":
-        i = nodes[i].args[0]
-    return nodes[i].op == "const"
 
 
 def _require(extra: str, operation: str) -> None:
