@@ -1,14 +1,13 @@
-"""One model, every array library: the two-layer model compiled once per backend and run on
-NumPy, array-api-strict, JAX, PyTorch and Dask arrays side by side, with the agreement of each
-result with NumPy's and the time of a value-and-gradient call.
+"""One model, every array library: the two-layer model compiled once and run on NumPy,
+array-api-strict, JAX, PyTorch, CuPy and Dask arrays side by side (``model.to(backend)``), with
+the agreement of each result with NumPy's and the time of a value-and-gradient call.
 
     python examples/backends.py            # n = 10⁶ samples
     python examples/backends.py --quick    # n = 10⁴, a few calls: seconds
 
 The table is printed and written to ``backends.md`` in ``--output`` (default examples/output).
 
-A library that is not installed is listed as such (CuPy's arrays run with backend="array_api",
-on the GPU).
+A library that is not installed (or CuPy without a GPU) is listed as such.
 """
 
 from __future__ import annotations
@@ -25,13 +24,13 @@ import sympy as sp
 import symgrad
 
 
-def two_layer(backend: str) -> symgrad.CompiledModel:
+def two_layer() -> symgrad.CompiledModel:
     x, y, k1, b1, k2, b2 = sp.symbols("x y k1 b1 k2 b2")
     L1, σ, L2, Loss = sp.symbols("L1 σ L2 Loss")
     return symgrad.compile(
         [sp.Eq(L1, k1 * x + b1), sp.Eq(σ, symgrad.sigmoid(L1)), sp.Eq(L2, k2 * σ + b2),
          sp.Eq(Loss, symgrad.mean((L2 - y) ** 2))],
-        wrt=[k1, b1, k2, b2], backend=backend,
+        wrt=[k1, b1, k2, b2],
     )
 
 
@@ -65,12 +64,15 @@ def libraries(x: np.ndarray, y: np.ndarray) -> dict[str, tuple[str, dict] | None
         found["PyTorch"] = ("torch", {"x": torch.as_tensor(x), "y": torch.as_tensor(y)})
     else:
         found["PyTorch"] = None
-    if importlib.util.find_spec("cupy"):  # (its arrays, on the GPU, through the array API)
+    found["CuPy"] = None
+    if importlib.util.find_spec("cupy"):
         import cupy
 
-        found["CuPy"] = ("array_api", {"x": cupy.asarray(x), "y": cupy.asarray(y)})
-    else:
-        found["CuPy"] = None
+        try:
+            if cupy.cuda.runtime.getDeviceCount():
+                found["CuPy"] = ("cupy", {"x": cupy.asarray(x), "y": cupy.asarray(y)})
+        except cupy.cuda.runtime.CUDARuntimeError:  # (no GPU, or no driver)
+            pass
     return found
 
 
@@ -85,24 +87,25 @@ def main() -> None:
     x = rng.normal(size=n)
     y = np.sin(x) + 0.1 * rng.normal(size=n)
     params = {"k1": 0.5, "b1": 0.1, "k2": 2.0, "b2": -0.3}
-    want, want_grads = two_layer("numpy").value_and_grad(x=x, y=y, **params)
+    model = two_layer()
+    want, want_grads = model.value_and_grad(x=x, y=y, **params)
     lines = [f"the two-layer model, n = {n:,}, float64; value {float(want):.6f}",
              f"{'library':18} {'backend':10} {'largest difference from NumPy':>30} "
              f"{'per call':>10}"]
     for library, found in libraries(x, y).items():
         if found is None:
-            lines.append(f"{library:18} {'-':10} {'not installed':>30}")
+            lines.append(f"{library:18} {'-':10} {'not installed (or no GPU)':>30}")
             continue
         backend, data = found
-        model = two_layer(backend)
-        value, grads = model.value_and_grad(**data, **params)  # (a first call: jit, warm-up)
+        on = model.to(backend)
+        value, grads = on.value_and_grad(**data, **params)  # (a first call: jit, warm-up)
         difference = max(abs(float(value) - float(want)) / abs(float(want)),
                          *(abs(float(grads[k]) - float(want_grads[k])) / abs(float(want_grads[k]))
                            for k in want_grads))
         times = []
         for _ in range(calls):
             start = time.perf_counter()
-            value, grads = model.value_and_grad(**data, **params)
+            value, grads = on.value_and_grad(**data, **params)
             float(value)  # (waits for the result, where the library is asynchronous)
             times.append(time.perf_counter() - start)
         lines.append(f"{library:18} {backend:10} {difference:>30.1e} "

@@ -33,7 +33,8 @@ from .functions import (
     sum,  # noqa: F401 (public as symgrad.sum, not in __all__: see there)
     transpose,
 )
-from .model import CompiledModel, _checked_backend, source_key
+from .model import CompiledModel, source_key
+from .runtime import runtime
 from .training import History, TrainingDiverged, fit
 
 
@@ -68,7 +69,9 @@ def compile(
     API backends: to the floating arrays' dtype, else the library's default).
     ``backend`` is the array library the code is written for: ``"numpy"``, or ``"array_api"``,
     code of the Python array API standard that runs on the inputs' own library (PyTorch, JAX,
-    CuPy, Dask, array-api-strict) and returns its arrays.
+    CuPy, Dask, array-api-strict) and returns its arrays; ``"jax"`` (that code jit-compiled),
+    ``"torch"``, ``"cupy"`` and ``"dask"`` run it on that library and turn NumPy inputs into
+    its arrays (Dask computes the value and every gradient in one ``dask.compute``).
 
     A model compiled before (the same equations, shapes and parameters) is not compiled again:
     its code is loaded from this process's memory or from the on-disk cache, a directory of the
@@ -93,7 +96,7 @@ def compile(
     if broadcast not in ("warn", "error", "allow"):
         raise SymgradError(f"broadcast={broadcast!r}: choose 'warn', 'error' or 'allow'")
     dtype = _float_dtype(dtype)
-    backend = _checked_backend(backend)
+    backend = runtime(backend).name
     if not isinstance(cache, bool):
         raise SymgradError(f"cache={cache!r}: pass True (the default) or False")
     disk = ModuleCache(cache_dir) if cache else None

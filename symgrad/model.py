@@ -31,6 +31,7 @@ from .cache import ModuleCache
 from .errors import InputError, NotScalarError, ShapeError, SymgradError, SymgradWarning
 from .ir import Graph as IR
 from .ops import derivative
+from .runtime import RUNTIMES, array_input, is_dask, one_library, runtime, sympy_real
 from .values import MISSING, has_missing, is_real_number
 
 
@@ -67,6 +68,7 @@ class CompiledModel:
         self.output: str = note["output"]
         self._code_key: str | None = note["code"]
         self._slot = {name: i for i, name in enumerate(self.inputs)}
+        self._cache = cache  # the disk's cache, for the same model on another backend (to())
         self._functions = self._load(cache, cache is not None, self._code_key)
         self._modules: dict = {}  # other modules (function()) and jit-compiled functions
         self._checked: dict[tuple, list] = {}  # input shapes -> every node's shape
@@ -110,7 +112,8 @@ class CompiledModel:
         if functions is None:
             # (the array API's code converts the inputs itself: _arguments only checks them)
             source = emit(self._differentiated, comments=False, keyword_only=False,
-                          convert=self.backend != "numpy", backend=_written(self.backend),
+                          convert=self.backend != "numpy",
+                          backend=RUNTIMES[self.backend].written,
                           dtype=None if self.dtype is None or self.backend == "numpy"
                           else self.dtype.name)
             if cache is not None:
@@ -142,6 +145,7 @@ class CompiledModel:
         state = self.__dict__.copy()
         state.pop("_functions", None)
         state["_modules"] = {}
+        state["_cache"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -198,7 +202,7 @@ class CompiledModel:
         from .codegen.emit import emit
 
         return emit(self._differentiated, dtype=None if self.dtype is None else self.dtype.name,
-                    backend=_written(_checked_backend(backend, installed=False)))
+                    backend=runtime(backend, installed=False).written)
 
     def function(self, name: str = "value_and_grad", backend: str | None = None) -> Any:
         """The generated function ``name`` (``"forward"``, ``"value_and_grad"``) of the module
@@ -215,11 +219,33 @@ class CompiledModel:
 
         if name not in ("forward", "value_and_grad"):
             raise SymgradError(f"function {name!r}: choose 'forward' or 'value_and_grad'")
-        backend = _written(_checked_backend(self.backend if backend is None else backend))
+        backend = runtime(self.backend if backend is None else backend).written
         found = self._modules.get(backend)
         if found is None:
             found = self._modules[backend] = load(self.source_with(backend))
         return found[name]
+
+    def to(self, backend: str) -> CompiledModel:
+        """This model on another backend (``"numpy"``, ``"jax"``, ``"torch"``, ``"dask"`` ...):
+        the same IR, its code written and loaded for that library (once per model).
+
+        >>> import sympy as sp
+        >>> from symgrad import compile
+        >>> x, k = sp.symbols("x k")
+        >>> model = compile(k*x, wrt=[k], cache=False)
+        >>> model.to("array_api").backend, model.to("numpy") is model
+        ('array_api', True)
+        """
+        backend = runtime(backend).name
+        if backend == self.backend:
+            return self
+        found = self._modules.get(("to", backend))
+        if found is None:
+            (model, wrt, name), (output, shapes) = self._compiled, self._built_with
+            found = self._modules[("to", backend)] = CompiledModel(
+                self._forward, model, wrt, name, self.broadcast, self._cache, output=output,
+                shapes=shapes, dtype=self.dtype, backend=backend)
+        return found
 
     def __repr__(self) -> str:
         return (
@@ -240,25 +266,15 @@ class CompiledModel:
         values: list = [None] * len(self.inputs)
         unknown = []
         if self.backend != "numpy":  # (the array API's code converts the inputs itself)
+            array = RUNTIMES[self.backend].array
             for name, value in kwargs.items():
                 slot = self._slot.get(name)
                 if slot is None:
                     unknown.append(name)
                 else:
-                    values[slot] = _as_array_input(value, name)
-                    if self.backend == "jax":  # (numbers and NumPy arrays: JAX's arrays)
-                        values[slot] = _in_jax(values[slot], name, self.dtype)
-                    elif self.backend == "torch" and isinstance(value, np.ndarray):
-                        import torch  # (a NumPy array: a tensor on the CPU; numbers stay
-                        # numbers, which take the tensors' dtype)
-
-                        values[slot] = torch.as_tensor(value)
-                    elif self.backend == "dask" and isinstance(value, np.ndarray):
-                        import dask.array as da  # (a NumPy array: one chunk)
-
-                        values[slot] = da.asarray(value)
+                    values[slot] = array(array_input(value, name), name, self.dtype)
             self._all_known(values, kwargs, unknown)
-            _one_library(values, self.inputs)
+            one_library(values, self.inputs)
             return values
         other_dtype = self.dtype is not None  # an input, or the model, not in float64
         for name, value in kwargs.items():
@@ -388,16 +404,10 @@ class CompiledModel:
 
     def _run(self, name: str, values: list):
         self._check(values)
-        function = self._functions[name] if self.backend != "jax" else self._jitted(name)
+        run = RUNTIMES[self.backend]
+        function = self._jitted(name) if run.jit else self._functions[name]
         try:
-            result = function(*values)
-            if self.backend == "jax" and name == "value_and_grad":  # (jit sorts a dict's keys)
-                return result[0], {n: result[1][n] for n in self.wrt}
-            if self.backend == "dask":  # the value and every gradient in one pass over the data
-                import dask
-
-                return dask.compute(*result) if name == "value_and_grad" else result.compute()
-            return result
+            return run.finish(function(*values), name, self.wrt)
         except ValueError as e:
             if str(e).startswith("value_and_grad needs a scalar output"):
                 raise NotScalarError(
@@ -534,44 +544,11 @@ class CompiledModel:
         return path
 
 
-#: The backends ``compile`` takes, and those issue 16 adds next (named in the refusal).
-BACKENDS = ("numpy", "array_api", "jax", "torch", "dask")
-_LATER = ("cupy",)
-#: The library each backend needs, and the extra that installs it.
-_NEEDS = {"array_api": (("array_api_compat", "array-api"),),
-          "jax": (("jax", "jax"), ("array_api_compat", "jax")),
-          "torch": (("torch", "torch"), ("array_api_compat", "torch")),
-          "dask": (("dask", "dask"), ("array_api_compat", "dask"))}
-
-
-def _checked_backend(backend: object, installed: bool = True) -> str:
-    """``backend`` if symgrad has it (and, if ``installed``, its library is: writing its code
-    needs none), else a SymgradError."""
-    if backend not in BACKENDS:
-        later = (f" ({backend!r} is not built yet: its arrays run with backend='array_api')"
-                 if backend in _LATER else "")
-        raise SymgradError(f"backend={backend!r}: choose one of {', '.join(map(repr, BACKENDS))}"
-                           + later)
-    import importlib.util
-
-    for module, extra in _NEEDS.get(backend, ()) if installed else ():
-        if importlib.util.find_spec(module) is None:
-            raise SymgradError(f"backend={backend!r} needs {module}, which is not installed: "
-                               f"pip install 'symgrad[{extra}]'")
-    return backend
-
-
 def _run_code(backend: str, dtype: np.dtype | None) -> str:
     """What the code a model runs depends on besides its IR: the backend it is written for, and
     for the array API the dtype its inputs are put in (NumPy's are put in it before the call)."""
-    written = _written(backend)
+    written = RUNTIMES[backend].written
     return written if written == "numpy" or dtype is None else f"{written} {dtype.name}"
-
-
-def _written(backend: str) -> str:
-    """The backend whose code a backend runs: JAX runs the array API's (jit-compiled), Dask
-    too (one ``dask.compute`` a call)."""
-    return "numpy" if backend == "numpy" else "array_api"
 
 
 #: Compiled models' functions by cache key: a model compiled again in this process is loaded
@@ -700,76 +677,6 @@ def _in_call_dtype(values: list, given: list, dtype: np.dtype | None) -> None:
             values[k] = value.astype(target)[()]
 
 
-def _in_jax(value, name: str, dtype: np.dtype | None):
-    """An input as a JAX array; a float64 input or model where JAX computes in float32 (its
-    default) is refused, not cut to float32."""
-    import jax
-    import jax.numpy as jnp
-
-    if not jax.config.jax_enable_x64 and (
-            dtype == np.float64 or (dtype is None and getattr(value, "dtype", None) == "float64")):
-        what = "the model's dtype" if dtype is not None else f"input {name!r}"
-        raise InputError(
-            f"{what} is float64, and JAX computes in float32 unless told otherwise: call "
-            "jax.config.update('jax_enable_x64', True) first, or pass float32 arrays"
-        )
-    return jnp.asarray(value)
-
-
-def _as_array_input(value, name: str):
-    """An input of the array API backends: an array of any library as it is, a real number as a
-    Python float (NumPy's scalars too: a number takes the arrays' dtype); what is neither, or
-    holds no real numbers, is refused, naming the input."""
-    if isinstance(value, float | int | np.integer | np.floating | np.bool_):
-        return float(value)
-    if isinstance(value, sp.Basic) and value.is_number:  # (pi, sqrt(2): not Python numbers)
-        return _sympy_real(value, name)
-    if hasattr(value, "__array_namespace__") or hasattr(value, "shape"):
-        from array_api_compat import array_namespace
-
-        try:
-            xp = array_namespace(value)
-        except TypeError as e:
-            raise InputError(f"input {name!r} ({type(value).__name__}): {e}") from None
-        if not xp.isdtype(value.dtype, ("real floating", "integral", "bool")):
-            raise InputError(
-                f"input {name!r} holds {value.dtype} values, not real numbers: pass real ones "
-                "(take .real if the imaginary part is meant to be dropped)"
-            )
-        return value
-    raise InputError(
-        f"input {name!r} is {type(value).__name__}, not an array or a real number: the "
-        "array_api backend computes with the inputs' own arrays; pass one (np.asarray(...), "
-        "torch.tensor(...), jnp.asarray(...))"
-    )
-
-
-def _one_library(values: list, names: tuple[str, ...]) -> None:
-    """The array inputs of one call are of one library, on one device; else an InputError
-    naming the inputs of each."""
-    from array_api_compat import array_namespace, device
-
-    by_library: dict[str, list[str]] = {}
-    by_device: dict[str, list[str]] = {}
-    for name, value in zip(names, values, strict=True):
-        if isinstance(value, float | int):
-            continue
-        try:
-            library = array_namespace(value).__name__.removeprefix("array_api_compat.")
-        except TypeError as e:
-            raise InputError(f"input {name!r} ({type(value).__name__}): {e}") from None
-        by_library.setdefault(library, []).append(name)
-        by_device.setdefault(str(device(value)), []).append(name)
-    if not by_library:
-        raise InputError("the array_api backend takes its array library from the inputs: pass "
-                         "at least one as an array")
-    for what, groups in (("libraries", by_library), ("devices", by_device)):
-        if len(groups) > 1:
-            listed = "; ".join(f"{', '.join(map(repr, ns))}: {k}" for k, ns in groups.items())
-            raise InputError(f"the inputs are arrays of different {what} ({listed}): put them "
-                             "in one (one library's asarray, on one device)")
-
-
 def _as_array(value, name: str):
     """``value`` as a NumPy floating value: a floating array (or scalar) as it is, anything else
     in float64 (a scalar as ``np.float64``); or an InputError naming the input when it is not
@@ -793,7 +700,12 @@ def _as_array(value, name: str):
     if has_missing(value):
         raise InputError(f"input {name!r} {MISSING}")
     if isinstance(value, sp.Basic) and value.is_number:  # (pi, sqrt(2): not Python numbers)
-        value = _sympy_real(value, name)
+        value = sympy_real(value, name)
+    if is_dask(value):
+        raise InputError(
+            f"input {name!r} is a Dask array, which NumPy's code would load whole: run the "
+            f"model on Dask (model.to('dask'), or compile(..., backend='dask')), or pass "
+            f"{name}.compute()")
     try:
         array = np.asarray(value)
     except OverflowError as e:  # (an int beyond float64: 10**400)
@@ -819,12 +731,6 @@ def _as_array(value, name: str):
             "U": "text", "S": "bytes", "M": "dates", "m": "time spans"}.get(
         kind, "values that are not all numbers (None, a missing value, ...)")
     raise InputError(f"input {name!r} holds {what}; pass a number or an array of real numbers")
-
-
-def _sympy_real(value: sp.Basic, name: str) -> float:
-    if not value.is_extended_real:
-        raise InputError(f"input {name!r} is {value}, not a real number")
-    return float(value)
 
 
 #: How to pass a library's array that NumPy cannot read as it is.

@@ -246,9 +246,18 @@ def test_numbers_alone_are_refused_saying_an_array_is_needed():
         model.value_and_grad(k=0.5, x=2.0)
 
 
-@pytest.mark.parametrize("backend", ["cupy"])
-def test_a_backend_not_built_yet_says_so(backend):
-    with pytest.raises(symgrad.SymgradError, match=rf"'{backend}' is not built yet"):
+@pytest.mark.parametrize("backend", ["array_api", "jax", "torch", "cupy", "dask"])
+def test_a_backend_whose_library_is_missing_names_the_extra(backend, monkeypatch):
+    import importlib.util
+
+    from symgrad.runtime import RUNTIMES
+
+    module, extra = RUNTIMES[backend].needs[0]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == module else real(name, *a))
+    with pytest.raises(symgrad.SymgradError,
+                       match=rf"backend='{backend}' needs {module}.*'symgrad\[{extra}\]'"):
         symgrad.compile(sp.Symbol("x"), backend=backend)
 
 

@@ -115,3 +115,45 @@ def test_the_dask_backend_needs_dask(monkeypatch):
                         lambda name, *a: None if name == "dask" else real(name, *a))
     with pytest.raises(symgrad.SymgradError, match=r"pip install 'symgrad\[dask\]'"):
         symgrad.compile(sp.Symbol("x"), backend="dask")
+
+
+# -- no hidden synchronisation ------------------------------------------------------------------
+# A value brought to the host inside the generated code (float(x), bool(x), x.item(), a NumPy
+# call) is a compute of its own on Dask, and a device-to-host wait on CuPy: counting Dask's
+# computes finds every one, for every operation record.
+
+from test_array_api import SCIPY_ONLY  # noqa: E402
+from test_ops import ARRAYS, ELEMENTWISE, _point  # noqa: E402
+
+
+def _one_compute(expr, wrt: list, inputs: dict, rows: int) -> None:
+    """On Dask arrays of ``rows`` rows a chunk, the model's value and gradients are NumPy's, in
+    one compute."""
+    model = symgrad.compile(expr, wrt=wrt, cache=False, backend="dask")
+    with _Computes() as computes:
+        value, grads = model.value_and_grad(**{k: da.from_array(np.asarray(v), chunks=rows)
+                                               for k, v in inputs.items()})
+    assert computes.count == 1
+    want, want_grads = symgrad.compile(expr, wrt=wrt, cache=False).value_and_grad(**inputs)
+    np.testing.assert_allclose(value, want, rtol=1e-12)
+    for n, g in grads.items():
+        assert not isinstance(g, da.Array)
+        np.testing.assert_allclose(g, want_grads[n], rtol=1e-12, atol=1e-14, err_msg=n)
+
+
+@pytest.mark.parametrize("case", [c for c in ELEMENTWISE if c.record not in SCIPY_ONLY],
+                         ids=lambda c: f"{c.record}:{c.id}")
+def test_every_elementwise_record_computes_once(case):
+    point = case.points[0]
+    _one_compute(symgrad.sum(case.expr), list(case.args),
+                 {s.name: np.array([v, v * 0.99, v * 1.01])
+                  for s, v in zip(case.args, point, strict=True)}, rows=2)
+
+
+@pytest.mark.parametrize("case", ARRAYS, ids=lambda c: f"{c.record}:{c.id}")
+def test_every_array_record_computes_once(case):
+    C = sp.Symbol("C", real=True)
+    values = _point(case, 0)
+    out = np.asarray(symgrad.compile(case.expr, cache=False)(**values))
+    inputs = {**values, "C": np.random.default_rng(3).normal(size=out.shape)}
+    _one_compute(symgrad.sum(C * case.expr), list(case.shapes), inputs, rows=2)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sympy as sp
 from test_array_api import MODELS, SCIPY_ONLY
-from test_ops import ELEMENTWISE
+from test_ops import ARRAYS, ELEMENTWISE, _point
 
 import symgrad
 
@@ -50,6 +50,23 @@ def test_every_elementwise_record_on_tensors(case):
     assert float(value) == pytest.approx(float(want), rel=1e-12)
     for n, g in grads.items():
         np.testing.assert_allclose(g.numpy(), want_grads[n], rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("case", ARRAYS, ids=lambda c: f"{c.record}:{c.id}")
+def test_every_array_record_on_tensors(case):
+    C = sp.Symbol("C", real=True)
+    expr = symgrad.sum(C * case.expr)
+    numpy_model = symgrad.compile(expr, wrt=list(case.shapes), cache=False)
+    torch_model = symgrad.compile(expr, wrt=list(case.shapes), cache=False, backend="torch")
+    values = _point(case, 0)
+    out = np.asarray(symgrad.compile(case.expr, cache=False)(**values))
+    inputs = {**values, "C": np.random.default_rng(3).normal(size=out.shape)}
+    value, grads = torch_model.value_and_grad(**_tensors(inputs))
+    want, want_grads = numpy_model.value_and_grad(**inputs)
+    assert float(value) == pytest.approx(float(want), rel=1e-12)
+    for n, g in grads.items():
+        assert tuple(g.shape) == np.shape(want_grads[n]), n
+        np.testing.assert_allclose(g.numpy(), want_grads[n], rtol=1e-11, atol=1e-13, err_msg=n)
 
 
 @pytest.mark.parametrize("name", ["two-layer", "mlp", "classifier", "huber"])

@@ -288,9 +288,9 @@ def _matmul_grad(g, a, b, which):
     g2 = xp.expand_dims(g, axis=-2) if a.ndim == 1 else g
     g2 = xp.expand_dims(g2, axis=-1) if b.ndim == 1 else g2
     if which == 0:
-        d = g2 @ b2.mT
+        d = g2 @ xp.matrix_transpose(b2)
         return _sum_to(d[..., 0, :] if a.ndim == 1 else d, a)
-    d = a2.mT @ g2
+    d = xp.matrix_transpose(a2) @ g2
     return _sum_to(d[..., :, 0] if b.ndim == 1 else d, b)
 ''',
     "_max_grad": '''\

@@ -1,0 +1,208 @@
+"""How a compiled model's call runs on each backend: one record per backend.
+
+The code a backend runs is written by ``codegen`` (NumPy's own, or the array API's for every
+other library); the record says the rest: which code, what it needs installed, how an input
+becomes one of the library's arrays, and what the call does with the generated function's
+result (JAX jit-compiles the function, Dask computes the value and every gradient at once).
+
+>>> RUNTIMES["jax"].written, RUNTIMES["dask"].needs[0]
+('array_api', ('dask', 'dask'))
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from .errors import InputError, SymgradError
+
+
+def _same(value, name: str, dtype: np.dtype | None):
+    return value
+
+
+def _returned(result, function: str, wrt: tuple[str, ...]):
+    return result
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What running a model on one array library takes besides its generated code."""
+
+    name: str
+    #: the codegen backend whose code runs: "numpy", or "array_api" for every other library
+    written: str
+    #: (module, extra) pairs: the modules the backend imports, and the extras that install them
+    needs: tuple[tuple[str, str], ...] = ()
+    #: an input already checked by ``array_input`` as this library's array (NumPy's arrays are
+    #: copied to the library: a tensor, a JAX or CuPy array, one Dask chunk)
+    array: Callable[[Any, str, np.dtype | None], Any] = _same
+    #: what a call returns, given the generated function's result
+    finish: Callable[[Any, str, tuple[str, ...]], Any] = _returned
+    #: whether the generated function is jit-compiled (by JAX) before it runs
+    jit: bool = False
+
+
+def _in_jax(value, name: str, dtype: np.dtype | None):
+    """An input as a JAX array; a float64 input or model where JAX computes in float32 (its
+    default) is refused, not cut to float32."""
+    import jax
+    import jax.numpy as jnp
+
+    if not jax.config.jax_enable_x64 and (
+            dtype == np.float64 or (dtype is None and getattr(value, "dtype", None) == "float64")):
+        what = "the model's dtype" if dtype is not None else f"input {name!r}"
+        raise InputError(
+            f"{what} is float64, and JAX computes in float32 unless told otherwise: call "
+            "jax.config.update('jax_enable_x64', True) first, or pass float32 arrays"
+        )
+    return jnp.asarray(value)
+
+
+def _in_torch(value, name: str, dtype: np.dtype | None):
+    """A NumPy array as a tensor on the CPU (sharing its memory); numbers stay numbers, which
+    take the tensors' dtype."""
+    if isinstance(value, np.ndarray):
+        import torch
+
+        return torch.as_tensor(value)
+    return value
+
+
+def _in_cupy(value, name: str, dtype: np.dtype | None):
+    """A NumPy array copied to the current GPU; CuPy's own arrays stay where they are."""
+    if isinstance(value, np.ndarray):
+        import cupy
+
+        return cupy.asarray(value)
+    return value
+
+
+def _in_dask(value, name: str, dtype: np.dtype | None):
+    """A NumPy array as a Dask array of one chunk."""
+    if isinstance(value, np.ndarray):
+        import dask.array as da
+
+        return da.asarray(value)
+    return value
+
+
+def _by_wrt(result, function: str, wrt: tuple[str, ...]):
+    """The gradients in ``wrt`` order (a jit-compiled function returns a dict by sorted key)."""
+    if function == "value_and_grad":
+        return result[0], {n: result[1][n] for n in wrt}
+    return result
+
+
+def _computed(result, function: str, wrt: tuple[str, ...]):
+    """The value and every gradient in one ``dask.compute``: one pass over the data."""
+    import dask
+
+    return dask.compute(*result) if function == "value_and_grad" else result.compute()
+
+
+RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
+    Runtime("numpy", "numpy"),
+    Runtime("array_api", "array_api", (("array_api_compat", "array-api"),)),
+    Runtime("jax", "array_api", (("jax", "jax"), ("array_api_compat", "jax")),
+            array=_in_jax, finish=_by_wrt, jit=True),
+    Runtime("torch", "array_api", (("torch", "torch"), ("array_api_compat", "torch")),
+            array=_in_torch),
+    Runtime("cupy", "array_api", (("cupy", "cupy"), ("array_api_compat", "cupy")),
+            array=_in_cupy),
+    Runtime("dask", "array_api", (("dask", "dask"), ("array_api_compat", "dask")),
+            array=_in_dask, finish=_computed),
+)}
+
+#: The backends ``compile`` takes.
+BACKENDS = tuple(RUNTIMES)
+
+
+def runtime(backend: object, installed: bool = True) -> Runtime:
+    """The record of ``backend`` if symgrad has it (and, if ``installed``, its library is:
+    writing its code needs none), else a SymgradError naming the choices or the extra.
+
+    >>> runtime("torch", installed=False).written
+    'array_api'
+    """
+    found = RUNTIMES.get(backend) if isinstance(backend, str) else None
+    if found is None:
+        raise SymgradError(f"backend={backend!r}: choose one of {', '.join(map(repr, BACKENDS))}")
+    for module, extra in found.needs if installed else ():
+        if importlib.util.find_spec(module) is None:
+            raise SymgradError(f"backend={backend!r} needs {module}, which is not installed: "
+                               f"pip install 'symgrad[{extra}]'")
+    return found
+
+
+def is_dask(value: Any) -> bool:
+    """Whether ``value`` is a Dask array (never importing Dask to find out)."""
+    module = sys.modules.get("dask.array")
+    return module is not None and isinstance(value, module.Array)
+
+
+def array_input(value, name: str):
+    """An input of the array API backends: an array of any library as it is, a real number as a
+    Python float (NumPy's scalars too: a number takes the arrays' dtype); what is neither, or
+    holds no real numbers, is refused, naming the input."""
+    if isinstance(value, float | int | np.integer | np.floating | np.bool_):
+        return float(value)
+    if isinstance(value, sp.Basic) and value.is_number:  # (pi, sqrt(2): not Python numbers)
+        return sympy_real(value, name)
+    if hasattr(value, "__array_namespace__") or hasattr(value, "shape"):
+        from array_api_compat import array_namespace
+
+        try:
+            xp = array_namespace(value)
+        except TypeError as e:
+            raise InputError(f"input {name!r} ({type(value).__name__}): {e}") from None
+        if not xp.isdtype(value.dtype, ("real floating", "integral", "bool")):
+            raise InputError(
+                f"input {name!r} holds {value.dtype} values, not real numbers: pass real ones "
+                "(take .real if the imaginary part is meant to be dropped)"
+            )
+        return value
+    raise InputError(
+        f"input {name!r} is {type(value).__name__}, not an array or a real number: the "
+        "array_api backend computes with the inputs' own arrays; pass one (np.asarray(...), "
+        "torch.tensor(...), jnp.asarray(...))"
+    )
+
+
+def sympy_real(value: sp.Basic, name: str) -> float:
+    """A SymPy number (``pi``, ``sqrt(2)``) as a float; an InputError if it is not real."""
+    if not value.is_extended_real:
+        raise InputError(f"input {name!r} is {value}, not a real number")
+    return float(value)
+
+
+def one_library(values: list, names: tuple[str, ...]) -> None:
+    """The array inputs of one call are of one library, on one device; else an InputError
+    naming the inputs of each."""
+    from array_api_compat import array_namespace, device
+
+    by_library: dict[str, list[str]] = {}
+    by_device: dict[str, list[str]] = {}
+    for name, value in zip(names, values, strict=True):
+        if isinstance(value, float | int):
+            continue
+        try:
+            library = array_namespace(value).__name__.removeprefix("array_api_compat.")
+        except TypeError as e:
+            raise InputError(f"input {name!r} ({type(value).__name__}): {e}") from None
+        by_library.setdefault(library, []).append(name)
+        by_device.setdefault(str(device(value)), []).append(name)
+    if not by_library:
+        raise InputError("the array_api backend takes its array library from the inputs: pass "
+                         "at least one as an array")
+    for what, groups in (("libraries", by_library), ("devices", by_device)):
+        if len(groups) > 1:
+            listed = "; ".join(f"{', '.join(map(repr, ns))}: {k}" for k, ns in groups.items())
+            raise InputError(f"the inputs are arrays of different {what} ({listed}): put them "
+                             "in one (one library's asarray, on one device)")
