@@ -9,12 +9,13 @@ ratios with its quartiles), each result checked against the other first:
 - the two-layer model (bench_core's case (a), W2) at n samples, one ``value_and_grad`` call,
   float32 inputs against float64 inputs on NumPy (CPU time of this single-threaded process);
   the issue's target: float32 at least 1.6× faster;
-- the line model mean((k*x + b - y)**2) (W1) and the two-layer model (W2) on JAX, float64:
+- the line model mean((k*x + b - y)**2) (W1), the two-layer model (W2) and the Boston MLP
+  (12 → 64 → 1 on 506 rows, its shapes declared) on JAX, float64:
   symgrad's JAX backend (its generated ``value_and_grad`` under ``jax.jit``) against
   ``jax.jit(jax.value_and_grad(f))`` of the same model written in JAX, on JAX arrays, each
   call waited for (``block_until_ready``); wall time, as XLA may use threads; the issue's
   target: within 1.1×. Left out when JAX is not installed (``--no-jax`` leaves it out too);
-- the same two models on PyTorch, float64 CPU tensors: symgrad's PyTorch backend
+- the same three models on PyTorch, float64 CPU tensors: symgrad's PyTorch backend
   (``model.value_and_grad``) against ``torch.autograd`` on the same model written in PyTorch
   (the loss, then ``backward()``); CPU time; the issue's target: within 1.1×. Left out when
   PyTorch is not installed.
@@ -37,6 +38,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import bench_core as bc  # noqa: E402
+import bench_mlp as bm  # noqa: E402
 from _timing import fmt_time, head_to_head  # noqa: E402
 
 import symgrad  # noqa: E402
@@ -92,7 +94,8 @@ def main() -> None:
 
 
 def torch_rows(args, x, y) -> None:
-    """symgrad's PyTorch backend against torch.autograd, W1 and W2, float64 on the CPU."""
+    """symgrad's PyTorch backend against torch.autograd, W1, W2 and the Boston MLP, float64 on
+    the CPU."""
     import sympy as sp
     import torch
 
@@ -110,12 +113,23 @@ def torch_rows(args, x, y) -> None:
     def two_layer_in_torch(k1, b1, k2, b2):
         return torch.mean((k2 * torch.sigmoid(k1 * X + b1) + b2 - Y) ** 2)
 
-    cases = [("W1 line", line, {"k": 0.5, "b": 0.1}, line_in_torch),
-             ("W2 two-layer", two_layer, dict(bc.PARAMS_A), two_layer_in_torch)]
+    boston = bm.boston_case(steps=1)
+    BX, By = torch.as_tensor(boston.X), torch.as_tensor(boston.y)
+    mlp = symgrad.compile(bm.mlp_equations(), wrt=["W1", "b1", "W2", "b2"], cache=False,
+                          backend="torch", shapes=MLP_SHAPES)
+
+    def mlp_in_torch(W1, b1, W2, b2):
+        return torch.mean((torch.sigmoid(BX @ W1 + b1) @ W2 + b2 - By) ** 2)
+
+    cases = [("W1 line", line, {"k": 0.5, "b": 0.1}, {"x": X, "y": Y}, line_in_torch),
+             ("W2 two-layer", two_layer, dict(bc.PARAMS_A), {"x": X, "y": Y},
+              two_layer_in_torch),
+             ("Boston MLP", mlp, {n: torch.as_tensor(v) for n, v in boston.start.items()},
+              {"X": BX, "y": By}, mlp_in_torch)]
     print(f"PyTorch {torch.__version__}, float64, n = {args.n:,}, CPU time per call, one thread "
           "(symgrad: model.value_and_grad; PyTorch: the loss and backward())")
-    for label, model, params, in_torch in cases:
-        leaves = {n: torch.tensor(v, dtype=torch.float64, requires_grad=True)
+    for label, model, params, data, in_torch in cases:
+        leaves = {n: torch.tensor(v, dtype=torch.float64).requires_grad_()
                   for n, v in params.items()}
 
         def autograd():
@@ -126,13 +140,13 @@ def torch_rows(args, x, y) -> None:
             return loss, {n: leaf.grad for n, leaf in leaves.items()}  # noqa: B023
 
         def ours():
-            return model.value_and_grad(x=X, y=Y, **params)  # noqa: B023
+            return model.value_and_grad(**data, **params)  # noqa: B023
 
         value, grads = ours()
         want, want_grads = autograd()
         difference = max(abs(float(value) - float(want)) / abs(float(want)),
-                         *(abs(float(grads[n]) - float(want_grads[n])) /
-                           max(abs(float(want_grads[n])), 1e-30) for n in params))
+                         *(float((grads[n] - want_grads[n]).abs().max()) /
+                           max(float(want_grads[n].abs().max()), 1e-30) for n in params))
         assert difference < 1e-10, f"{label}: symgrad and PyTorch disagree by {difference:.1e}"
         result = head_to_head(ours, autograd, pairs=args.pairs, clock=time.process_time)
         verdict = "met" if result.ratio <= TARGET_JAX else "NOT MET"
@@ -142,10 +156,14 @@ def torch_rows(args, x, y) -> None:
 
 
 TARGET_JAX = 1.1
+#: The Boston MLP's shapes, declared (the code a person writes: dW1 = X.T @ dL1).
+MLP_SHAPES = {"X": ("n", 12), "W1": (12, 64), "b1": (64,), "W2": (64, 1), "b2": (1,),
+              "y": ("n", 1)}
 
 
 def jax_rows(args, x, y) -> None:
-    """symgrad's JAX backend under jit against jax.jit(jax.value_and_grad(f)), W1 and W2."""
+    """symgrad's JAX backend under jit against jax.jit(jax.value_and_grad(f)), W1, W2 and the
+    Boston MLP."""
     import jax
     import jax.numpy as jnp
     import sympy as sp
@@ -165,13 +183,24 @@ def jax_rows(args, x, y) -> None:
     def two_layer_in_jax(k1, b1, k2, b2):
         return jnp.mean((k2 * jax.nn.sigmoid(k1 * X + b1) + b2 - Y) ** 2)
 
+    boston = bm.boston_case(steps=1)
+    BX, By = jnp.asarray(boston.X), jnp.asarray(boston.y)
+    mlp = symgrad.compile(bm.mlp_equations(), wrt=["W1", "b1", "W2", "b2"], cache=False,
+                          backend="jax", shapes=MLP_SHAPES)
+
+    def mlp_in_jax(W1, b1, W2, b2):
+        return jnp.mean((jax.nn.sigmoid(BX @ W1 + b1) @ W2 + b2 - By) ** 2)
+
     cases = [
         ("W1 line", line, {"x": X, "y": Y, "k": 0.5, "b": 0.1}, ("k", "b"), line_in_jax),
         ("W2 two-layer", two_layer, {"x": X, "y": Y, **p}, ("k1", "b1", "k2", "b2"),
          two_layer_in_jax),
+        ("Boston MLP", mlp, {"X": BX, "y": By, **boston.start}, ("W1", "b1", "W2", "b2"),
+         mlp_in_jax),
     ]
-    print(f"JAX {jax.__version__}, float64, n = {args.n:,}, wall time per call (symgrad: "
-          "jax.jit(model.function('value_and_grad')); JAX: jax.jit(jax.value_and_grad(f)))")
+    print(f"JAX {jax.__version__}, float64, n = {args.n:,} (the MLP: Boston's 506 rows, "
+          "12 → 64 → 1), wall time per call (symgrad: jax.jit(model.function('value_and_grad'));"
+          " JAX: jax.jit(jax.value_and_grad(f)))")
     for label, model, inputs, names, in_jax in cases:
         ours = jax.jit(model.function("value_and_grad"))
         theirs = jax.jit(jax.value_and_grad(in_jax, argnums=tuple(range(len(names)))))
@@ -180,7 +209,7 @@ def jax_rows(args, x, y) -> None:
         value, grads = ours(**arguments)
         want, want_grads = theirs(*point)
         difference = max(abs(float(value - want)) / abs(float(want)),
-                         *(abs(float(grads[n] - g)) / max(abs(float(g)), 1e-30)
+                         *(float(jnp.max(jnp.abs(grads[n] - g)) / max(jnp.max(jnp.abs(g)), 1e-30))
                            for n, g in zip(names, want_grads, strict=True)))
         assert difference < 1e-10, f"{label}: symgrad and JAX disagree by {difference:.1e}"
         result = head_to_head(lambda: jax.block_until_ready(ours(**arguments)),  # noqa: B023

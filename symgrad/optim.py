@@ -14,7 +14,8 @@ Conventions:
 
 * Arrays are updated **in place** (a writeable floating-point ``numpy.ndarray``, including a
   0-d one); Python floats and NumPy scalars cannot be, so the dict gets a new ``float``. Any
-  other value (a list, an integer array) is replaced by a new float64 array. The ``params``
+  other value (a list, an integer array) is replaced by a new float64 array. An array keeps its
+  dtype, and its state (momentum, Adam's moments) is in that dtype too. The ``params``
   dict itself is updated and returned, so ``opt.step(params, grads)`` and
   ``params = opt.step(params, grads)`` are the same thing.
 * The state (momentum buffers, Adam's moments and step count) is kept in ``opt.state``, one
@@ -210,7 +211,8 @@ class Optimizer:
                     )
                 self._check_state(name, p.shape)
                 if p.dtype.kind != "f" or not p.flags.writeable:
-                    p = p.astype(np.float64)  # a new array: integer or read-only input
+                    p = p.astype(p.dtype if p.dtype.kind == "f" else np.float64)  # a new
+                    # array: integer or read-only input
                 return p, g, None
             value = float(p)
             if p.dtype.kind != "f" or not p.flags.writeable:
@@ -323,7 +325,7 @@ class SGD(Optimizer):
         if mu:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = np.array(g, dtype=np.float64)
+                buf = state["momentum_buffer"] = np.array(g, dtype=p.dtype)
             else:
                 buf *= mu
                 buf += g if self.dampening == 0 else (1.0 - self.dampening) * g
@@ -386,8 +388,8 @@ class Adam(Optimizer):
             g = g + self.weight_decay * p
         if "step" not in state:
             state["step"] = 0
-            state["exp_avg"] = np.zeros(p.shape)
-            state["exp_avg_sq"] = np.zeros(p.shape)
+            state["exp_avg"] = np.zeros(p.shape, p.dtype)  # (a float32 parameter's state in
+            state["exp_avg_sq"] = np.zeros(p.shape, p.dtype)  # float32, as torch.optim keeps it)
         t = state["step"] = state["step"] + 1
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m *= beta1
@@ -413,7 +415,8 @@ _REAL_KINDS = frozenset("fiub")
 
 
 def real_array(value: Any, culprit: str) -> np.ndarray:
-    """``value`` as a float64 array (``value`` itself when it is one), or a ``SymgradError``
+    """``value`` as a floating array (``value`` itself when it is one: float32 stays float32),
+    anything else in float64; or a ``SymgradError``
     naming ``culprit`` for anything but real numbers: None, text, complex numbers, symbols,
     ragged lists, an object array holding any of these (such as pandas' ``NA``).
 
@@ -424,7 +427,7 @@ def real_array(value: Any, culprit: str) -> np.ndarray:
     ...
     symgrad.errors.InputError: data 'x' is not a number ...: it holds None at index 1
     """
-    if type(value) is np.ndarray and value.dtype == np.float64:
+    if type(value) is np.ndarray and value.dtype.kind == "f":
         return value
     if has_missing(value):
         raise InputError(f"{culprit} {MISSING}")
@@ -440,6 +443,8 @@ def real_array(value: Any, culprit: str) -> np.ndarray:
         else:
             reason = _not_real(array)
             if reason is None:
+                if array.dtype.kind == "f":
+                    return array
                 try:
                     return array.astype(np.float64, copy=False)
                 except (TypeError, ValueError, OverflowError) as e:  # an int beyond float

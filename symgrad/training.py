@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -27,6 +28,7 @@ import sympy as sp
 
 from .errors import InputError, ShapeError, SymgradError
 from .optim import real_array
+from .runtime import is_dask
 
 if TYPE_CHECKING:
     from .model import CompiledModel
@@ -121,9 +123,18 @@ def fit(
 
     ``params`` maps the parameters to train (names or symbols of ``model.wrt``) to their
     starting values; ``data`` maps every other input of the model to its value. A parameter
-    of ``model.wrt`` given in ``data`` instead is held fixed. ``params`` is **copied** (to
-    float64) first: the caller's arrays are never modified; the trained values are in
+    of ``model.wrt`` given in ``data`` instead is held fixed. ``params`` is **copied** first
+    (an array in its own floating dtype, so float32 trains in float32; anything else in
+    float64): the caller's arrays are never modified; the trained values are in
     ``history.params``.
+
+    ``data`` may hold **Dask arrays**, or be the path of a Zarr store holding an array for each
+    input or of a Parquet file (or folder, the path ending in ``.parquet``) holding a column for
+    each, opened with Dask: then the data is streamed, never loaded whole. A full-batch step
+    is one ``dask.compute`` over every chunk (on Dask's scheduler: threads, or a
+    ``dask.distributed`` cluster when a ``Client`` is active); mini-batches are drawn chunk by
+    chunk (each chunk computed once an epoch, while the previous one trains), so a batch never
+    spans two chunks, and ``batch_size`` is at most the largest chunk's rows.
 
     ``optimizer`` is anything with a ``step(params, grads)`` method that returns the updated
     params (or ``None`` if it updated them in place), such as ``symgrad.optim.SGD(lr=0.01)`` or
@@ -135,8 +146,9 @@ def fit(
     With ``batch_size=None`` every step sees all the data (an epoch is one step). With an int,
     each epoch splits the data arrays along their first axis (they must share its length n)
     into consecutive batches of ``batch_size`` rows (at most n), the last one smaller when n
-    is not a multiple, so an epoch is ceil(n / batch_size) steps; ``shuffle`` draws a new
-    order of the rows for every epoch from ``seed`` (an int or a ``numpy.random.Generator``;
+    is not a multiple, so an epoch is ceil(n / batch_size) steps (with Dask arrays: per
+    chunk); ``shuffle`` draws a new order of the rows for every epoch (with Dask arrays: of the
+    chunks, and of the rows in each) from ``seed`` (an int or a ``numpy.random.Generator``;
     the same int gives the same run, ``None`` a different one each time). 0-d values in
     ``data`` are constants, the same in every batch. ``steps`` may end inside an epoch.
 
@@ -164,7 +176,7 @@ def fit(
     (9, 3.0, 2.0)
     """
     names, values, data_arrays = _split(
-        model, params, data, "fit(model, params, data, optimizer, ...)"
+        model, params, _opened(data, model), "fit(model, params, data, optimizer, ...)"
     )
     _check_optimizer(optimizer)
     if (steps is None) == (epochs is None):
@@ -174,7 +186,13 @@ def fit(
     if batch_size is not None:
         batch_size = _count("batch_size", batch_size)
 
-    batches = _Batches(data_arrays, batch_size, shuffle, seed)
+    lazy = any(is_dask(a) for a in data_arrays.values())
+    if lazy and batch_size is not None:  # chunk by chunk, each batch NumPy's arrays
+        batches: _Batches = _ChunkBatches(data_arrays, batch_size, shuffle, seed)
+        model = model.to("numpy") if model.backend == "dask" else model
+    else:
+        batches = _Batches(data_arrays, batch_size, shuffle, seed)
+        model = model.to("dask") if lazy else model  # (one compute a step)
     total = (
         _count("steps", steps) if steps is not None
         else _count("epochs", epochs) * batches.per_epoch
@@ -234,6 +252,7 @@ def fit(
                         stopped = True
                         break
     finally:
+        batch_iter.close()  # (a chunk being computed ahead is waited for)
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - start
@@ -282,6 +301,8 @@ def objective(
     names, values, data_arrays = _split(
         model, params, data, "model.objective(data, params) or objective(model, data, params)"
     )
+    if any(is_dask(a) for a in data_arrays.values()):
+        model = model.to("dask")  # (each call one compute over the data)
     shapes = {n: np.shape(values[n]) for n in names}
     scalar = {n: not isinstance(values[n], np.ndarray) for n in names}
     slices: dict[str, slice] = {}
@@ -338,7 +359,8 @@ def _name(key: Any) -> str:
 def _by_name(mapping: Any, what: str, example: str) -> dict[str, Any]:
     if not isinstance(mapping, Mapping):
         raise InputError(
-            f"{what} must be a dict keyed by name or symbol, such as {example}; got "
+            f"{what} must be a dict keyed by name or symbol, such as {example}"
+            f"{' (or the path of a Zarr store or Parquet file)' if what == 'data' else ''}; got "
             f"{_describe(mapping)}"
         )
     out: dict[str, Any] = {}
@@ -410,13 +432,55 @@ def _split(
 
 
 def _param_copy(name: str, value: Any) -> Any:
+    """A copy of a parameter's starting value: a number as a float, a floating array in its
+    own dtype (float32 trains in float32), anything else in float64."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)
-    return np.array(real_array(value, f"parameter {name!r}"), dtype=np.float64)  # a copy
+    return np.array(real_array(value, f"parameter {name!r}"))
 
 
-def _data_array(name: str, value: Any) -> np.ndarray:
+def _data_array(name: str, value: Any) -> Any:
+    """A data input as a floating NumPy array; a Dask array stays lazy (its dtype checked)."""
+    if is_dask(value):
+        if value.dtype.kind not in "biuf":
+            raise InputError(f"data {name!r} is a Dask array of {value.dtype}, not of real "
+                             "numbers; convert it first (x.astype(float))")
+        return value
     return real_array(value, f"data {name!r}")
+
+
+def _opened(data: Any, model: CompiledModel) -> Any:
+    """``data``, or for the path of a Zarr store or a Parquet file (or folder of them, a path
+    ending in ``.parquet``), its array or column of each input of the model it holds, opened
+    with Dask (read chunk by chunk)."""
+    if not isinstance(data, str | os.PathLike) or not os.path.exists(data):
+        return data  # (a path that is not there: _by_name says what data must be)
+    path = os.fspath(data)
+    parquet = path.rstrip("/\\").endswith((".parquet", ".pq"))
+    try:
+        if parquet:
+            import dask.dataframe as dd
+        else:
+            import dask.array as da
+            import zarr
+    except ImportError:
+        what, extra = ("a Parquet file", "parquet") if parquet else ("a Zarr store", "zarr")
+        raise InputError(f"data is the path {path!r}: reading {what} needs an extra: "
+                         f"pip install 'symgrad[{extra}]'") from None
+    try:
+        if parquet:
+            table = dd.read_parquet(path)
+            names = [n for n in model.inputs if n in table.columns]
+            if not names:
+                return {}  # (_split names the inputs missing)
+            columns = table[names].to_dask_array(lengths=True)  # (rows, names): one read
+            return {n: columns[:, i] for i, n in enumerate(names)}
+        store = zarr.open_group(path, mode="r")
+    except Exception as e:
+        raise InputError(f"data {path!r} is not a {'Parquet file' if parquet else 'Zarr store'} "
+                         f"symgrad can read: {type(e).__name__}: {e}") from None
+    held = set(store.array_keys())
+    return {n: da.from_zarr(store[n]) for n in model.inputs if n in held}
 
 
 def _describe(value: Any) -> str:
@@ -496,7 +560,7 @@ class _InPlace:
         if not isinstance(optimizer, Optimizer) or type(optimizer).step is not Optimizer.step:
             return None  # another optimizer, or one with its own step: it is always called
         if set(params) != set(trained) or not all(
-            type(p) is np.ndarray and p.ndim > 0 and p.dtype == np.float64
+            type(p) is np.ndarray and p.ndim > 0 and p.dtype.kind == "f"
             and p.flags.writeable and type(saved.get(n)) is np.ndarray
             and saved[n].shape == p.shape and saved[n].dtype == p.dtype
             and n in optimizer.state
@@ -580,6 +644,68 @@ class _Batches:
                 batch = {n: a[start : start + self.size] for n, a in source.items()}
                 batch.update(self.constants)
                 yield batch
+
+
+class _ChunkBatches(_Batches):
+    """Endless iterator of mini-batches of Dask arrays, drawn chunk by chunk: each epoch visits
+    the chunks (along the first axis, as the first Dask array splits it) in a new order, and
+    computes each one once, in one ``dask.compute`` for all the arrays (so data derived from one
+    source is read once), while the previous chunk trains."""
+
+    def __init__(
+        self,
+        data: dict[str, Any],
+        batch_size: int,
+        shuffle: bool,
+        seed: int | np.random.Generator | None,
+    ) -> None:
+        super().__init__(data, batch_size, shuffle, seed)
+        chunks = next(a.chunks[0] for a in self.arrays.values() if is_dask(a))
+        largest = max(chunks)
+        if batch_size > largest:
+            raise InputError(
+                f"batch_size={batch_size} is more rows than the data's largest chunk "
+                f"({largest}), and a batch is drawn from one chunk: pass a smaller batch_size or "
+                f"rechunk the data (x.rechunk({batch_size}))"
+            )
+        self.size = batch_size
+        self.bounds = np.cumsum((0, *chunks))
+        self.arrays = {n: a.rechunk({0: chunks}) if is_dask(a) else a
+                       for n, a in self.arrays.items()}
+        self.per_epoch = sum(-(-c // batch_size) for c in chunks)
+
+    def _chunk(self, i: int) -> dict[str, np.ndarray]:
+        import dask
+
+        start, stop = self.bounds[i], self.bounds[i + 1]
+        lazy = {n: a.blocks[i] for n, a in self.arrays.items() if is_dask(a)}
+        computed = dict(zip(lazy, dask.compute(*lazy.values()), strict=True))
+        return {n: computed[n] if n in computed else a[start:stop]
+                for n, a in self.arrays.items()}
+
+    def _order(self) -> Iterator[int]:
+        """The chunks' indices, epoch after epoch."""
+        count = len(self.bounds) - 1
+        while True:
+            yield from (self.rng.permutation(count) if self.rng is not None else range(count))
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        order = self._order()
+        with ThreadPoolExecutor(1) as ahead:
+            coming = ahead.submit(self._chunk, next(order))
+            while True:
+                chunk = coming.result()
+                coming = ahead.submit(self._chunk, next(order))
+                n = len(next(iter(chunk.values())))
+                if self.rng is not None:
+                    rows = self.rng.permutation(n)
+                    chunk = {k: a[rows] for k, a in chunk.items()}
+                for start in range(0, n, self.size):
+                    batch = {k: a[start : start + self.size] for k, a in chunk.items()}
+                    batch.update(self.constants)
+                    yield batch
 
 
 def _progress_bar(total: int, progress: bool) -> Any:

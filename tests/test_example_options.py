@@ -27,7 +27,7 @@ def run(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.
 
 def test_the_readme_promises_quick_and_output_to_every_script_it_lists():
     assert "Each takes `--quick`" in README and "`--output DIR`" in README
-    assert len(SCRIPTS) == 6 and {"race_pytorch", "backends"} <= set(SCRIPTS)
+    assert len(SCRIPTS) == 7 and {"race_pytorch", "backends", "beyond_memory"} <= set(SCRIPTS)
     assert {f"{name}.py" for name in SCRIPTS} <= {p.name for p in EXAMPLES.glob("*.py")}
 
 

@@ -176,3 +176,14 @@ def test_backends_runs_one_model_on_every_installed_library(tmp_path):
     assert {"NumPy", "array-api-strict", "JAX (jit)", "PyTorch", "Dask (8 chunks)"} <= libraries, (
         out)
     assert all(float(difference) < 1e-12 for _, _, difference in rows), out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is Linux's")
+def test_beyond_memory_fits_more_data_than_the_memory_it_may_use(tmp_path):
+    """6·10⁷ rows (916 MB) under an 800 MB cap on the address space; the fit finds the
+    parameters the data was made with."""
+    out = run_example("beyond_memory", "--output", str(tmp_path)).stdout
+    assert "916 MB, generated chunk by chunk; memory cap 800 MB; Dask on threads" in out
+    assert "k1 1.50" in out and "b1 -0.50" in out and "k2 2.00" in out, out
+    assert number(r"^peak memory of this process: ([\d,]+) MB", out.replace(",", "")) < 800
+    assert (tmp_path / "beyond_memory.md").exists()

@@ -67,3 +67,11 @@ def test_the_network_leaves_out_the_black_column(capsys):
     assert shown[1] == comment[1] and shown[2] == comment[2]  # the doc's comment is true
     losses = namespace["history"].losses
     assert np.isfinite(losses).all() and losses[-1] < losses[0] / 10
+
+
+def test_the_dask_recipe_streams_as_written():
+    pytest.importorskip("dask")
+    namespace = run(block_with("genfromtxt"), block_with("import dask.array"))
+    assert namespace["streamed"].steps == 2000
+    assert namespace["full"].losses[-1] == pytest.approx(36, rel=0.05)  # the noise's variance
+    assert namespace["full"].params["k"] == pytest.approx(9.1, abs=0.05)
