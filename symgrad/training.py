@@ -176,7 +176,7 @@ def fit(
     (9, 3.0, 2.0)
     """
     names, values, data_arrays = _split(
-        model, params, _opened(data, model), "fit(model, params, data, optimizer, ...)"
+        model, params, data, "fit(model, params, data, optimizer, ...)"
     )
     _check_optimizer(optimizer)
     if (steps is None) == (epochs is None):
@@ -197,6 +197,8 @@ def fit(
         _count("steps", steps) if steps is not None
         else _count("epochs", epochs) * batches.per_epoch
     )
+    if isinstance(batches, _ChunkBatches):
+        batches.total = total
     trained = dict.fromkeys(names)
     select = tuple(model.wrt) != tuple(names)  # some of wrt are held fixed: drop their grads
 
@@ -358,10 +360,12 @@ def _name(key: Any) -> str:
 
 def _by_name(mapping: Any, what: str, example: str) -> dict[str, Any]:
     if not isinstance(mapping, Mapping):
+        missing = what == "data" and isinstance(mapping, str | os.PathLike)  # (no such path)
         raise InputError(
             f"{what} must be a dict keyed by name or symbol, such as {example}"
             f"{' (or the path of a Zarr store or Parquet file)' if what == 'data' else ''}; got "
             f"{_describe(mapping)}"
+            f"{', which is no file or folder' if missing else ''}"
         )
     out: dict[str, Any] = {}
     for key, value in mapping.items():
@@ -380,9 +384,11 @@ def _split(
     model: CompiledModel, params: Any, data: Any, call: str
 ) -> tuple[list[str], dict[str, Any], dict[str, np.ndarray]]:
     """Check params and data against the model (``call`` is the signature, for the message
-    when they look swapped); return the trained names in wrt order, float64 copies of their
-    values, and the data as float64 arrays."""
+    when they look swapped); return the trained names in wrt order, copies of their values
+    (``_param_copy``), and the data as floating arrays (Dask's as they are; a path opened)."""
     _check_model(model)
+    given = {_name(k) for k in params} if isinstance(params, Mapping) else set()
+    data = _opened(data, model, skip=given)
     inputs = list(model.inputs)
     others = [n for n in inputs if n not in model.wrt]
     p = _by_name(params, "params", "{" + ", ".join(f"{n!r}: 0.0" for n in model.wrt) + "}")
@@ -432,30 +438,43 @@ def _split(
 
 
 def _param_copy(name: str, value: Any) -> Any:
-    """A copy of a parameter's starting value: a number as a float, a floating array in its
-    own dtype (float32 trains in float32), anything else in float64."""
+    """A copy of a parameter's starting value: a number as a float, a float32 or float64 array
+    in its own dtype (float32 trains in float32), anything else in float64; a float16 array
+    is refused (Adam's eps and small steps vanish in it)."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)
-    return np.array(real_array(value, f"parameter {name!r}"))
+    array = np.array(real_array(value, f"parameter {name!r}"))
+    if array.dtype.kind == "f" and array.dtype not in (np.float32, np.float64):
+        raise InputError(f"parameter {name!r} is {array.dtype}: symgrad trains in float32 or "
+                         f"float64; pass {name}.astype(np.float32)")
+    return array
 
 
 def _data_array(name: str, value: Any) -> Any:
-    """A data input as a floating NumPy array; a Dask array stays lazy (its dtype checked)."""
+    """A data input as a floating NumPy array; a Dask array stays lazy (its dtype and length
+    checked), but a 0-d one, a constant, is computed now."""
     if is_dask(value):
         if value.dtype.kind not in "biuf":
             raise InputError(f"data {name!r} is a Dask array of {value.dtype}, not of real "
                              "numbers; convert it first (x.astype(float))")
+        if value.ndim == 0:
+            return real_array(value.compute(), f"data {name!r}")
+        if any(math.isnan(n) for n in value.shape):
+            raise InputError(f"data {name!r} is a Dask array of unknown length {value.shape} "
+                             f"(filtered, say): call {name}.compute_chunk_sizes() first")
         return value
     return real_array(value, f"data {name!r}")
 
 
-def _opened(data: Any, model: CompiledModel) -> Any:
+def _opened(data: Any, model: CompiledModel, skip: set[str]) -> Any:
     """``data``, or for the path of a Zarr store or a Parquet file (or folder of them, a path
-    ending in ``.parquet``), its array or column of each input of the model it holds, opened
-    with Dask (read chunk by chunk)."""
-    if not isinstance(data, str | os.PathLike) or not os.path.exists(data):
-        return data  # (a path that is not there: _by_name says what data must be)
+    ending in ``.parquet``), its array or column of each input of the model it holds (but
+    those in ``skip``, the parameters), opened with Dask (read chunk by chunk)."""
+    if not isinstance(data, str | os.PathLike):
+        return data
     path = os.fspath(data)
+    if not os.path.exists(path):
+        return data  # (_by_name says what data must be, and that this path is not there)
     parquet = path.rstrip("/\\").endswith((".parquet", ".pq"))
     try:
         if parquet:
@@ -467,20 +486,18 @@ def _opened(data: Any, model: CompiledModel) -> Any:
         what, extra = ("a Parquet file", "parquet") if parquet else ("a Zarr store", "zarr")
         raise InputError(f"data is the path {path!r}: reading {what} needs an extra: "
                          f"pip install 'symgrad[{extra}]'") from None
+    wanted = [n for n in model.inputs if n not in skip]
     try:
-        if parquet:
-            table = dd.read_parquet(path)
-            names = [n for n in model.inputs if n in table.columns]
-            if not names:
-                return {}  # (_split names the inputs missing)
-            columns = table[names].to_dask_array(lengths=True)  # (rows, names): one read
-            return {n: columns[:, i] for i, n in enumerate(names)}
+        if parquet:  # each column an array of its own dtype, its chunks' lengths read once
+            table = dd.read_parquet(path)  # (lengths=True miscounts the chunks of one column)
+            return {n: table[n].to_dask_array().compute_chunk_sizes() for n in wanted
+                    if n in table.columns}
         store = zarr.open_group(path, mode="r")
+        held = set(store.array_keys())
+        return {n: da.from_zarr(store[n]) for n in wanted if n in held}
     except Exception as e:
         raise InputError(f"data {path!r} is not a {'Parquet file' if parquet else 'Zarr store'} "
                          f"symgrad can read: {type(e).__name__}: {e}") from None
-    held = set(store.array_keys())
-    return {n: da.from_zarr(store[n]) for n in model.inputs if n in held}
 
 
 def _describe(value: Any) -> str:
@@ -673,6 +690,7 @@ class _ChunkBatches(_Batches):
         self.arrays = {n: a.rechunk({0: chunks}) if is_dask(a) else a
                        for n, a in self.arrays.items()}
         self.per_epoch = sum(-(-c // batch_size) for c in chunks)
+        self.total: int | None = None  # the steps fit will take (no chunk computed beyond)
 
     def _chunk(self, i: int) -> dict[str, np.ndarray]:
         import dask
@@ -693,11 +711,21 @@ class _ChunkBatches(_Batches):
         from concurrent.futures import ThreadPoolExecutor
 
         order = self._order()
+        planned = 0  # the batches of the chunks computed so far, or being computed
+
         with ThreadPoolExecutor(1) as ahead:
-            coming = ahead.submit(self._chunk, next(order))
+
+            def fetch():
+                nonlocal planned
+                i = next(order)
+                planned += -(-int(self.bounds[i + 1] - self.bounds[i]) // self.size)
+                return ahead.submit(self._chunk, i)
+
+            coming = None
             while True:
-                chunk = coming.result()
-                coming = ahead.submit(self._chunk, next(order))
+                chunk = (coming or fetch()).result()
+                # the next chunk, while this one trains: if the steps asked for need it
+                coming = fetch() if self.total is None or planned < self.total else None
                 n = len(next(iter(chunk.values())))
                 if self.rng is not None:
                     rows = self.rng.permutation(n)

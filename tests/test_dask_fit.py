@@ -114,6 +114,45 @@ def test_an_epoch_draws_every_row_once_chunk_by_chunk(chunks):
     assert not np.array_equal(seen[0], seen[1])  # a new order each epoch
 
 
+@pytest.mark.parametrize(("steps", "computes"), [({"epochs": 1}, 4), ({"epochs": 2}, 8),
+                                                 ({"steps": 1}, 1), ({"steps": 5}, 2)])
+def test_no_chunk_is_computed_beyond_the_steps_asked_for(steps, computes):
+    data = _lazy(_data(4_000), 1_000)  # 4 chunks of 4 batches
+    with _Computes() as counted:
+        history = symgrad.fit(_linear(), {"k": 0.0, "b": 0.0}, data, SGD(lr=0.1),
+                              batch_size=250, progress=False, **steps)
+    assert counted.count == computes, history.steps
+
+
+def test_a_dask_constant_beside_dask_arrays_is_the_same_in_every_batch():
+    x, y, k, c = sp.symbols("x y k c")
+    model = symgrad.compile(symgrad.mean((k * x + c - y) ** 2), wrt=[k], cache=False)
+    data = _data(1_000)
+    want = symgrad.fit(model, {"k": 0.0}, {**data, "c": 0.5}, SGD(lr=0.1), epochs=1,
+                       batch_size=125, shuffle=False, progress=False)
+    for batch_size in (125, None):
+        got = symgrad.fit(model, {"k": 0.0}, {**_lazy(data, 250), "c": da.asarray(0.5)},
+                          SGD(lr=0.1), epochs=1, batch_size=batch_size, shuffle=False,
+                          progress=False)
+        if batch_size:
+            _same_fit(got, want)
+
+
+def test_dask_arrays_of_unknown_length_are_refused_naming_the_fix():
+    x = da.from_array(np.linspace(-3, 3, 100), chunks=25)
+    x = x[x > -2]  # (a filter: Dask does not know the chunks' lengths)
+    with pytest.raises(symgrad.SymgradError, match=r"'x' is a Dask array of unknown length.*"
+                                                   r"x.compute_chunk_sizes\(\)"):
+        symgrad.fit(_linear(), {"k": 0.0, "b": 0.0}, {"x": x, "y": 2 * x}, SGD(lr=0.1),
+                    steps=1, progress=False)
+
+
+def test_a_float16_parameter_is_refused_naming_the_fix():
+    with pytest.raises(symgrad.SymgradError, match=r"parameter 'k' is float16.*k.astype"):
+        symgrad.fit(_linear(), {"k": np.zeros(1, np.float16), "b": 0.0}, _data(10),
+                    SGD(lr=0.1), steps=1, progress=False)
+
+
 def test_a_batch_larger_than_every_chunk_is_refused_naming_the_fix():
     data = _lazy(_data(1_000), 100)
     with pytest.raises(symgrad.SymgradError, match=r"batch_size=500 .*largest chunk \(100\).*"
@@ -161,6 +200,9 @@ def test_a_zarr_store_is_read_chunk_by_chunk(tmp_path):
     got = symgrad.fit(model, START, tmp_path / "data.zarr", Adam(lr=0.01), epochs=2,
                       batch_size=200, shuffle=False, progress=False)
     _same_fit(got, want)
+    store.create_array("k1", shape=(1,), dtype=float)[:] = 9.0  # a parameter's name: not read
+    fun, x0, _ = model.objective(tmp_path / "data.zarr", START)
+    assert fun(x0)[0] == pytest.approx(model.objective(data, START).fun(x0)[0], rel=1e-13)
     with pytest.raises(symgrad.SymgradError, match=r"missing input 'y'"):
         del store["y"]
         symgrad.fit(model, START, str(tmp_path / "data.zarr"), SGD(lr=0.1), steps=1,
@@ -171,11 +213,12 @@ def test_a_zarr_store_is_read_chunk_by_chunk(tmp_path):
                     progress=False)
     with pytest.raises(symgrad.SymgradError,
                        match=r"data must be a dict .*\(or the path of a Zarr store or Parquet "
-                             r"file\); got str '/"):
+                             r"file\); got str '/.*, which is no file or folder"):
         symgrad.fit(model, START, str(tmp_path / "nothing.zarr"), SGD(lr=0.1), steps=1,
                     progress=False)
 
 
+@pytest.mark.filterwarnings("ignore:Dask currently has limited support:UserWarning")
 def test_a_parquet_file_is_read_chunk_by_chunk(tmp_path):
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
@@ -194,6 +237,15 @@ def test_a_parquet_file_is_read_chunk_by_chunk(tmp_path):
     full = symgrad.fit(model, START, str(tmp_path / "data.parquet"), SGD(lr=0.1), steps=2,
                        progress=False)
     _same_fit(full, symgrad.fit(model, START, data, SGD(lr=0.1), steps=2, progress=False))
+    pd.DataFrame({"x": data["x"].astype(np.float32), "y": np.arange(3_000)}).to_parquet(
+        tmp_path / "kinds.parquet")
+    opened = symgrad.training._opened(tmp_path / "kinds.parquet", model, skip=set())
+    assert opened["x"].dtype == np.float32 and opened["y"].dtype == np.int64  # each its own
+    pd.DataFrame({"x": data["x"], "y": pd.array([1, None] * 1_500, dtype="Int64")}).to_parquet(
+        tmp_path / "nulls.parquet")
+    with pytest.raises(symgrad.SymgradError, match=r"data 'y' is a Dask array of object"):
+        symgrad.fit(model, START, tmp_path / "nulls.parquet", SGD(lr=0.1), steps=1,
+                    progress=False)
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(symgrad.SymgradError, match=r"'.*bad.parquet' is not a Parquet file"):
         symgrad.fit(model, START, tmp_path / "bad.parquet", SGD(lr=0.1), steps=1,
