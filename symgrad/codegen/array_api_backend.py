@@ -148,8 +148,7 @@ def template(record: Op) -> str | Callable | None:
 
 
 #: Helpers a helper calls in turn.
-NEEDS = {"_matmul_grad": ("_sum_to",), "_sigmoid_complement": ("_sigmoid",),
-         "_max_grad": ("_expand_dims",)}
+NEEDS = {"_matmul_grad": ("_sum_to",), "_max_grad": ("_expand_dims",)}
 
 #: Helper functions the generated module defines when it uses them, keyed by name.
 HELPERS: dict[str, str] = {
@@ -222,8 +221,14 @@ def _sigmoid(x):
 ''',
     "_sigmoid_complement": '''\
 def _sigmoid_complement(x):
-    """1 - sigmoid(x) = sigmoid(-x), exact where sigmoid(x) rounds near 1."""
-    return _sigmoid(-x)
+    """1 - sigmoid(x) = 1/(1 + exp(x)), exact where sigmoid(x) rounds near 1. x is capped
+    where exp(x) would overflow, which moves the result by less than 1e-307 in float64 (1e-38
+    in float32). A tensor's own sigmoid of -x, where x is one."""
+    if type(x).__module__ == "torch":
+        return (-x).sigmoid()
+    xp = array_namespace(x)
+    cap = xp.log(xp.asarray(xp.finfo(x.dtype).max, dtype=x.dtype)) - 1
+    return 1 / (1 + xp.exp(xp.minimum(x, cap)))
 ''',
     "_heaviside": '''\
 def _heaviside(x, at_zero):
