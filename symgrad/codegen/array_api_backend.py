@@ -211,13 +211,13 @@ def _broadcast_to(g, like):
 ''',
     "_sigmoid": '''\
 def _sigmoid(x):
-    """1/(1 + exp(-x)), from exp(-|x|), which never overflows (a tensor's own sigmoid, one
-    pass of PyTorch's, where x is one)."""
+    """1/(1 + exp(-x)) = (1 or exp(x))/(1 + exp(-|x|)), which never overflows (a tensor's own
+    sigmoid, one pass of PyTorch's, where x is one)."""
     if type(x).__module__ == "torch":
         return x.sigmoid()
     xp = array_namespace(x)
     e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    return xp.where(x >= 0, 1.0, e) / (1 + e)
 ''',
     "_sigmoid_complement": '''\
 def _sigmoid_complement(x):
