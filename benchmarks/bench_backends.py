@@ -124,12 +124,11 @@ def torch_rows(args, x, y) -> None:
     cases = [("W1 line", line, {"k": 0.5, "b": 0.1}, {"x": X, "y": Y}, line_in_torch),
              ("W2 two-layer", two_layer, dict(bc.PARAMS_A), {"x": X, "y": Y},
               two_layer_in_torch),
-             ("Boston MLP", mlp, {n: torch.as_tensor(v) for n, v in boston.start.items()},
-              {"X": BX, "y": By}, mlp_in_torch)]
+             ("Boston MLP", mlp, dict(boston.start), {"X": BX, "y": By}, mlp_in_torch)]
     print(f"PyTorch {torch.__version__}, float64, n = {args.n:,}, CPU time per call, one thread "
           "(symgrad: model.value_and_grad; PyTorch: the loss and backward())")
     for label, model, params, data, in_torch in cases:
-        leaves = {n: torch.tensor(v, dtype=torch.float64).requires_grad_()
+        leaves = {n: torch.tensor(np.asarray(v), dtype=torch.float64, requires_grad=True)
                   for n, v in params.items()}
 
         def autograd():
@@ -139,11 +138,14 @@ def torch_rows(args, x, y) -> None:
             loss.backward()
             return loss, {n: leaf.grad for n, leaf in leaves.items()}  # noqa: B023
 
+        given = {n: v if isinstance(v, float) else torch.as_tensor(v) for n, v in params.items()}
+
         def ours():
-            return model.value_and_grad(**data, **params)  # noqa: B023
+            return model.value_and_grad(**data, **given)  # noqa: B023
 
         value, grads = ours()
         want, want_grads = autograd()
+        want = want.detach()
         difference = max(abs(float(value) - float(want)) / abs(float(want)),
                          *(float((grads[n] - want_grads[n]).abs().max()) /
                            max(float(want_grads[n].abs().max()), 1e-30) for n in params))
