@@ -50,10 +50,9 @@ class Runtime:
 
 
 def _in_jax(value, name: str, dtype: np.dtype | None):
-    """An input as a JAX array; a float64 input or model where JAX computes in float32 (its
-    default) is refused, not cut to float32."""
+    """An input as a JAX array (JAX's own as it is); a float64 input or model where JAX
+    computes in float32 (its default) is refused, not cut to float32."""
     import jax
-    import jax.numpy as jnp
 
     if not jax.config.jax_enable_x64 and (
             dtype == np.float64 or (dtype is None and getattr(value, "dtype", None) == "float64")):
@@ -62,7 +61,7 @@ def _in_jax(value, name: str, dtype: np.dtype | None):
             f"{what} is float64, and JAX computes in float32 unless told otherwise: call "
             "jax.config.update('jax_enable_x64', True) first, or pass float32 arrays"
         )
-    return jnp.asarray(value)
+    return value if isinstance(value, jax.Array) else jax.numpy.asarray(value)
 
 
 def _in_torch(value, name: str, dtype: np.dtype | None):
