@@ -51,3 +51,14 @@ def strict_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         yield
+
+
+@pytest.fixture
+def jax_x64():
+    """JAX computing in float64, as NumPy does (its default is float32), for one test: the
+    setting is restored after, so no other test runs under it unawares."""
+    jax = pytest.importorskip("jax")
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield jax
+    jax.config.update("jax_enable_x64", before)

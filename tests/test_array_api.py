@@ -297,22 +297,19 @@ def test_reductions_over_axes_of_both_signs_under_array_api_strict(reduce, shape
 
 
 @pytest.mark.parametrize("backend", ["array_api", "jax"])
-def test_compiled_with_a_dtype_the_array_backends_compute_in_it(backend, tmp_path):
+def test_compiled_with_a_dtype_the_array_backends_compute_in_it(backend, tmp_path, request):
     """dtype= puts every input in that dtype on these backends too, the cache telling the
     models of each dtype apart."""
     if backend == "jax":
-        pytest.importorskip("jax")
+        request.getfixturevalue("jax_x64")
     k, x = sp.symbols("k x")
     expr = symgrad.sum(k * x)
     for dtype, want in (("float32", xp.float32), ("float64", xp.float64)):
         model = symgrad.compile(expr, wrt=[k], backend=backend, dtype=dtype, cache_dir=tmp_path)
         data = xp.asarray(np.arange(3.0), dtype=xp.float64 if dtype == "float32" else xp.float32)
         if backend == "jax":
-            import jax
             import jax.numpy as jnp
 
-            if dtype == "float64" and not jax.config.jax_enable_x64:
-                continue  # (refused: test_jax's x64 test)
             data = jnp.asarray(np.arange(3.0), dtype=jnp.float32)
             want = jnp.float32 if dtype == "float32" else jnp.float64
         value, grads = model.value_and_grad(k=1.5, x=data)

@@ -14,7 +14,7 @@ import symgrad
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
-jax.config.update("jax_enable_x64", True)  # float64 as NumPy computes it (JAX's default: 32)
+pytestmark = pytest.mark.usefixtures("jax_x64")  # float64, as NumPy computes (conftest.py)
 symgrad_jax = pytest.importorskip("symgrad.jax")
 
 
@@ -157,7 +157,7 @@ for call in (lambda: model.value_and_grad(k=1.5, x=np.arange(3.0)),
 
 def test_float64_where_jax_computes_in_float32_is_refused_not_cut():
     """Without jax_enable_x64 (JAX's default), a float64 input or model is an error naming
-    the setting, not silently computed in float32 (in a fresh process: this one has x64)."""
+    the setting, not silently computed in float32 (in a fresh process, which has never had x64)."""
     import subprocess
     import sys
     from pathlib import Path
