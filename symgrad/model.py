@@ -407,6 +407,9 @@ class CompiledModel:
         run = RUNTIMES[self.backend]
         function = self._jitted(name) if run.jit else self._functions[name]
         try:
+            found = run.run(self, name, values)
+            if found is not None:
+                return found
             return run.finish(function(*values), name, self.wrt)
         except ValueError as e:
             if str(e).startswith("value_and_grad needs a scalar output"):

@@ -47,6 +47,8 @@ class Runtime:
     finish: Callable[[Any, str, tuple[str, ...]], Any] = _returned
     #: whether the generated function is jit-compiled (by JAX) before it runs
     jit: bool = False
+    #: (model, function, inputs) -> the call's result, or None for the generated function's
+    run: Callable[[Any, str, list], Any] = lambda model, function, values: None
 
 
 def _in_jax(value, name: str, dtype: np.dtype | None):
@@ -92,6 +94,13 @@ def _in_dask(value, name: str, dtype: np.dtype | None):
     return value
 
 
+def _by_chunks(model, function: str, values: list):
+    """Dask's value and gradient as the chunks' own, where the model keeps rows apart."""
+    from .chunked import by_chunks
+
+    return by_chunks(model, function, values)
+
+
 def _by_wrt(result, function: str, wrt: tuple[str, ...]):
     """The gradients in ``wrt`` order (a jit-compiled function returns a dict by sorted key)."""
     if function == "value_and_grad":
@@ -116,7 +125,7 @@ RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
     Runtime("cupy", "array_api", (("cupy", "cupy"), ("array_api_compat", "cupy")),
             array=_in_cupy),
     Runtime("dask", "array_api", (("dask", "dask"), ("array_api_compat", "dask")),
-            array=_in_dask, finish=_computed),
+            array=_in_dask, finish=_computed, run=_by_chunks),
 )}
 
 #: The backends ``compile`` takes.

@@ -159,3 +159,65 @@ def test_every_array_record_computes_once(case):
     out = np.asarray(symgrad.compile(case.expr, cache=False)(**values))
     inputs = {**values, "C": np.random.default_rng(3).normal(size=out.shape)}
     _one_compute(symgrad.sum(C * case.expr), list(case.shapes), inputs, rows=2)
+
+
+# -- the chunks' own values and gradients, where the model keeps rows apart -----------------
+# A loss that is a mean (or sum) of what each row gives on its own is computed chunk by chunk
+# by the NumPy code (symgrad.chunked); any other model runs the array API code on the whole
+# arrays. Both must give NumPy's numbers on the whole data; which one ran is checked too.
+
+n_, k_, b_, c_ = sp.symbols("n k b c")
+xs_, ys_ = sp.symbols("x y")
+X_, W_, Y_ = sp.symbols("X W Y")
+ROWS = np.linspace(-2.0, 2.0, 12)
+
+APART = [  # (id, expression, wrt, inputs, chunked inputs, the chunks' own?)
+    ("squared error", symgrad.mean((k_ * xs_ + b_ - ys_) ** 2), [k_, b_],
+     {"x": ROWS, "y": np.sin(ROWS), "k": 0.3, "b": -0.1}, "xy", True),
+    ("sum, gradient of the rows too", symgrad.sum(symgrad.sigmoid(k_ * xs_) * ys_),
+     [k_, xs_, ys_], {"x": ROWS, "y": np.cos(ROWS), "k": 0.7}, "xy", True),
+    ("matmul and softmax along the features",
+     -symgrad.mean(symgrad.sum(Y_ * symgrad.log_softmax(symgrad.matmul(X_, W_), axis=1),
+                               axis=1)), [W_],
+     {"X": np.outer(ROWS, [1.0, -0.5, 2.0]), "W": np.arange(6.0).reshape(3, 2) / 5,
+      "Y": np.eye(2)[np.arange(12) % 2]}, "XY", True),
+    ("a mean over the rows inside", symgrad.mean((xs_ - k_ * symgrad.mean(xs_)) ** 2), [k_],
+     {"x": ROWS, "k": 0.5}, "x", False),
+    ("a square of the mean", symgrad.mean(k_ * xs_) ** 2, [k_], {"x": ROWS + 1, "k": 0.5},
+     "x", False),
+    ("a product of two means", symgrad.mean(k_ * xs_) * symgrad.mean(ys_), [k_],
+     {"x": ROWS + 1, "y": ROWS + 2, "k": 0.5}, "xy", False),
+    ("a mean over a scalar", symgrad.mean((k_ * xs_ - ys_) ** 2) / c_, [k_, c_],
+     {"x": ROWS, "y": ROWS ** 2, "k": 0.5, "c": 3.0}, "xy", True),
+    ("a softmax across the rows", symgrad.sum(symgrad.softmax(k_ * xs_, axis=0) * ys_), [k_],
+     {"x": ROWS, "y": ROWS ** 2, "k": 0.5}, "xy", False),
+    ("a parameter as long as the rows", symgrad.mean((xs_ - c_) ** 2), [c_],
+     {"x": ROWS, "c": ROWS / 3}, "x", False),
+    ("rows against columns: an outer product", symgrad.mean((xs_ - ys_) ** 2), [],
+     {"x": ROWS, "y": ROWS.reshape(-1, 1)}, "xy", False),
+]
+
+
+@pytest.mark.parametrize("case", APART, ids=[c[0] for c in APART])
+@pytest.mark.parametrize("rows", [5, 12])
+def test_the_chunks_own_values_where_rows_stay_apart(case, rows, monkeypatch):
+    import symgrad.chunked
+
+    _, expr, wrt, inputs, chunked, apart = case
+    used = []
+    real = symgrad.chunked.value_and_grad
+    monkeypatch.setattr(symgrad.chunked, "value_and_grad",
+                        lambda *a: used.append(1) or real(*a))
+    numpy_model = symgrad.compile(expr, wrt=wrt, cache=False, broadcast="allow")
+    want, want_grads = numpy_model.value_and_grad(**inputs)
+    lazy = {k: da.from_array(v, chunks=(rows, *np.shape(v)[1:])) if k in chunked else v
+            for k, v in inputs.items()}
+    with _Computes() as computes:
+        value, grads = numpy_model.to("dask").value_and_grad(**lazy)
+    assert computes.count == 1
+    assert bool(used) == (apart and rows < 12)  # (one chunk: the whole arrays' code)
+    np.testing.assert_allclose(value, want, rtol=1e-12)
+    assert list(grads) == list(want_grads)
+    for n, g in grads.items():
+        assert np.shape(g) == np.shape(want_grads[n]), n
+        np.testing.assert_allclose(g, want_grads[n], rtol=1e-11, atol=1e-14, err_msg=n)

@@ -38,8 +38,9 @@ PIPELINE_BUDGET = 4_270
 #: and symgrad.torch.function; then to 11,350 for one runtime record per backend with CuPy's,
 #: model.to(backend), and fit streaming over Dask arrays, Zarr and Parquet chunk by chunk,
 #: with the checks of such data: constants computed, unknown lengths and float16 refused;
-#: then to 11,400 for the array backends' inputs checked once per type and dtype).
-PACKAGE_BUDGET = 11_400
+#: then to 11,400 for the array backends' inputs checked once per type and dtype; then to
+#: 11,580 for a Dask value and gradient as the sum of its chunks' own (symgrad/chunked.py)).
+PACKAGE_BUDGET = 11_580
 
 
 def _lines(path: Path) -> int:
