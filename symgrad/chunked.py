@@ -29,23 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from .ir import Graph
-from .ops import OPS, normal_axes
-
-#: Operations that are not elementwise but keep rows apart when the axes they work along are
-#: not the first: (attrs, operand's number of axes) -> the axes they mix (a reduction's attrs
-#: are (axes or None, keepdims), a softmax's its axes).
-_ALONG = {
-    "sum": lambda attrs, ndim: _axes(attrs[0], ndim),
-    "mean": lambda attrs, ndim: _axes(attrs[0], ndim),
-    "max": lambda attrs, ndim: _axes(attrs[0], ndim),
-    "logsumexp": lambda attrs, ndim: _axes(attrs[0], ndim),
-    "softmax": lambda attrs, ndim: normal_axes(attrs, ndim),
-    "log_softmax": lambda attrs, ndim: normal_axes(attrs, ndim),
-}
-
-
-def _axes(axis, ndim: int) -> tuple[int, ...]:
-    return tuple(range(ndim)) if axis is None else normal_axes(axis, ndim)
+from .ops import OPS
 
 
 def rows_apart(graph: Graph, shapes: list, rows: set[str], n: int) -> str | None:
@@ -107,7 +91,7 @@ def _keeps_rows(node, shape: tuple, shapes: list, carrying: set[int]) -> bool:
     if node.op == "matmul":
         x, w = node.args
         return x in carrying and w not in carrying and len(shapes[x]) == 2
-    along = _ALONG.get(node.op)
+    along = OPS[node.op].along  # (a reduction or softmax, along axes other than the rows)
     return along is not None and 0 not in along(node.attrs, len(shapes[node.args[0]]))
 
 

@@ -296,6 +296,11 @@ def _reduced(attrs, x: Shape) -> Shape:
     return tuple(n for i, n in enumerate(x) if i not in axes)
 
 
+def _reduction_axes(attrs, ndim: int) -> tuple[int, ...]:
+    """The axes a reduction of attrs (axes or None, keepdims) mixes, in an array of ndim."""
+    return tuple(range(ndim)) if attrs[0] is None else normal_axes(attrs[0], ndim)
+
+
 def _along(attrs, x: Shape) -> Shape:
     normal_axes(attrs, len(x))
     return x
@@ -684,6 +689,7 @@ class Op:
     nonsmooth: str = ""  # its convention at points where it has no derivative
     differentiable: bool = True  # False: only inside a Piecewise template (conditions)
     jvp: Callable | None = None  # forward mode: (attrs, out, tangents, *args) -> tangent
+    along: Callable | None = None  # a reduction or softmax: (attrs, ndim) -> the axes it mixes
 
     def operands(self, e: sp.Basic) -> tuple[tuple, tuple]:
         """``e``'s operands and attrs as this operation reads them."""
@@ -817,20 +823,25 @@ _RECORDS: list[Op] = [
     Op("false", arity=0, numpy=lambda args, attrs: ("False", ATOM), differentiable=False),
     # reductions and other operations that are not elementwise
     Op("sum", (fn.sum,), 1, False, vjp=_sum_vjp, shape=_reduced, numpy=_method("sum"),
+       along=_reduction_axes,
        read=_read_reduction, show=_show_reduction(fn.sum), text="sum"),
     Op("mean", (fn.mean,), 1, False, vjp=_mean_vjp, shape=_reduced, numpy=_method("mean"),
+       along=_reduction_axes,
        read=_read_reduction, show=_show_reduction(fn.mean), text="mean"),
     Op("max", (fn.max,), 1, False, vjp=_max_vjp, shape=_reduced, numpy=_method("max"),
+       along=_reduction_axes,
        read=_read_reduction, show=_show_reduction(fn.max), text="max",
        nonsmooth="tied maxima share the gradient equally"),
     Op("logsumexp", (fn.logsumexp,), 1, False, vjp=_logsumexp_vjp, shape=_reduced,
+       along=_reduction_axes,
        numpy=_logsumexp_code, helper="_logsumexp", read=_read_reduction,
        show=_show_reduction(fn.logsumexp), text="logsumexp"),
-    Op("softmax", (fn.softmax,), 1, False, vjp=_softmax_vjp, shape=_along,
+    Op("softmax", (fn.softmax,), 1, False, vjp=_softmax_vjp, shape=_along, along=normal_axes,
        numpy=lambda args, attrs: (f"_softmax({args[0][0]}, {attrs[0]})", ATOM),
        helper="_softmax", read=_read_along, text="softmax",
        show=lambda args, attrs: fn.softmax(args[0], axis=attrs[0])),
     Op("log_softmax", (fn.log_softmax,), 1, False, vjp=_log_softmax_vjp, shape=_along,
+       along=normal_axes,
        numpy=lambda args, attrs: (f"_log_softmax({args[0][0]}, {attrs[0]})", ATOM),
        helper="_log_softmax", read=_read_along, text="log_softmax",
        show=lambda args, attrs: fn.log_softmax(args[0], axis=attrs[0])),

@@ -26,8 +26,9 @@ PIPELINE = [
 #: 3,870 for dtypes: inputs converted to their own floating dtype, constants that keep it; then
 #: to 4,200 for the array API backend, 270 lines, most of them the helpers the standard lacks;
 #: then to 4,260 for reductions over axes of both signs, transposes of any rank and numbers
-#: that keep the arrays' dtype in that backend; then to 4,270 for a tensor's own sigmoid there).
-PIPELINE_BUDGET = 4_270
+#: that keep the arrays' dtype in that backend; then to 4,270 for a tensor's own sigmoid there;
+#: then to 4,280 for the axes a reduction or softmax mixes, in its record (the Dask chunks)).
+PIPELINE_BUDGET = 4_280
 #: Lines of the whole package (raised from 10,000 for the compile cache keyed by what compile is
 #: given, the teacher's notation shared by the comments and explain, and the pipeline's raise;
 #: then to 10,230 for the compiled code of each part of a module kept from its first use; then
