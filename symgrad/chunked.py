@@ -40,7 +40,7 @@ def rows_apart(graph: Graph, shapes: list, rows: set[str], n: int) -> str | None
     info, nodes = graph.info, graph.nodes
     top = _scaled(graph, shapes)
     out = nodes[top]
-    if out.op not in ("sum", "mean") or out.attrs[0] is not None:
+    if out.op not in ("sum", "mean") or out.attrs[0] is not None or shapes[graph.output] != ():
         return None
     carrying: set[int] = set()  # the nodes whose first axis is the rows
     for i, node in enumerate(nodes[:top]):
@@ -88,9 +88,10 @@ def _keeps_rows(node, shape: tuple, shapes: list, carrying: set[int]) -> bool:
             shapes[a] is not None and (len(shapes[a]) == len(shape) if a in carrying
                                        else len(shapes[a]) < len(shape) or shapes[a][0] == 1)
             for a in node.args)
-    if node.op == "matmul":
+    if node.op == "matmul":  # rows @ a matrix or vector: (n, k) or (n,), rows still first
         x, w = node.args
-        return x in carrying and w not in carrying and len(shapes[x]) == 2
+        return (x in carrying and w not in carrying and len(shapes[x]) == 2
+                and len(shapes[w]) in (1, 2))
     along = OPS[node.op].along  # (a reduction or softmax, along axes other than the rows)
     return along is not None and 0 not in along(node.attrs, len(shapes[node.args[0]]))
 
@@ -107,15 +108,21 @@ def by_chunks(model: Any, name: str, values: list) -> Any:
             if is_dask(v) and v.ndim and v.numblocks[0] > 1}
     if not rows or len({v.shape[0] for v in rows.values()}) > 1:
         return None
+    n = next(iter(rows.values())).shape[0]
+    if not n:
+        return None
+    graph = model._forward
+    if any(isinstance(declared, tuple) and declared and isinstance(declared[0], int)
+           for declared in (graph.nodes[i].shape for i in graph.inputs
+                            if graph.info[i].label in rows)):
+        return None  # (a number of rows declared in shapes=: each chunk would be refused)
     shapes = {n: tuple(v.shape) if hasattr(v, "shape") else ()
               for n, v in zip(model.inputs, values, strict=True)}
     key = ("rows apart", tuple(shapes.items()), tuple(rows))
     if key not in model._modules:
         from .shapes import infer
 
-        graph = model._forward
-        model._modules[key] = rows_apart(graph, infer(graph, shapes), set(rows),
-                                         next(iter(rows.values())).shape[0])
+        model._modules[key] = rows_apart(graph, infer(graph, shapes), set(rows), n)
     reduction = model._modules[key]
     return None if reduction is None else value_and_grad(model.to("numpy"), values, rows,
                                                          reduction)
@@ -130,7 +137,7 @@ def value_and_grad(model: Any, values: list, rows: dict[str, Any], reduction: st
     import dask
 
     first = next(iter(rows.values()))
-    chunks = first.chunks[0]
+    chunks = tuple(n for n in first.chunks[0] if n)  # (a chunk of no rows has no mean)
     total = sum(chunks)
     blocks = {name: a.rechunk({0: chunks, **{d: -1 for d in range(1, a.ndim)}})
               for name, a in rows.items()}
@@ -138,10 +145,16 @@ def value_and_grad(model: Any, values: list, rows: dict[str, Any], reduction: st
     for c in range(len(chunks)):
         inputs = {name: blocks[name].blocks[c] if name in rows else v
                   for name, v in zip(model.inputs, values, strict=True)}
-        parts.append(dask.delayed(model.value_and_grad)(**inputs))
+        parts.append(dask.delayed(_part)(model, inputs))
     weights = [n / total for n in chunks] if reduction == "mean" else [1.0] * len(chunks)
     result = dask.delayed(_combine)(parts, weights, [w for w in model.wrt if w in rows])
     return dask.compute(result)[0]
+
+
+def _part(model: Any, inputs: dict) -> tuple[Any, dict]:
+    """One chunk's value and gradient: its inputs converted as a call converts them, its shapes
+    not checked again (the whole arrays' were: a chunk's would warn a second time)."""
+    return model._functions["value_and_grad"](*model._arguments((), inputs))
 
 
 def _combine(parts: list, weights: list[float], by_rows: list[str]) -> tuple[Any, dict]:

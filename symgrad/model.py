@@ -411,6 +411,8 @@ class CompiledModel:
             if found is not None:
                 return found
             return run.finish(function(*values), name, self.wrt)
+        except SymgradError:
+            raise  # (already says what went wrong, as the chunks of a Dask call do)
         except ValueError as e:
             if str(e).startswith("value_and_grad needs a scalar output"):
                 raise NotScalarError(
