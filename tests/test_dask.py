@@ -124,6 +124,8 @@ def test_the_dask_backend_needs_dask(monkeypatch):
 # call) is a compute of its own on Dask, and a device-to-host wait on CuPy: counting Dask's
 # computes finds every one, for every operation record.
 
+import warnings  # noqa: E402
+
 from test_array_api import SCIPY_ONLY  # noqa: E402
 from test_ops import ARRAYS, ELEMENTWISE, _point  # noqa: E402
 
@@ -264,3 +266,35 @@ def test_the_chunks_warn_of_an_outer_broadcast_once_as_the_whole_does():
     with pytest.warns(symgrad.SymgradWarning) as warned:
         model.value_and_grad(x=x, y=y, k=1.0)
     assert len(warned) == 1
+
+
+def test_the_fuzz_models_on_chunked_rows_give_numpys_numbers(monkeypatch):
+    """Random models through every function and operator (matmuls and reductions along any
+    axis among them), every array input split into chunks of two rows: whichever code runs,
+    chunk by chunk or on the whole arrays, the numbers are NumPy's."""
+    from fuzz_models import make_models
+
+    import symgrad.chunked
+
+    used = []
+    real = symgrad.chunked.value_and_grad
+    monkeypatch.setattr(symgrad.chunked, "value_and_grad", lambda *a: used.append(1) or real(*a))
+    checked = 0
+    for kind, seed in (("scalar", 21), ("tensor", 22), ("matmul", 23)):
+        for m in make_models(kind, 40, seed):
+            if m.used & SCIPY_ONLY or not m.scalar_output:
+                continue
+            model = symgrad.compile(m.expression(), wrt=m.wrt, cache=False, broadcast="allow")
+            inputs = {k: np.asarray(v, dtype=float) for k, v in m.inputs.items()}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                want, want_grads = model.value_and_grad(**inputs)
+                value, grads = model.to("dask").value_and_grad(**{
+                    k: da.from_array(v, chunks=(2, *v.shape[1:])) if v.ndim and len(v) > 2
+                    else v for k, v in inputs.items()})
+            np.testing.assert_allclose(value, want, rtol=1e-10, atol=1e-12, err_msg=m.formula)
+            for n, g in grads.items():
+                np.testing.assert_allclose(g, want_grads[n], rtol=1e-9, atol=1e-11,
+                                           err_msg=f"{m.formula}: {n}")
+            checked += 1
+    assert checked > 60 and len(used) > 10, (checked, len(used))
