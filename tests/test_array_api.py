@@ -326,3 +326,43 @@ def test_numbers_take_the_arrays_dtype_whatever_their_type():
         value, grads = model.value_and_grad(k=number, x=data)
         assert value.dtype == xp.float32 and grads["k"].dtype == xp.float32, type(number)
         assert float(value) == pytest.approx(3 * float(number), rel=1e-6)
+
+
+# -- Piecewise branches that are not taken --------------------------------------------------
+
+from sympy.codegen.cfunctions import exp2, expm1, log1p, log2, log10  # noqa: E402
+
+x_ = sp.Symbol("x")
+#: A condition under which each function with a safe point (Op.safe) is finite, and so is its
+#: derivative: the branch that computes it is taken only there.
+DOMAINS = {
+    "sqrt": (sp.sqrt(x_), x_ > 0), "log": (sp.log(x_), x_ > 0),
+    "log2": (log2(x_), x_ > 0), "log10": (log10(x_), x_ > 0),
+    "log1p": (log1p(x_), x_ > -1), "div": (1 / x_, sp.Ne(x_, 0)),
+    "pow": (x_ ** sp.Rational(3, 2), x_ > 0), "exp": (sp.exp(x_), x_ < 50),
+    "exp2": (exp2(x_), x_ < 50), "expm1": (expm1(x_), x_ < 50),
+    "sinh": (sp.sinh(x_), x_ < 50), "cosh": (sp.cosh(x_), x_ < 50),
+    "tan": (sp.tan(x_), sp.Abs(x_) < 1), "asin": (sp.asin(x_), sp.Abs(x_) < 1),
+    "acos": (sp.acos(x_), sp.Abs(x_) < 1), "atanh": (sp.atanh(x_), sp.Abs(x_) < 1),
+    "acosh": (sp.acosh(x_), x_ > 1),
+}
+
+
+def test_every_function_with_a_safe_point_has_a_domain_here():
+    from symgrad.ops import OPS
+
+    assert set(DOMAINS) == {name for name, op in OPS.items() if op.safe is not None}
+
+
+@pytest.mark.parametrize("name", sorted(DOMAINS))
+def test_a_branch_not_taken_never_warns_and_gives_numpys_numbers(name):
+    """The branch's function reads its safe point where the branch is not taken: no
+    floating-point warning (an error here), where NumPy's code silences them."""
+    f, condition = DOMAINS[name]
+    k = sp.Symbol("k")
+    expr = symgrad.sum(sp.Piecewise((k * f, condition), (k * x_, True)))
+    numpy_model, array_model = _compile_both(expr, wrt=[k, x_])
+    inputs = {"x": np.array([-2.0, -0.5, 0.0, 0.5, 1.5, 2.0, 800.0]), "k": 1.5}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _agree(numpy_model, array_model, inputs)

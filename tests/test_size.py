@@ -27,8 +27,9 @@ PIPELINE = [
 #: to 4,200 for the array API backend, 270 lines, most of them the helpers the standard lacks;
 #: then to 4,260 for reductions over axes of both signs, transposes of any rank and numbers
 #: that keep the arrays' dtype in that backend; then to 4,270 for a tensor's own sigmoid there;
-#: then to 4,280 for the axes a reduction or softmax mixes, in its record (the Dask chunks)).
-PIPELINE_BUDGET = 4_280
+#: then to 4,280 for the axes a reduction or softmax mixes, in its record (the Dask chunks);
+#: then to 4,350 for Piecewise branches not taken read at safe points in the array API code).
+PIPELINE_BUDGET = 4_350
 #: Lines of the whole package (raised from 10,000 for the compile cache keyed by what compile is
 #: given, the teacher's notation shared by the comments and explain, and the pipeline's raise;
 #: then to 10,230 for the compiled code of each part of a module kept from its first use; then
@@ -40,8 +41,9 @@ PIPELINE_BUDGET = 4_280
 #: model.to(backend), and fit streaming over Dask arrays, Zarr and Parquet chunk by chunk,
 #: with the checks of such data: constants computed, unknown lengths and float16 refused;
 #: then to 11,400 for the array backends' inputs checked once per type and dtype; then to
-#: 11,600 for a Dask value and gradient as the sum of its chunks' own (symgrad/chunked.py)).
-PACKAGE_BUDGET = 11_600
+#: 11,600 for a Dask value and gradient as the sum of its chunks' own (symgrad/chunked.py);
+#: then to 11,660 for the pipeline's raise).
+PACKAGE_BUDGET = 11_660
 
 
 def _lines(path: Path) -> int:

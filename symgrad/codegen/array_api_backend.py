@@ -35,6 +35,9 @@ NUMBER = "xp.asarray({0})"
 #: Nothing to silence: the standard has no floating-point error state.
 SILENCE = None
 NAN = "xp.nan"
+#: A Piecewise branch not taken reads its functions' safe points (``Op.safe``), not the
+#: operands that would make them warn (NumPy's errstate silences those instead).
+MASK = True
 
 #: NumPy's names of the standard's functions, where they differ.
 RENAMED = {"arcsin": "asin", "arccos": "acos", "arctan": "atan", "arcsinh": "asinh",

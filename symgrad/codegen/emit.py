@@ -199,7 +199,9 @@ class _Emitter:
         return code
 
     def _piecewise(self, template: sp.Piecewise, args: list[Code]) -> Code:
-        """A Piecewise template as nested ``np.where`` over its operands' code."""
+        """A Piecewise template as nested ``np.where`` over its operands' code; where the
+        backend masks (``MASK``), a function computed in one branch only reads its operands
+        where that branch is taken, and its record's safe point elsewhere."""
         from ..ops import piecewise_slots
 
         scratch = Graph()
@@ -207,19 +209,33 @@ class _Emitter:
         env = {s: scratch.input(s.name) for s in slots}
         root = Builder(scratch).sympy(template, env, where=True)
         codes: dict[int, Code] = {env[s]: a for s, a in zip(slots, args, strict=True)}
+        guards = _guards(scratch, root) if self.backend.MASK else {}
         # an operand named on a line of its own, whose dtype a choice between numbers takes
         like = next((a for a in args if a[0].isidentifier()), args[0] if args else None)
-        for i in range(len(args), len(scratch.nodes)):
+
+        def code(i: int) -> Code:  # (a masked node reads conditions numbered after it)
+            if i in codes:
+                return codes[i]
             node = scratch.nodes[i]
-            operands = [codes[a] for a in node.args]
+            operands = [code(a) for a in node.args]
             branches = [scratch.nodes[a] for a in node.args[1:]]
             if node.op == "where" and like and all(b.op == "const" for b in branches):
                 # a choice between two numbers: one of them an array of the operands' dtype
                 # (two Python floats give a float64 array, or none at all in the array API)
                 fill = self.backend.template(OPS["full_like"])
                 operands[1] = fill([like], branches[0].attrs)
+            safe, under = OPS[node.op].safe, guards.get(i)
+            if safe is not None and under and len(under) == 1 and () not in under:
+                conditions = [(code(c)[0], t) for c, t in next(iter(under))]
+                taken = (conditions[0][0] if conditions == [(conditions[0][0], True)] else
+                         " & ".join(f"({c})" if t else f"~({c})" for c, t in conditions))
+                operands = [o if at is None or scratch.nodes[a].op == "const" else
+                            (f"xp.where({taken}, {o[0]}, {at!r})", ATOM)
+                            for a, o, at in zip(node.args, operands, safe, strict=True)]
             codes[i] = self._code(node, operands)
-        return codes[root]
+            return codes[i]
+
+        return code(root)
 
     # -- comments ------------------------------------------------------------------------------
 
@@ -299,6 +315,30 @@ class _Emitter:
         for name in sorted(helpers):
             parts += ["", "", backend.HELPERS[name].rstrip("\n")]
         return "\n".join(parts) + "\n"
+
+
+def _guards(graph: Graph, root: int) -> dict[int, set[tuple]]:
+    """For each node of a Piecewise template, the conditions under which its value is used:
+    a set of tuples of (condition node, whether true), one tuple for each way it is reached
+    (the empty tuple: used whatever the conditions)."""
+    found: dict[int, set[tuple]] = {}
+
+    def visit(i: int, under: tuple) -> None:
+        if under in found.setdefault(i, set()):
+            return
+        found[i].add(under)
+        node = graph.nodes[i]
+        if node.op == "where":
+            c, a, b = node.args
+            visit(c, under)
+            visit(a, (*under, (c, True)))
+            visit(b, (*under, (c, False)))
+        else:
+            for a in node.args:
+                visit(a, under)
+
+    visit(root, ())
+    return found
 
 
 def _require(extra: str, operation: str) -> None:

@@ -31,6 +31,7 @@ NUMBER = "np.float64({0})"
 #: branch for every element, and np.where drops the ones not taken.
 SILENCE = 'with np.errstate(all="ignore"):  # np.where drops the branches not taken'
 NAN = "np.nan"
+MASK = False  # (SILENCE does it)
 
 
 def shaped(record: Op, args: list, attrs, shapes: list) -> None:
