@@ -151,8 +151,12 @@ def _check(expr) -> None:
     want = complex(_reference(expr, values))
     with np.errstate(all="ignore"):
         got = complex(model(**values))
-    assert got == want or np.isclose(got, want, rtol=1e-12, atol=0) or (
-        np.isnan(got) and np.isnan(want)), (sp.sstr(expr), model.source)
+    if not (got == want or np.isclose(got, want, rtol=1e-12, atol=0) or (
+            np.isnan(got) and np.isnan(want))):
+        # symgrad folds a function of numbers exactly (sin(exp(100)) is 0.1422), where NumPy
+        # composes floats (np.sin(np.exp(100)) is -0.699): the exact value is right too
+        exact = complex(sp.N(expr.xreplace({s: values[s.name] for s in expr.free_symbols}), 30))
+        assert np.isclose(got, exact, rtol=1e-12, atol=0), (sp.sstr(expr), model.source)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
