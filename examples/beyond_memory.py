@@ -71,7 +71,7 @@ def peak_mb() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--rows", type=int, default=None, help="rows of data (default 10⁸)")
     parser.add_argument("--chunk", type=int, default=1_000_000, help="rows per chunk")
     parser.add_argument("--memory", type=int, default=None,

@@ -266,16 +266,17 @@ class CompiledModel:
         values: list = [None] * len(self.inputs)
         unknown = []
         if self.backend != "numpy":  # (the array API's code converts the inputs itself)
-            array = RUNTIMES[self.backend].array
+            run = RUNTIMES[self.backend]
             for name, value in kwargs.items():
                 slot = self._slot.get(name)
                 if slot is None:
                     unknown.append(name)
                 else:
-                    values[slot] = array(array_input(value, name), name, self.dtype)
+                    values[slot] = array_input(value, name)
             self._all_known(values, kwargs, unknown)
-            one_library(values, self.inputs)
-            return values
+            one_library(values, self.inputs, run)  # (the arrays as given)
+            return [run.array(v, name, self.dtype)
+                    for name, v in zip(self.inputs, values, strict=True)]
         other_dtype = self.dtype is not None  # an input, or the model, not in float64
         for name, value in kwargs.items():
             slot = self._slot.get(name)

@@ -47,6 +47,8 @@ class Runtime:
     finish: Callable[[Any, str, tuple[str, ...]], Any] = _returned
     #: whether the generated function is jit-compiled (by JAX) before it runs
     jit: bool = False
+    #: the library whose arrays it takes (as array_api_compat names its namespace; None: any)
+    library: str | None = None
     #: (model, function, inputs) -> the call's result, or None for the generated function's
     run: Callable[[Any, str, list], Any] = lambda model, function, values: None
 
@@ -119,13 +121,13 @@ RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
     Runtime("numpy", "numpy"),
     Runtime("array_api", "array_api", (("array_api_compat", "array-api"),)),
     Runtime("jax", "array_api", (("jax", "jax"), ("array_api_compat", "jax")),
-            array=_in_jax, finish=_by_wrt, jit=True),
+            library="jax.numpy", array=_in_jax, finish=_by_wrt, jit=True),
     Runtime("torch", "array_api", (("torch", "torch"), ("array_api_compat", "torch")),
-            array=_in_torch),
+            library="torch", array=_in_torch),
     Runtime("cupy", "array_api", (("cupy", "cupy"), ("array_api_compat", "cupy")),
-            array=_in_cupy),
+            library="cupy", array=_in_cupy),
     Runtime("dask", "array_api", (("dask", "dask"), ("array_api_compat", "dask")),
-            array=_in_dask, finish=_computed, run=_by_chunks),
+            library="dask.array", array=_in_dask, finish=_computed, run=_by_chunks),
 )}
 
 #: The backends ``compile`` takes.
@@ -198,31 +200,56 @@ def sympy_real(value: sp.Basic, name: str) -> float:
     return float(value)
 
 
-def one_library(values: list, names: tuple[str, ...]) -> None:
-    """The array inputs of one call are of one library, on one device; else an InputError
-    naming the inputs of each."""
-    arrays = [v for v in values if not isinstance(v, float | int)]
-    if arrays and len({type(v) for v in arrays}) == 1 and len(
-            {str(getattr(v, "device", None)) for v in arrays}) == 1:
-        return  # (one type of array: one library; one device)
-    from array_api_compat import array_namespace, device
+def one_library(values: list, names: tuple[str, ...], run: Runtime) -> None:
+    """The array inputs of one call (as given) are of one library, on one device, and of the
+    library ``run`` takes (NumPy's arrays aside, which it converts); else an InputError naming
+    the inputs."""
+    arrays = [(n, v) for n, v in zip(names, values, strict=True) if not isinstance(v, float | int)]
+    if run.library is not None:  # (NumPy's arrays become the backend's own)
+        converted = [n for n, v in arrays if type(v) is np.ndarray]
+        arrays = [(n, v) for n, v in arrays if type(v) is not np.ndarray]
+        if converted and not arrays:
+            return
+    if not arrays:
+        raise InputError(f"the {run.name} backend takes its array library from the inputs: pass "
+                         "at least one as an array (numbers take the arrays' dtype)")
+    if len({type(v) for _, v in arrays}) == 1 and len(
+            {str(getattr(v, "device", None)) for _, v in arrays}) == 1:
+        by_library = {_library(arrays[0][1], arrays[0][0]): [n for n, _ in arrays]}
+        by_device: dict[str, list[str]] = {}
+    else:
+        from array_api_compat import device
 
-    by_library: dict[str, list[str]] = {}
-    by_device: dict[str, list[str]] = {}
-    for name, value in zip(names, values, strict=True):
-        if isinstance(value, float | int):
-            continue
-        try:
-            library = array_namespace(value).__name__.removeprefix("array_api_compat.")
-        except TypeError as e:
-            raise InputError(f"input {name!r} ({type(value).__name__}): {e}") from None
-        by_library.setdefault(library, []).append(name)
-        by_device.setdefault(str(device(value)), []).append(name)
-    if not by_library:
-        raise InputError("the array_api backend takes its array library from the inputs: pass "
-                         "at least one as an array")
+        by_library, by_device = {}, {}
+        for name, value in arrays:
+            by_library.setdefault(_library(value, name), []).append(name)
+            by_device.setdefault(str(device(value)), []).append(name)
     for what, groups in (("libraries", by_library), ("devices", by_device)):
         if len(groups) > 1:
             listed = "; ".join(f"{', '.join(map(repr, ns))}: {k}" for k, ns in groups.items())
             raise InputError(f"the inputs are arrays of different {what} ({listed}): put them "
                              "in one (one library's asarray, on one device)")
+    library = next(iter(by_library))
+    if run.library is not None and library != run.library:
+        theirs = next((r.name for r in RUNTIMES.values() if r.library == library), "array_api")
+        raise InputError(
+            f"{', '.join(map(repr, by_library[library]))}: {library} arrays, and the {run.name} "
+            f"backend takes {run.library}'s (or NumPy's, which it converts): convert them, or "
+            f"run the model on theirs (model.to({theirs!r}))")
+
+
+def _library(value, name: str) -> str:
+    """The name of the library of an array (``torch``, ``jax.numpy``, ``dask.array``)."""
+    found = _LIBRARIES.get(type(value))
+    if found is None:
+        from array_api_compat import array_namespace
+
+        try:
+            found = array_namespace(value).__name__.removeprefix("array_api_compat.")
+        except TypeError as e:
+            raise InputError(f"input {name!r} ({type(value).__name__}): {e}") from None
+        _LIBRARIES[type(value)] = found
+    return found
+
+
+_LIBRARIES: dict[type, str] = {}

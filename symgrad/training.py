@@ -388,7 +388,7 @@ def _split(
     (``_param_copy``), and the data as floating arrays (Dask's as they are; a path opened)."""
     _check_model(model)
     given = {_name(k) for k in params} if isinstance(params, Mapping) else set()
-    data = _opened(data, model, skip=given)
+    source, data = data, _opened(data, model, skip=given)
     inputs = list(model.inputs)
     others = [n for n in inputs if n not in model.wrt]
     p = _by_name(params, "params", "{" + ", ".join(f"{n!r}: 0.0" for n in model.wrt) + "}")
@@ -421,6 +421,11 @@ def _split(
             f"goes in params to be trained, or in data to be held fixed"
         )
     missing = [n for n in inputs if n not in p and n not in d]
+    if missing and isinstance(source, str | os.PathLike):
+        raise InputError(
+            f"data {os.fspath(source)!r} has no array or column {', '.join(map(repr, missing))} "
+            f"for the model's input{_plural(missing)} of that name (parameters to train go in "
+            f"params)")
     if missing:
         raise InputError(
             f"missing input{_plural(missing)} {', '.join(map(repr, missing))}: put "
@@ -438,9 +443,12 @@ def _split(
 
 
 def _param_copy(name: str, value: Any) -> Any:
-    """A copy of a parameter's starting value: a number as a float, a float32 or float64 array
-    in its own dtype (float32 trains in float32), anything else in float64; a float16 array
-    is refused (Adam's eps and small steps vanish in it)."""
+    """A copy of a parameter's starting value: a number as a float (a NumPy float32 as a 0-d
+    float32 array), a float32 or float64 array in its own dtype (float32 trains in float32),
+    anything else in float64; a float16 array is refused (Adam's eps and small steps vanish
+    in it)."""
+    if isinstance(value, np.float32):  # (a float32 scalar: a 0-d array, trained in float32)
+        return np.array(value)
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)
     array = np.array(real_array(value, f"parameter {name!r}"))
@@ -678,18 +686,17 @@ class _ChunkBatches(_Batches):
     ) -> None:
         super().__init__(data, batch_size, shuffle, seed)
         chunks = next(a.chunks[0] for a in self.arrays.values() if is_dask(a))
-        largest = max(chunks)
-        if batch_size > largest:
+        largest, size = max(chunks), self.size  # (at most n: one batch of all, as in memory)
+        if size > largest:
             raise InputError(
                 f"batch_size={batch_size} is more rows than the data's largest chunk "
                 f"({largest}), and a batch is drawn from one chunk: pass a smaller batch_size or "
-                f"rechunk the data (x.rechunk({batch_size}))"
+                f"rechunk the data (x.rechunk({size}))"
             )
-        self.size = batch_size
         self.bounds = np.cumsum((0, *chunks))
         self.arrays = {n: a.rechunk({0: chunks}) if is_dask(a) else a
                        for n, a in self.arrays.items()}
-        self.per_epoch = sum(-(-c // batch_size) for c in chunks)
+        self.per_epoch = sum(-(-c // size) for c in chunks)
         self.total: int | None = None  # the steps fit will take (no chunk computed beyond)
 
     def _chunk(self, i: int) -> dict[str, np.ndarray]:

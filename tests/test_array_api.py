@@ -366,3 +366,33 @@ def test_a_branch_not_taken_never_warns_and_gives_numpys_numbers(name):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _agree(numpy_model, array_model, inputs)
+
+
+@pytest.mark.parametrize(("backend", "make", "theirs"), [
+    ("jax", lambda v: __import__("dask.array").array.from_array(v, chunks=2), "dask"),
+    ("dask", lambda v: __import__("torch").as_tensor(v), "torch"),
+    ("torch", lambda v: __import__("jax.numpy").numpy.asarray(v, dtype="float32"), "jax"),
+])
+def test_an_array_of_another_library_than_the_backends_is_refused_naming_it(backend, make,
+                                                                             theirs):
+    """Not loaded whole or copied silently: the error names the input and the backend that
+    takes it (NumPy's arrays beside it are converted, as always)."""
+    for library in (backend, theirs):
+        pytest.importorskip("dask" if library == "dask" else library)
+    k, x, y = sp.symbols("k x y")
+    model = symgrad.compile(symgrad.mean((k * x - y) ** 2), wrt=[k], cache=False,
+                            backend=backend)
+    with pytest.raises(symgrad.SymgradError,
+                       match=rf"'x': .* arrays, and the {backend} backend takes .*"
+                             rf"model.to\('{theirs}'\)"):
+        model.value_and_grad(x=make(np.arange(4.0)), y=np.ones(4, np.float32), k=0.5)
+
+
+@pytest.mark.parametrize("backend", ["array_api", "torch", "dask"])
+def test_numbers_alone_are_refused_naming_the_backend(backend):
+    pytest.importorskip({"array_api": "array_api_compat"}.get(backend, backend))
+    k, x = sp.symbols("k x")
+    model = symgrad.compile(k * x, wrt=[k], cache=False, backend=backend)
+    with pytest.raises(symgrad.SymgradError, match=rf"the {backend} backend takes its array "
+                                                   "library from the inputs"):
+        model.value_and_grad(k=0.5, x=2.0)

@@ -147,6 +147,26 @@ def test_dask_arrays_of_unknown_length_are_refused_naming_the_fix():
                     steps=1, progress=False)
 
 
+def test_a_batch_as_large_as_the_data_is_one_batch_of_all_of_it_as_in_memory():
+    data = _data(1_000)
+    want = symgrad.fit(_linear(), {"k": 0.0, "b": 0.0}, data, SGD(lr=0.1), epochs=2,
+                       batch_size=5_000, shuffle=False, progress=False)
+    got = symgrad.fit(_linear(), {"k": 0.0, "b": 0.0}, _lazy(data, 1_000), SGD(lr=0.1),
+                      epochs=2, batch_size=5_000, shuffle=False, progress=False)
+    assert got.steps == want.steps == 2
+    _same_fit(got, want)
+    with pytest.raises(symgrad.SymgradError, match=r"batch_size=5000 .*x\.rechunk\(1000\)"):
+        symgrad.fit(_linear(), {"k": 0.0, "b": 0.0}, _lazy(data, 500), SGD(lr=0.1), epochs=1,
+                    batch_size=5_000, progress=False)
+
+
+def test_a_float32_scalar_parameter_trains_in_float32():
+    data = {k: v.astype(np.float32) for k, v in _data(100).items()}
+    history = symgrad.fit(_linear(), {"k": np.float32(0.0), "b": 0.0}, data, SGD(lr=0.1),
+                          steps=3, progress=False)
+    assert history.params["k"].dtype == np.float32
+
+
 def test_a_float16_parameter_is_refused_naming_the_fix():
     with pytest.raises(symgrad.SymgradError, match=r"parameter 'k' is float16.*k.astype"):
         symgrad.fit(_linear(), {"k": np.zeros(1, np.float16), "b": 0.0}, _data(10),
@@ -203,7 +223,8 @@ def test_a_zarr_store_is_read_chunk_by_chunk(tmp_path):
     store.create_array("k1", shape=(1,), dtype=float)[:] = 9.0  # a parameter's name: not read
     fun, x0, _ = model.objective(tmp_path / "data.zarr", START)
     assert fun(x0)[0] == pytest.approx(model.objective(data, START).fun(x0)[0], rel=1e-13)
-    with pytest.raises(symgrad.SymgradError, match=r"missing input 'y'"):
+    with pytest.raises(symgrad.SymgradError, match=r"data '.*data.zarr' has no array or column "
+                                                   r"'y' for the model's input of that name"):
         del store["y"]
         symgrad.fit(model, START, str(tmp_path / "data.zarr"), SGD(lr=0.1), steps=1,
                     progress=False)
@@ -316,3 +337,23 @@ def test_the_example_on_a_local_cluster_whose_workers_hold_less_than_the_data(tm
     workers = [float(p.replace(",", "")) for p in
                out.split("its workers' peaks ")[1].split("\n")[0].replace(" MB", "").split(", ")]
     assert len(workers) == 2 and all(p < 400 for p in workers), out  # (the cap: 400 each)
+
+
+def test_the_readmes_cluster_snippet_runs_as_written(tmp_path):
+    """The README's fit on a dask.distributed cluster, as a script (its LocalCluster's worker
+    processes import it): it finds k = 3, b = 1."""
+    pytest.importorskip("distributed")
+    import ast
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    [block] = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S)
+               if "from dask.distributed import Client" in b]
+    script = tmp_path / "snippet.py"
+    script.write_text(block, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    params = ast.literal_eval(done.stdout.strip().splitlines()[-1])  # (the printed dict)
+    assert params["k"] == pytest.approx(3.0, abs=1e-9) and params["b"] == pytest.approx(1.0,
+                                                                                        abs=1e-9)
