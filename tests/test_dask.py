@@ -131,18 +131,25 @@ from test_ops import ARRAYS, ELEMENTWISE, _point  # noqa: E402
 
 
 def _one_compute(expr, wrt: list, inputs: dict, rows: int) -> None:
-    """On Dask arrays of ``rows`` rows a chunk, the model's value and gradients are NumPy's, in
-    one compute."""
+    """On Dask arrays of ``rows`` rows a chunk, of float64 and of float32, the model's value and
+    gradients are NumPy's on arrays of that dtype (to rounding, and to float32's precision),
+    in one compute."""
     model = symgrad.compile(expr, wrt=wrt, cache=False, backend="dask")
-    with _Computes() as computes:
-        value, grads = model.value_and_grad(**{k: da.from_array(np.asarray(v), chunks=rows)
-                                               for k, v in inputs.items()})
-    assert computes.count == 1
-    want, want_grads = symgrad.compile(expr, wrt=wrt, cache=False).value_and_grad(**inputs)
-    np.testing.assert_allclose(value, want, rtol=1e-12)
-    for n, g in grads.items():
-        assert not isinstance(g, da.Array)
-        np.testing.assert_allclose(g, want_grads[n], rtol=1e-12, atol=1e-14, err_msg=n)
+    numpy_model = symgrad.compile(expr, wrt=wrt, cache=False)
+    for dtype, rtol in ((np.float64, 1e-12), (np.float32, 3e-5)):
+        arrays = {k: np.asarray(v, dtype) for k, v in inputs.items()}
+        with _Computes() as computes:
+            value, grads = model.value_and_grad(**{k: da.from_array(v, chunks=rows)
+                                                   for k, v in arrays.items()})
+        assert computes.count == 1
+        want, want_grads = numpy_model.value_and_grad(**arrays)
+        assert np.asarray(value).dtype == dtype
+        scale = max([1e-30, *(float(np.max(np.abs(g))) for g in want_grads.values())])
+        atol = 1e-14 if dtype is np.float64 else rtol * scale
+        np.testing.assert_allclose(value, want, rtol=rtol, atol=atol)
+        for n, g in grads.items():
+            assert not isinstance(g, da.Array) and np.asarray(g).dtype == dtype, n
+            np.testing.assert_allclose(g, want_grads[n], rtol=rtol, atol=atol, err_msg=n)
 
 
 @pytest.mark.parametrize("case", [c for c in ELEMENTWISE if c.record not in SCIPY_ONLY],

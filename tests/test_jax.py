@@ -18,15 +18,19 @@ pytestmark = pytest.mark.usefixtures("jax_x64")  # float64, as NumPy computes (c
 symgrad_jax = pytest.importorskip("symgrad.jax")
 
 
-def _agree(numpy_model, jax_model, inputs: dict, rtol=1e-12) -> None:
+def _agree(numpy_model, jax_model, inputs: dict, rtol=1e-12, dtype=np.float64) -> None:
+    """The JAX model on JAX arrays of ``dtype`` gives the NumPy model's value and gradients
+    on NumPy arrays of that dtype, in it."""
+    inputs = {k: np.asarray(v, dtype) for k, v in inputs.items()}
     value, grads = jax_model.value_and_grad(**{k: jnp.asarray(v) for k, v in inputs.items()})
     want, want_grads = numpy_model.value_and_grad(**inputs)
-    assert isinstance(value, jax.Array) and value.dtype == jnp.float64
+    assert isinstance(value, jax.Array) and value.dtype == dtype
     assert list(grads) == list(want_grads)  # in wrt order
     scale = max([1e-30, *(float(np.max(np.abs(g))) for g in want_grads.values())])
     np.testing.assert_allclose(np.asarray(value), want, rtol=rtol, atol=rtol * abs(float(want)))
     for name, g in grads.items():
         assert isinstance(g, jax.Array) and g.shape == np.shape(want_grads[name]), name
+        assert g.dtype == dtype, name
         np.testing.assert_allclose(np.asarray(g), want_grads[name], rtol=rtol,
                                    atol=rtol * scale, err_msg=name)
 
@@ -41,6 +45,7 @@ def test_every_elementwise_record_under_jax(case):
     inputs = {s.name: np.array([v, v * 0.99, v * 1.01]) for s, v in
               zip(case.args, point, strict=True)}
     _agree(numpy_model, jax_model, inputs)
+    _agree(numpy_model, jax_model, inputs, rtol=3e-5, dtype=np.float32)
 
 
 @pytest.mark.parametrize("case", ARRAYS, ids=lambda c: f"{c.record}:{c.id}")
@@ -53,6 +58,7 @@ def test_every_array_record_under_jax(case):
     out = np.asarray(symgrad.compile(case.expr, cache=False)(**values))
     inputs = {**values, "C": np.random.default_rng(3).normal(size=out.shape)}
     _agree(numpy_model, jax_model, inputs)
+    _agree(numpy_model, jax_model, inputs, rtol=3e-5, dtype=np.float32)
 
 
 @pytest.mark.parametrize("make", MODELS.values(), ids=MODELS.keys())

@@ -20,6 +20,24 @@ def _tensors(inputs: dict, dtype=torch.float64) -> dict:
     return {k: torch.as_tensor(np.asarray(v), dtype=dtype) for k, v in inputs.items()}
 
 
+def _agree(numpy_model, torch_model, inputs: dict) -> None:
+    """On tensors of float64 and of float32, the NumPy model's value and gradients on arrays
+    of that dtype: to rounding, and to float32's precision."""
+    for dtype, exact, rtol, atol in ((np.float64, 1e-12, 1e-11, 1e-13),
+                                     (np.float32, 3e-5, 3e-5, None)):
+        arrays = {k: np.asarray(v, dtype) for k, v in inputs.items()}
+        value, grads = torch_model.value_and_grad(**_tensors(arrays, getattr(torch,
+                                                                              dtype.__name__)))
+        want, want_grads = numpy_model.value_and_grad(**arrays)
+        assert value.dtype == getattr(torch, dtype.__name__)
+        scale = max([1e-30, *(float(np.max(np.abs(g))) for g in want_grads.values())])
+        atol = atol if atol is not None else rtol * scale
+        assert float(value) == pytest.approx(float(want), rel=exact, abs=atol)
+        for n, g in grads.items():
+            assert tuple(g.shape) == np.shape(want_grads[n]) and g.dtype == value.dtype, n
+            np.testing.assert_allclose(g.numpy(), want_grads[n], rtol=rtol, atol=atol, err_msg=n)
+
+
 @pytest.mark.parametrize("make", MODELS.values(), ids=MODELS.keys())
 def test_the_golden_models_on_tensors(make):
     numpy_model, inputs = make()
@@ -45,11 +63,7 @@ def test_every_elementwise_record_on_tensors(case):
     torch_model = symgrad.compile(expr, wrt=list(case.args), cache=False, backend="torch")
     inputs = {s.name: np.array([v, v * 0.99, v * 1.01]) for s, v in
               zip(case.args, case.points[0], strict=True)}
-    value, grads = torch_model.value_and_grad(**_tensors(inputs))
-    want, want_grads = numpy_model.value_and_grad(**inputs)
-    assert float(value) == pytest.approx(float(want), rel=1e-12)
-    for n, g in grads.items():
-        np.testing.assert_allclose(g.numpy(), want_grads[n], rtol=1e-11, atol=1e-13)
+    _agree(numpy_model, torch_model, inputs)
 
 
 @pytest.mark.parametrize("case", ARRAYS, ids=lambda c: f"{c.record}:{c.id}")
@@ -61,12 +75,7 @@ def test_every_array_record_on_tensors(case):
     values = _point(case, 0)
     out = np.asarray(symgrad.compile(case.expr, cache=False)(**values))
     inputs = {**values, "C": np.random.default_rng(3).normal(size=out.shape)}
-    value, grads = torch_model.value_and_grad(**_tensors(inputs))
-    want, want_grads = numpy_model.value_and_grad(**inputs)
-    assert float(value) == pytest.approx(float(want), rel=1e-12)
-    for n, g in grads.items():
-        assert tuple(g.shape) == np.shape(want_grads[n]), n
-        np.testing.assert_allclose(g.numpy(), want_grads[n], rtol=1e-11, atol=1e-13, err_msg=n)
+    _agree(numpy_model, torch_model, inputs)
 
 
 @pytest.mark.parametrize("name", ["two-layer", "mlp", "classifier", "huber"])
