@@ -33,8 +33,8 @@ def _line(model: symgrad.CompiledModel) -> str:
 def _reference(expr: sp.Expr, values: dict):
     symbols = sorted(expr.free_symbols, key=lambda s: s.name)
     f = sp.lambdify(symbols, expr, modules=MODULES)
-    with np.errstate(all="ignore"):
-        return f(*(values[s.name] for s in symbols))
+    with np.errstate(all="ignore"):  # (NumPy's floats: x/0 is inf, as in the generated code,
+        return f(*(np.float64(values[s.name]) for s in symbols))  # not a ZeroDivisionError)
 
 
 SCALAR_CASES = [
