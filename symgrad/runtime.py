@@ -68,32 +68,16 @@ def _in_jax(value, name: str, dtype: np.dtype | None):
     return value if isinstance(value, jax.Array) else jax.numpy.asarray(value)
 
 
-def _in_torch(value, name: str, dtype: np.dtype | None):
-    """A NumPy array as a tensor on the CPU (sharing its memory); numbers stay numbers, which
-    take the tensors' dtype."""
-    if isinstance(value, np.ndarray):
-        import torch
+def _from_numpy(module: str, convert: str) -> Callable[[Any, str, np.dtype | None], Any]:
+    """An input converter: a NumPy array through ``module.convert`` (a CPU tensor sharing its
+    memory, a copy on the current GPU, a Dask array of one chunk); anything else as it is
+    (numbers stay numbers: they take the arrays' dtype)."""
+    def array(value, name: str, dtype: np.dtype | None):
+        if isinstance(value, np.ndarray):
+            return getattr(importlib.import_module(module), convert)(value)
+        return value
 
-        return torch.as_tensor(value)
-    return value
-
-
-def _in_cupy(value, name: str, dtype: np.dtype | None):
-    """A NumPy array copied to the current GPU; CuPy's own arrays stay where they are."""
-    if isinstance(value, np.ndarray):
-        import cupy
-
-        return cupy.asarray(value)
-    return value
-
-
-def _in_dask(value, name: str, dtype: np.dtype | None):
-    """A NumPy array as a Dask array of one chunk."""
-    if isinstance(value, np.ndarray):
-        import dask.array as da
-
-        return da.asarray(value)
-    return value
+    return array
 
 
 def _by_chunks(model, function: str, values: list):
@@ -123,11 +107,12 @@ RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
     Runtime("jax", "array_api", (("jax", "jax"), ("array_api_compat", "jax")),
             library="jax.numpy", array=_in_jax, finish=_by_wrt, jit=True),
     Runtime("torch", "array_api", (("torch", "torch"), ("array_api_compat", "torch")),
-            library="torch", array=_in_torch),
+            library="torch", array=_from_numpy("torch", "as_tensor")),
     Runtime("cupy", "array_api", (("cupy", "cupy"), ("array_api_compat", "cupy")),
-            library="cupy", array=_in_cupy),
+            library="cupy", array=_from_numpy("cupy", "asarray")),
     Runtime("dask", "array_api", (("dask", "dask"), ("array_api_compat", "dask")),
-            library="dask.array", array=_in_dask, finish=_computed, run=_by_chunks),
+            library="dask.array", array=_from_numpy("dask.array", "asarray"), finish=_computed,
+            run=_by_chunks),
 )}
 
 #: The backends ``compile`` takes.
@@ -168,12 +153,7 @@ def array_input(value, name: str):
     if isinstance(value, sp.Basic) and value.is_number:  # (pi, sqrt(2): not Python numbers)
         return sympy_real(value, name)
     if hasattr(value, "__array_namespace__") or hasattr(value, "shape"):
-        from array_api_compat import array_namespace
-
-        try:
-            xp = array_namespace(value)
-        except TypeError as e:
-            raise InputError(f"input {name!r} ({type(value).__name__}): {e}") from None
+        xp = _namespace(value, name)
         if not xp.isdtype(value.dtype, ("real floating", "integral", "bool")):
             raise InputError(
                 f"input {name!r} holds {value.dtype} values, not real numbers: pass real ones "
@@ -206,9 +186,9 @@ def one_library(values: list, names: tuple[str, ...], run: Runtime) -> None:
     the inputs."""
     arrays = [(n, v) for n, v in zip(names, values, strict=True) if not isinstance(v, float | int)]
     if run.library is not None:  # (NumPy's arrays become the backend's own)
-        converted = [n for n, v in arrays if type(v) is np.ndarray]
+        given = len(arrays)
         arrays = [(n, v) for n, v in arrays if type(v) is not np.ndarray]
-        if converted and not arrays:
+        if given and not arrays:
             return
     if not arrays:
         raise InputError(f"the {run.name} backend takes its array library from the inputs: pass "
@@ -242,14 +222,19 @@ def _library(value, name: str) -> str:
     """The name of the library of an array (``torch``, ``jax.numpy``, ``dask.array``)."""
     found = _LIBRARIES.get(type(value))
     if found is None:
-        from array_api_compat import array_namespace
-
-        try:
-            found = array_namespace(value).__name__.removeprefix("array_api_compat.")
-        except TypeError as e:
-            raise InputError(f"input {name!r} ({type(value).__name__}): {e}") from None
-        _LIBRARIES[type(value)] = found
+        found = _LIBRARIES[type(value)] = _namespace(value, name).__name__.removeprefix(
+            "array_api_compat.")
     return found
 
 
 _LIBRARIES: dict[type, str] = {}
+
+
+def _namespace(value, name: str):
+    """The array API namespace of an array, or an InputError naming the input."""
+    from array_api_compat import array_namespace
+
+    try:
+        return array_namespace(value)
+    except TypeError as e:
+        raise InputError(f"input {name!r} ({type(value).__name__}): {e}") from None

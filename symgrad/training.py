@@ -660,15 +660,19 @@ class _Batches:
             while True:
                 yield self.data
         while True:
-            if self.rng is not None:
-                order = self.rng.permutation(self.n)
-                source = {n: a[order] for n, a in self.arrays.items()}
-            else:
-                source = self.arrays
-            for start in range(0, self.n, self.size):
-                batch = {n: a[start : start + self.size] for n, a in source.items()}
-                batch.update(self.constants)
-                yield batch
+            yield from self._cut(self.arrays)
+
+    def _cut(self, arrays: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+        """The batches of ``arrays`` (of one length), their rows shuffled if asked, each with
+        the constants."""
+        n = len(next(iter(arrays.values())))
+        if self.rng is not None:
+            order = self.rng.permutation(n)
+            arrays = {k: a[order] for k, a in arrays.items()}
+        for start in range(0, n, self.size):
+            batch = {k: a[start : start + self.size] for k, a in arrays.items()}
+            batch.update(self.constants)
+            yield batch
 
 
 class _ChunkBatches(_Batches):
@@ -733,14 +737,7 @@ class _ChunkBatches(_Batches):
                 chunk = (coming or fetch()).result()
                 # the next chunk, while this one trains: if the steps asked for need it
                 coming = fetch() if self.total is None or planned < self.total else None
-                n = len(next(iter(chunk.values())))
-                if self.rng is not None:
-                    rows = self.rng.permutation(n)
-                    chunk = {k: a[rows] for k, a in chunk.items()}
-                for start in range(0, n, self.size):
-                    batch = {k: a[start : start + self.size] for k, a in chunk.items()}
-                    batch.update(self.constants)
-                    yield batch
+                yield from self._cut(chunk)
 
 
 def _progress_bar(total: int, progress: bool) -> Any:

@@ -127,7 +127,7 @@ def test_the_dask_backend_needs_dask(monkeypatch):
 import warnings  # noqa: E402
 
 from test_array_api import SCIPY_ONLY  # noqa: E402
-from test_ops import ARRAYS, ELEMENTWISE, _point  # noqa: E402
+from test_ops import ARRAYS, ELEMENTWISE, weighted_sum  # noqa: E402
 
 
 def _one_compute(expr, wrt: list, inputs: dict, rows: int) -> None:
@@ -163,11 +163,7 @@ def test_every_elementwise_record_computes_once(case):
 
 @pytest.mark.parametrize("case", ARRAYS, ids=lambda c: f"{c.record}:{c.id}")
 def test_every_array_record_computes_once(case):
-    C = sp.Symbol("C", real=True)
-    values = _point(case, 0)
-    out = np.asarray(symgrad.compile(case.expr, cache=False)(**values))
-    inputs = {**values, "C": np.random.default_rng(3).normal(size=out.shape)}
-    _one_compute(symgrad.sum(C * case.expr), list(case.shapes), inputs, rows=2)
+    _one_compute(*weighted_sum(case), rows=2)
 
 
 # -- the chunks' own values and gradients, where the model keeps rows apart -----------------

@@ -377,6 +377,16 @@ def _point(case: ArrayCase, seed: int) -> dict[str, np.ndarray]:
             for s, shape in case.shapes.items()}
 
 
+def weighted_sum(case: ArrayCase) -> tuple[sp.Expr, list, dict]:
+    """An array record as a scalar loss for the backend tests: sum(C * the case's expression),
+    its parameters, and inputs (the case's point and a fixed cotangent C)."""
+    C = sp.Symbol("C", real=True)
+    values = _point(case, 0)
+    out = np.asarray(symgrad.compile(case.expr, cache=False)(**values))
+    cotangent = np.random.default_rng(3).normal(size=out.shape)
+    return symgrad.sum(C * case.expr), list(case.shapes), {**values, "C": cotangent}
+
+
 def _reference(case: ArrayCase):
     """The case's output as SymPy expressions of the elements, and those elements."""
     elements = {s.name: _elements(s.name, shape) for s, shape in case.shapes.items()}

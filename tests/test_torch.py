@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sympy as sp
 from test_array_api import MODELS, SCIPY_ONLY
-from test_ops import ARRAYS, ELEMENTWISE, _point
+from test_ops import ARRAYS, ELEMENTWISE, weighted_sum
 
 import symgrad
 
@@ -68,13 +68,9 @@ def test_every_elementwise_record_on_tensors(case):
 
 @pytest.mark.parametrize("case", ARRAYS, ids=lambda c: f"{c.record}:{c.id}")
 def test_every_array_record_on_tensors(case):
-    C = sp.Symbol("C", real=True)
-    expr = symgrad.sum(C * case.expr)
-    numpy_model = symgrad.compile(expr, wrt=list(case.shapes), cache=False)
-    torch_model = symgrad.compile(expr, wrt=list(case.shapes), cache=False, backend="torch")
-    values = _point(case, 0)
-    out = np.asarray(symgrad.compile(case.expr, cache=False)(**values))
-    inputs = {**values, "C": np.random.default_rng(3).normal(size=out.shape)}
+    expr, wrt, inputs = weighted_sum(case)
+    numpy_model = symgrad.compile(expr, wrt=wrt, cache=False)
+    torch_model = symgrad.compile(expr, wrt=wrt, cache=False, backend="torch")
     _agree(numpy_model, torch_model, inputs)
 
 

@@ -229,8 +229,9 @@ class _Emitter:
                 conditions = [(code(c)[0], t) for c, t in next(iter(under))]
                 taken = (conditions[0][0] if conditions == [(conditions[0][0], True)] else
                          " & ".join(f"({c})" if t else f"~({c})" for c, t in conditions))
+                where = self.backend.template(OPS["where"])
                 operands = [o if at is None or scratch.nodes[a].op == "const" else
-                            (f"xp.where({taken}, {o[0]}, {at!r})", ATOM)
+                            where([(taken, ATOM), o, (repr(at), ATOM)], ())
                             for a, o, at in zip(node.args, operands, safe, strict=True)]
             codes[i] = self._code(node, operands)
             return codes[i]
