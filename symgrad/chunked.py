@@ -83,16 +83,15 @@ def _scaled(graph: Graph, shapes: list) -> int:
 def _keeps_rows(node, shape: tuple, shapes: list, carrying: set[int]) -> bool:
     """Whether ``node`` (of result ``shape``), an operation of operands some of which carry
     the rows, keeps them apart: row i of its result reads row i of those operands only."""
-    if OPS[node.op].elementwise:  # operands broadcast from the right: a carrying one must
-        return all(  # have the result's rank, another a lower one (or rows of one)
+    record = OPS[node.op]
+    if record.elementwise:  # operands broadcast from the right: a carrying one must have
+        return all(  # the result's rank, another a lower one (or rows of one)
             shapes[a] is not None and (len(shapes[a]) == len(shape) if a in carrying
                                        else len(shapes[a]) < len(shape) or shapes[a][0] == 1)
             for a in node.args)
-    if node.op == "matmul":  # rows @ a matrix or vector: (n, k) or (n,), rows still first
-        x, w = node.args
-        return (x in carrying and w not in carrying and len(shapes[x]) == 2
-                and len(shapes[w]) in (1, 2))
-    along = OPS[node.op].along  # (a reduction or softmax, along axes other than the rows)
+    if record.rows is not None:
+        return record.rows([shapes[a] for a in node.args], [a in carrying for a in node.args])
+    along = record.along  # (a reduction or softmax, along axes other than the rows)
     return along is not None and 0 not in along(node.attrs, len(shapes[node.args[0]]))
 
 

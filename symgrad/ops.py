@@ -690,6 +690,8 @@ class Op:
     differentiable: bool = True  # False: only inside a Piecewise template (conditions)
     jvp: Callable | None = None  # forward mode: (attrs, out, tangents, *args) -> tangent
     along: Callable | None = None  # a reduction or softmax: (attrs, ndim) -> the axes it mixes
+    rows: Callable | None = None  # otherwise: (operand shapes, which carry the rows) -> whether
+    # the result's first axis is those rows, each computed from its own (symgrad.chunked)
     safe: tuple | None = None  # per operand, a value where it is finite (None: any value): a
     # Piecewise branch not taken computes there in the array API code (nothing silences
     # floating-point warnings there)
@@ -865,6 +867,8 @@ _RECORDS: list[Op] = [
        helper="_log_softmax", read=_read_along, text="log_softmax",
        show=lambda args, attrs: fn.log_softmax(args[0], axis=attrs[0])),
     Op("matmul", (fn.matmul,), 2, False,
+       rows=lambda shapes, carrying: carrying == [True, False] and len(shapes[0]) == 2
+       and len(shapes[1]) in (1, 2),  # (rows @ a matrix or vector)
        vjp=lambda a, g, out, x, y: (matmul_vjp(g, x, y, 0), matmul_vjp(g, x, y, 1)),
        shape=_matmul_shape, numpy=_binary("@", PRODUCT), text="matmul"),
     Op("transpose", (fn.transpose,), 1, False, vjp=_transpose_vjp, shape=_transpose_shape,

@@ -169,7 +169,7 @@ def array_input(value, name: str):
 
 
 #: (array type, dtype) pairs already found to be real arrays of a library array_api_compat
-#: knows: a call with such inputs skips the check (a few µs an input).
+#: knows: a call with such inputs skips the check.
 _CHECKED: set[tuple[type, Any]] = set()
 
 
