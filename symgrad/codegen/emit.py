@@ -95,7 +95,7 @@ class _Emitter:
         self.comments = comments
         self.plan = layout(graph)
         self.never_scalar = self.plan.never_scalar
-        self.roots = self.plan.roots
+        self.roots = frozenset(self.plan.roots)  # (tested once a line)
         self.names = self.plan.names
         self.helpers: set[str] = set()
         self.extras: set[str] = set()
@@ -256,7 +256,7 @@ class _Emitter:
         wrt = ", ".join(self.names[p] for p in graph.wrt) or "nothing"
         lines = self.lines
         forward_lines = _for_value(lines, graph)
-        body = _free_after_last_use(_schedule(lines, graph), graph, set(self.roots), self)
+        body = _free_after_last_use(_schedule(lines, graph), graph, self.roots, self)
         refusal = ('raise ValueError(f"value_and_grad needs a scalar output, not one of shape '
                    f'{{{self.backend.SHAPE.format(out)}}}")')
         shape = graph.nodes[graph.output].shape
