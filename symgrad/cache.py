@@ -480,3 +480,25 @@ def _pyc_header(text: str) -> bytes:
     """The header of a checked-hash ``.pyc`` of ``text``: magic number, flags, source hash."""
     source_hash = importlib.util.source_hash(text.encode("utf-8"))
     return importlib.util.MAGIC_NUMBER + _CHECKED_HASH_FLAGS + source_hash
+
+
+_scratch: list[ModuleCache] = []
+
+
+def scratch_cache() -> ModuleCache:
+    """A cache in a temporary directory of this process's, removed when it exits: where the
+    modules of models compiled with ``cache=False`` live when their compiler needs a file
+    (Numba compiles, and keeps what it compiled, beside the module's file).
+
+    >>> scratch_cache() is scratch_cache()
+    True
+    """
+    if not _scratch:
+        import atexit
+        import shutil
+        import tempfile
+
+        directory = tempfile.mkdtemp(prefix="symgrad-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        _scratch.append(ModuleCache(directory))
+    return _scratch[0]

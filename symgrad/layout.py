@@ -57,8 +57,9 @@ class Layout:
         return found
 
 
-def layout(graph: Graph) -> Layout:
-    """The lines and names of ``graph`` (a differentiated IR)."""
+def layout(graph: Graph, keep: frozenset[int] | set[int] = frozenset()) -> Layout:
+    """The lines and names of ``graph`` (a differentiated IR); the nodes in ``keep`` get a line
+    of their own."""
     nodes, info = graph.nodes, graph.info
     out = nodes[graph.output]
     # an output of a known shape that is not a scalar has no gradient: no backward lines
@@ -91,7 +92,8 @@ def layout(graph: Graph) -> Layout:
         w = 1
         for a in node.args:
             w += weight.get(a, 0)
-        if uses[i] == 1 and i not in root_set and w <= INLINE_LIMIT and _inlinable(graph, i):
+        if (uses[i] == 1 and i not in root_set and i not in keep and w <= INLINE_LIMIT
+                and _inlinable(graph, i)):
             inlined.add(i)
             weight[i] = w
             continue

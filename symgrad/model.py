@@ -27,7 +27,7 @@ import numpy as np
 import sympy as sp
 
 from . import chains
-from .cache import ModuleCache
+from .cache import ModuleCache, scratch_cache
 from .errors import InputError, NotScalarError, ShapeError, SymgradError, SymgradWarning
 from .ir import Graph as IR
 from .ops import derivative
@@ -106,13 +106,17 @@ class CompiledModel:
         from .codegen.emit import emit
         from .codegen.load import load
 
+        written = RUNTIMES[self.backend].written
+        if written == "numba" and cache is None:  # (Numba compiles, and caches, from a file)
+            cache = scratch_cache()
+            key = key or cache_key(self._forward, _run_code(self.backend, self.dtype))
         functions = _LOADED.get(key) if memory else None
         if functions is None and cache is not None:
             functions = cache.load(key)
         if functions is None:
             # (the array API's code converts the inputs itself: _arguments only checks them)
             source = emit(self._differentiated, comments=False, keyword_only=False,
-                          convert=self.backend != "numpy",
+                          convert=written == "array_api",
                           backend=RUNTIMES[self.backend].written,
                           dtype=None if self.dtype is None or self.backend == "numpy"
                           else self.dtype.name)
@@ -265,7 +269,7 @@ class CompiledModel:
             kwargs = _by_name(args[0], kwargs)
         values: list = [None] * len(self.inputs)
         unknown = []
-        if self.backend != "numpy":  # (the array API's code converts the inputs itself)
+        if RUNTIMES[self.backend].written == "array_api":  # (its code converts the inputs)
             run = RUNTIMES[self.backend]
             for name, value in kwargs.items():
                 slot = self._slot.get(name)

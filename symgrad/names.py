@@ -18,7 +18,7 @@ import unicodedata
 
 #: Names the generated module defines or uses; user names are renamed away from them.
 RESERVED = frozenset(
-    {"np", "numpy", "forward", "value_and_grad", "math"}
+    {"np", "numpy", "numba", "forward", "value_and_grad", "math"}
     | set(keyword.kwlist)
     | set(keyword.softkwlist)
     | set(dir(builtins))

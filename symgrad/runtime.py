@@ -12,6 +12,7 @@ result (JAX jit-compiles the function, Dask computes the value and every gradien
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +102,27 @@ def _computed(result, function: str, wrt: tuple[str, ...]):
     return dask.compute(*result) if function == "value_and_grad" else result.compute()
 
 
+#: Elements below which a fused model runs its NumPy code: too few to pay for a compiled call
+#: (and, at the first call, for Numba's compile).
+FUSED_FROM = 10_000
+
+
+def _fused_or_numpy(model, function: str, values: list):
+    """A fused model's call: the NumPy code's instead where the fused code does not take the
+    inputs (arrays of more than one shape, an array where it takes a number) or they are few."""
+    module = model._functions
+    arrays = module.get("_ARRAYS")
+    if arrays is None:
+        return None  # (not fused: its module is the NumPy code)
+    names = list(inspect.signature(module[function]).parameters)
+    shapes = {np.shape(v) for n, v in zip(names, values, strict=True) if n in arrays}
+    numbers = all(np.ndim(v) == 0 for n, v in zip(names, values, strict=True) if n not in arrays)
+    if not numbers or (arrays and (len(shapes) != 1 or () in shapes
+                                   or int(np.prod(next(iter(shapes)))) < FUSED_FROM)):
+        return model.to("numpy")._functions[function](*values)
+    return None
+
+
 RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
     Runtime("numpy", "numpy"),
     Runtime("array_api", "array_api", (("array_api_compat", "array-api"),)),
@@ -113,6 +135,7 @@ RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
     Runtime("dask", "array_api", (("dask", "dask"), ("array_api_compat", "dask")),
             library="dask.array", array=_from_numpy("dask.array", "asarray"), finish=_computed,
             run=_by_chunks),
+    Runtime("numba", "numba", (("numba", "numba"),), run=_fused_or_numpy),
 )}
 
 #: The backends ``compile`` takes.

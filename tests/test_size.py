@@ -15,7 +15,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "symgrad"
 PIPELINE = [
     "ir.py", "ops.py", "builder.py", "rewrites.py", "frontend.py", "backward.py", "shapes.py",
     "layout.py", "codegen/emit.py", "codegen/comments.py", "codegen/numpy_backend.py",
-    "codegen/array_api_backend.py", "codegen/load.py",
+    "codegen/array_api_backend.py", "codegen/load.py", "codegen/fused.py",
+    "codegen/numba_backend.py",
 ]
 
 #: Lines of the pipeline (3,920 before the IR of issue 15, with ten operations fewer; raised
@@ -28,8 +29,9 @@ PIPELINE = [
 #: then to 4,260 for reductions over axes of both signs, transposes of any rank and numbers
 #: that keep the arrays' dtype in that backend; then to 4,270 for a tensor's own sigmoid there;
 #: then to 4,280 for the axes a reduction or softmax mixes, in its record (the Dask chunks);
-#: then to 4,350 for Piecewise branches not taken read at safe points in the array API code).
-PIPELINE_BUDGET = 4_350
+#: then to 4,350 for Piecewise branches not taken read at safe points in the array API code;
+#: then to 4,950 for the Numba backend: elementwise work fused into compiled loops, 560 lines).
+PIPELINE_BUDGET = 4_950
 #: Lines of the whole package (raised from 10,000 for the compile cache keyed by what compile is
 #: given, the teacher's notation shared by the comments and explain, and the pipeline's raise;
 #: then to 10,230 for the compiled code of each part of a module kept from its first use; then
@@ -43,8 +45,9 @@ PIPELINE_BUDGET = 4_350
 #: then to 11,400 for the array backends' inputs checked once per type and dtype; then to
 #: 11,600 for a Dask value and gradient as the sum of its chunks' own (symgrad/chunked.py);
 #: then to 11,660 for the pipeline's raise; then to 11,690 for an array of another library
-#: than the backend's refused, naming both, and a Zarr or Parquet input missing named as such).
-PACKAGE_BUDGET = 11_690
+#: than the backend's refused, naming both, and a Zarr or Parquet input missing named as such;
+#: then to 12,320 for the Numba backend and the pipeline's raise).
+PACKAGE_BUDGET = 12_320
 
 
 def _lines(path: Path) -> int:

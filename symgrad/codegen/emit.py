@@ -43,6 +43,7 @@ def _floats(*values, dtype=None):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sympy as sp
@@ -53,7 +54,7 @@ from ..builder import Builder
 from ..errors import ModelError
 from ..expressions import free_symbols, larger_than
 from ..ir import ADJOINT, INPUT, NAMED, PARAMETER, Graph, a_number, known
-from ..layout import INLINE_LIMIT, layout
+from ..layout import INLINE_LIMIT, Layout, layout
 from ..ops import ATOM, OPS, Code
 from . import array_api_backend, numpy_backend
 
@@ -78,6 +79,10 @@ def emit(graph: Graph, comments: bool = True, keyword_only: bool = True,
     inputs are put in; by default their own floating dtype. ``backend`` is the library the
     code is written for (``BACKENDS``).
     """
+    if backend == "numba":
+        from .fused import emit_fused
+
+        return emit_fused(graph, comments, keyword_only, convert, dtype)
     return _Emitter(graph, comments, BACKENDS[backend]).module(keyword_only, convert, dtype)
 
 
@@ -89,11 +94,18 @@ class _Line:
 
 
 class _Emitter:
-    def __init__(self, graph: Graph, comments: bool, backend=numpy_backend):
+    """The lines of a graph's code (``lines``; ``texts``: each line's code without its name
+    and comment). ``plan`` is the layout to write (by default the graph's own); ``overrides``
+    (node, operands' code) -> code or None spells a node otherwise than its backend does."""
+
+    def __init__(self, graph: Graph, comments: bool, backend=numpy_backend,
+                 plan: Layout | None = None, overrides: Callable | None = None):
         self.graph = graph
         self.backend = backend
         self.comments = comments
-        self.plan = layout(graph)
+        self.overrides = overrides
+        self.plan = plan if plan is not None else layout(graph)
+        self.texts: dict[int, str] = {}
         self.never_scalar = self.plan.never_scalar
         self.roots = frozenset(self.plan.roots)  # (tested once a line)
         self.names = self.plan.names
@@ -109,7 +121,7 @@ class _Emitter:
     # -- lines ---------------------------------------------------------------------------------
 
     def _lines(self) -> list[_Line]:
-        nodes, info = self.graph.nodes, self.graph.info
+        nodes = self.graph.nodes
         plan = self.plan
         inlined, on_a_line, names = plan.inlined, set(plan.order), plan.names
         code: dict[int, Code] = {}  # inlined nodes (and numbers): their code
@@ -145,21 +157,28 @@ class _Emitter:
                 if piecewise:
                     guarded.add(i)
                 continue
+            self.texts[i] = text[0]
             if i in self.roots and a_number(nodes, i):
                 # a number returned: an array scalar, as every other value returned is (a
                 # number used by other lines stays a Python number: it takes their dtype)
                 line = f"{self.name(i)} = {self.backend.NUMBER.format(text[0])}"
             else:
                 line = f"{self.name(i)} = {text[0]}"
-            if self.comments and info[i].role == ADJOINT:
-                comment = self._comment(i)
-                if comment:
-                    line += "  # " + " ".join(comment.splitlines())
+            comment = self.comment_of(i)
+            if comment:
+                line += "  # " + comment
             if piecewise and self.backend.SILENCE:
                 line = self.backend.SILENCE + "\n" + INDENT + line
             lines.append(_Line(i, line, r))
             self.materialized.add(i)
         return lines
+
+    def comment_of(self, i: int) -> str:
+        """The comment of node ``i``'s line, on one line: the factor a backward line applies."""
+        if not self.comments or self.graph.info[i].role != ADJOINT:
+            return ""
+        text = self._comment(i)
+        return " ".join(text.splitlines()) if text else ""
 
     def _text(self, i: int, args: list[Code]) -> Code:
         node = self.graph.nodes[i]
@@ -168,6 +187,10 @@ class _Emitter:
     def _code(self, node, args: list[Code], shapes: list | None = None) -> Code:
         """The code of ``node`` over its operands' code (and shapes, where known); its helper
         and extra noted."""
+        if self.overrides is not None:
+            found = self.overrides(node, args)
+            if found is not None:
+                return found
         record = OPS[node.op]
         by_shape = self.backend.shaped(record, args, node.attrs, shapes or [None] * len(args))
         if by_shape is not None:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import linecache
+import sys
 from collections.abc import Iterator, Mapping
 from itertools import pairwise
-from types import CodeType, FunctionType
+from types import CodeType, FunctionType, ModuleType
 from typing import Any, Protocol
 
 
@@ -53,9 +54,16 @@ class Module(Mapping):
                  codes: CodeStore | None = None) -> None:
         digest = hashlib.sha1(source.encode()).hexdigest()[:12]
         self._filename, self._codes = filename or f"<symgrad-{digest}>", codes
-        self._namespace: dict[str, Any] = {"__name__": name or f"symgrad_generated_{digest}"}
+        name = name or f"symgrad_generated_{digest}"
+        self._namespace: dict[str, Any] = {"__name__": name}
         if filename:
             self._namespace["__file__"] = filename
+            if "\nimport numba\n" in source:
+                # Numba's disk cache finds a function's globals again by its module's name
+                module = sys.modules.get(name) or ModuleType(name)
+                module.__dict__.update(self._namespace)
+                sys.modules[name] = module
+                self._namespace = module.__dict__
         lines = source.splitlines(True)
         linecache.cache[self._filename] = (len(source), None, lines, self._filename)
         self._pending: dict[str, tuple[int, str]] = {}  # name -> (first line, its source)
