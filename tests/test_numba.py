@@ -90,13 +90,13 @@ def test_the_golden_models(make, tmp_path):
     assert _fused(numba_model) == (make.__name__ not in ("_mlp", "_classifier"))
     _agree(numpy_model, numba_model, inputs)
     _agree(numpy_model, numba_model, inputs, rtol=3e-5, float32=True)
-    # the module it saves runs alone, and imports only numpy and numba
+    # the module it saves runs alone, and imports only numpy, numba and the standard library
     path = numpy_model.save(tmp_path / "fused_model.py", backend="numba")
     source = path.read_text(encoding="utf-8")
     assert source == numba_model.source
     imports = {line.split()[1] for line in source.splitlines()
                if line.startswith(("import ", "from "))}
-    assert imports <= {"numba", "numpy", "math"}, imports
+    assert imports <= {"numba", "numpy", "math", "concurrent.futures"}, imports
     spec = importlib.util.spec_from_file_location("fused_model", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -162,7 +162,7 @@ def test_few_elements_or_other_shapes_run_the_numpy_code(monkeypatch):
     numpy_model, inputs = MODELS["two-layer"]()
     numba_model, _ = MODELS["two-layer"]("numba")
     numba_model.value_and_grad(**inputs)  # 9 elements: the NumPy code, nothing compiled
-    assert not numba_model._functions["_value_and_grad"].signatures
+    assert not numba_model._functions["_value_and_grad_pass1"].signatures
     # a parameter given as an array (the fused code takes it as a number): NumPy's answer
     per_sample = {**inputs, "k1": np.linspace(0.5, 0.9, 9)}
     value, grads = numba_model.value_and_grad(**per_sample)
@@ -215,7 +215,7 @@ CACHED = textwrap.dedent("""
     model = symgrad.compile(symgrad.mean(sp.tanh(k * x) ** 2), wrt=[k], backend="numba",
                             cache_dir=sys.argv[1])
     value, grads = model.value_and_grad(x=np.linspace(-1, 1, 1000), k=0.7)
-    stats = model._functions["_value_and_grad"].stats
+    stats = model._functions["_value_and_grad_pass1"].stats
     print(len(stats.cache_hits), len(stats.cache_misses), float(value))
 """)
 
@@ -286,3 +286,30 @@ def test_every_fused_operation_has_a_record():
     from symgrad.ops import OPS
 
     assert numba_backend.FUSED | numba_backend.REDUCING <= set(OPS)
+
+
+def test_a_loop_too_long_for_numba_runs_the_numpy_code():
+    x, y = sp.symbols("x y")
+    h, wrt = x, []
+    for i in range(8):  # (eight sigmoid layers: 42 lines in the loop)
+        w, c = sp.symbols(f"w{i} c{i}")
+        h, wrt = symgrad.sigmoid(w * h + c), [*wrt, w, c]
+    expr = symgrad.mean((h - y) ** 2)
+    numba_model = symgrad.compile(expr, wrt=wrt, cache=False, backend="numba")
+    assert "lines, more than Numba compiles to vector instructions (30)" in (
+        numba_model.source.splitlines()[0])
+    inputs = {"x": np.linspace(-1, 1, 5), "y": np.linspace(0, 1, 5), **dict.fromkeys(
+        (s.name for s in wrt), 0.6)}
+    want = symgrad.compile(expr, wrt=wrt, cache=False)(**inputs)
+    assert numba_model(**inputs) == want
+
+
+def test_a_function_too_long_for_numba_runs_the_numpy_code(monkeypatch):
+    monkeypatch.setattr(fused, "MAX_NUMBER_LINES", 5)
+    xs = sp.symbols("x0:6")
+    expr = sum(100 * (xs[i + 1] - xs[i] ** 2) ** 2 + (1 - xs[i]) ** 2 for i in range(5))
+    model = symgrad.compile(expr, cache=False, backend="numba")
+    assert model.source.startswith(f"# {fused.NOT_FUSED}: ")
+    assert "lines of numbers, more than Numba compiles in good time (5)" in model.source
+    want = symgrad.compile(expr, cache=False)(**{s.name: 0.3 for s in xs})
+    assert model(**{s.name: 0.3 for s in xs}) == want

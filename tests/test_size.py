@@ -30,8 +30,8 @@ PIPELINE = [
 #: that keep the arrays' dtype in that backend; then to 4,270 for a tensor's own sigmoid there;
 #: then to 4,280 for the axes a reduction or softmax mixes, in its record (the Dask chunks);
 #: then to 4,350 for Piecewise branches not taken read at safe points in the array API code;
-#: then to 4,950 for the Numba backend: elementwise work fused into compiled loops, 560 lines).
-PIPELINE_BUDGET = 4_950
+#: then to 5,000 for the Numba backend: elementwise work fused into compiled loops, 600 lines).
+PIPELINE_BUDGET = 5_000
 #: Lines of the whole package (raised from 10,000 for the compile cache keyed by what compile is
 #: given, the teacher's notation shared by the comments and explain, and the pipeline's raise;
 #: then to 10,230 for the compiled code of each part of a module kept from its first use; then
@@ -46,8 +46,8 @@ PIPELINE_BUDGET = 4_950
 #: 11,600 for a Dask value and gradient as the sum of its chunks' own (symgrad/chunked.py);
 #: then to 11,660 for the pipeline's raise; then to 11,690 for an array of another library
 #: than the backend's refused, naming both, and a Zarr or Parquet input missing named as such;
-#: then to 12,320 for the Numba backend and the pipeline's raise).
-PACKAGE_BUDGET = 12_320
+#: then to 12,360 for the Numba backend and the pipeline's raise).
+PACKAGE_BUDGET = 12_360
 
 
 def _lines(path: Path) -> int:

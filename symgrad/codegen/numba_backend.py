@@ -25,7 +25,8 @@ from ..ops import ATOM, Code, Op, number_code
 
 NAME = "numba"
 
-IMPORTS = {None: "import numba\nimport numpy as np", "math": "import math"}
+IMPORTS = {None: "import numba\nimport numpy as np", "math": "import math",
+           "threads": "from concurrent.futures import ThreadPoolExecutor"}
 
 #: The elementwise operations a fused loop computes (their NumPy template, or OVERRIDES).
 FUSED = frozenset({
@@ -91,7 +92,7 @@ def template(record: Op) -> str | Callable | None:
     return OVERRIDES.get(record.name, record.numpy) if record.name in FUSED else None
 
 
-NEEDS = {"_sigmoid": ("_exp",), "_sigmoid_complement": ("_exp",)}
+NEEDS = {"_sigmoid": ("_exp",), "_sigmoid_complement": ("_exp",), "_in_blocks": ("_sum",)}
 
 #: The options of every compiled function: the disk cache of Numba (beside the module's file),
 #: and NumPy's rules for division by zero (inf and nan, as the NumPy code gives, not an error).
@@ -151,14 +152,31 @@ def _sum(parts):
         total += parts[k]
     return total
 ''',
-    "_in_order": f'''\
-@numba.njit({JIT})
-def _in_order(sums):
-    """The blocks' sums added in the blocks' order: the same total for any number of threads."""
-    total = np.zeros(sums.shape[1])
-    for block in range(sums.shape[0]):
-        total += sums[block]
-    return total
+    "_in_blocks": '''\
+def _in_blocks(kernel, n, width, args):
+    """kernel over the n elements, a block of _BLOCK at a time, the blocks shared among
+    Numba's threads; the blocks' sums (width of them) added in the blocks' order, so the
+    totals are the same bits for any number of threads."""
+    blocks = -(-n // _BLOCK)
+    sums = np.zeros((blocks, width))
+    threads = max(1, min(numba.get_num_threads(), blocks))
+    cuts = [blocks * t // threads for t in range(threads + 1)]
+    if threads == 1:
+        _blocks(kernel, 0, blocks, n, sums, args)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            for done in [pool.submit(_blocks, kernel, first, last, n, sums, args)
+                         for first, last in zip(cuts, cuts[1:])]:
+                done.result()
+    return np.add.reduce(sums, axis=0)
+
+
+@numba.njit(error_model="numpy", nogil=True)
+def _blocks(kernel, first, last, n, sums, args):
+    """kernel over the blocks first to last (a thread's share)."""
+    for block in range(first, last):
+        lo = block * _BLOCK
+        kernel(lo, min(lo + _BLOCK, n), sums[block], *args)
 ''',
     "_in": '''\
 def _in(dtype, values):
