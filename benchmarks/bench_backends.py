@@ -179,43 +179,45 @@ def jax_rows(args, x, y) -> None:
     two_layer = symgrad.compile(equations, wrt=wrt, cache=False, backend="jax")
     p = bc.PARAMS_A
 
-    def line_in_jax(k, b):
-        return jnp.mean((k * X + b - Y) ** 2)
+    # (the data are arguments on both sides, as a training loop passes them)
+    def line_in_jax(k, b, x, y):
+        return jnp.mean((k * x + b - y) ** 2)
 
-    def two_layer_in_jax(k1, b1, k2, b2):
-        return jnp.mean((k2 * jax.nn.sigmoid(k1 * X + b1) + b2 - Y) ** 2)
+    def two_layer_in_jax(k1, b1, k2, b2, x, y):
+        return jnp.mean((k2 * jax.nn.sigmoid(k1 * x + b1) + b2 - y) ** 2)
 
     boston = bm.boston_case(steps=1)
     BX, By = jnp.asarray(boston.X), jnp.asarray(boston.y)
     mlp = symgrad.compile(bm.mlp_equations(), wrt=["W1", "b1", "W2", "b2"], cache=False,
                           backend="jax", shapes=MLP_SHAPES)
 
-    def mlp_in_jax(W1, b1, W2, b2):
-        return jnp.mean((jax.nn.sigmoid(BX @ W1 + b1) @ W2 + b2 - By) ** 2)
+    def mlp_in_jax(W1, b1, W2, b2, X, y):
+        return jnp.mean((jax.nn.sigmoid(X @ W1 + b1) @ W2 + b2 - y) ** 2)
 
     cases = [
-        ("W1 line", line, {"x": X, "y": Y, "k": 0.5, "b": 0.1}, ("k", "b"), line_in_jax),
+        ("W1 line", line, {"x": X, "y": Y, "k": 0.5, "b": 0.1}, ("k", "b"), line_in_jax,
+         (X, Y)),
         ("W2 two-layer", two_layer, {"x": X, "y": Y, **p}, ("k1", "b1", "k2", "b2"),
-         two_layer_in_jax),
+         two_layer_in_jax, (X, Y)),
         ("Boston MLP", mlp, {"X": BX, "y": By, **boston.start}, ("W1", "b1", "W2", "b2"),
-         mlp_in_jax),
+         mlp_in_jax, (BX, By)),
     ]
     print(f"JAX {jax.__version__}, float64, n = {args.n:,} (the MLP: Boston's 506 rows, "
           "12 → 64 → 1), wall time per call (symgrad: jax.jit(model.function('value_and_grad'));"
           " JAX: jax.jit(jax.value_and_grad(f)))")
-    for label, model, inputs, names, in_jax in cases:
+    for label, model, inputs, names, in_jax, data in cases:
         ours = jax.jit(model.function("value_and_grad"))
         theirs = jax.jit(jax.value_and_grad(in_jax, argnums=tuple(range(len(names)))))
         point = [jnp.asarray(inputs[n], jnp.float64) for n in names]
         arguments = {**inputs, **dict(zip(names, point, strict=True))}
         value, grads = ours(**arguments)
-        want, want_grads = theirs(*point)
+        want, want_grads = theirs(*point, *data)
         difference = max(abs(float(value - want)) / abs(float(want)),
                          *(float(jnp.max(jnp.abs(grads[n] - g)) / max(jnp.max(jnp.abs(g)), 1e-30))
                            for n, g in zip(names, want_grads, strict=True)))
         assert difference < 1e-10, f"{label}: symgrad and JAX disagree by {difference:.1e}"
         result = head_to_head(lambda: jax.block_until_ready(ours(**arguments)),  # noqa: B023
-                              lambda: jax.block_until_ready(theirs(*point)),  # noqa: B023
+                              lambda: jax.block_until_ready(theirs(*point, *data)),  # noqa: B023
                               pairs=args.pairs)
         verdict = "met" if result.ratio <= TARGET_JAX else "NOT MET"
         print(f"  {label}: symgrad {fmt_time(result.a.median)}   JAX {fmt_time(result.b.median)}"

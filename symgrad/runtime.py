@@ -104,7 +104,7 @@ def _computed(result, function: str, wrt: tuple[str, ...]):
 
 #: Elements below which a fused model runs its NumPy code: too few to pay for a compiled call
 #: (and, at the first call, for Numba's compile).
-FUSED_FROM = 10_000
+FUSED_FROM = 20_000
 
 
 def _fused_or_numpy(model, function: str, values: list):

@@ -159,16 +159,20 @@ def _in_blocks(kernel, n, width, args):
     totals are the same bits for any number of threads."""
     blocks = -(-n // _BLOCK)
     sums = np.zeros((blocks, width))
-    threads = max(1, min(numba.get_num_threads(), blocks))
+    threads = max(1, min(numba.get_num_threads(), blocks // 8))  # (8 blocks a thread at least)
     cuts = [blocks * t // threads for t in range(threads + 1)]
     if threads == 1:
         _blocks(kernel, 0, blocks, n, sums, args)
     else:
-        with ThreadPoolExecutor(threads) as pool:
-            for done in [pool.submit(_blocks, kernel, first, last, n, sums, args)
-                         for first, last in zip(cuts, cuts[1:])]:
-                done.result()
+        if _POOL.get("threads") != threads:  # (one pool, made again if the threads change)
+            _POOL.update(threads=threads, pool=ThreadPoolExecutor(threads))
+        for done in [_POOL["pool"].submit(_blocks, kernel, first, last, n, sums, args)
+                     for first, last in zip(cuts, cuts[1:])]:
+            done.result()
     return np.add.reduce(sums, axis=0)
+
+
+_POOL = {}  # the threads that run the blocks
 
 
 @numba.njit(error_model="numpy", nogil=True)
