@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from ..errors import ModelError
 from ..ir import Graph
 from ..layout import layout
-from ..ops import ATOM
+from ..ops import ATOM, OPS
 from . import numba_backend
 from .emit import INDENT, _Emitter, _for_value, _header, _wrapped, emit
 
@@ -68,10 +68,6 @@ def kinds(graph: Graph, needed: set[int]) -> _Kinds:
     nodes, found = graph.nodes, _Kinds()
     kind, passes = found.kind, found.passes
     found.arrays = arrays_of(graph)
-    declared = {nodes[i].shape for i in found.arrays if isinstance(nodes[i].shape, tuple)}
-    if len(declared) > 1:
-        found.why_not = "its arrays are declared of different shapes"
-        return found
     for i in found.arrays:
         kind[i], passes[i] = ELEMENT, 0
     for i, node in enumerate(nodes):
@@ -82,7 +78,9 @@ def kinds(graph: Graph, needed: set[int]) -> _Kinds:
             kind[i], passes[i] = NUMBER, 0
             continue
         if name not in numba_backend.FUSED and name not in numba_backend.REDUCING:
-            found.why_not = f"{name} is not elementwise"
+            found.why_not = (f"{name} has no form in the loops (SciPy's functions, helpers "
+                             "written for arrays)" if OPS[name].elementwise
+                             else f"{name} is not elementwise")
             return found
         if name in ("sum", "mean") and node.attrs != (None, False):
             found.why_not = f"{name} along an axis is not elementwise"
@@ -102,6 +100,9 @@ def kinds(graph: Graph, needed: set[int]) -> _Kinds:
             passes[i] = max(1, waits + 1, *(passes[a] for a in args if kind[a] == ELEMENT))
         else:
             kind[i], passes[i] = NUMBER, waits
+    declared = {nodes[i].shape for i in found.arrays if isinstance(nodes[i].shape, tuple)}
+    if len(declared) > 1:
+        found.why_not = "its arrays are declared of different shapes"
     return found
 
 
