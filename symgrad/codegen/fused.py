@@ -36,8 +36,9 @@ from .emit import INDENT, _Emitter, _for_value, _header, _wrapped, emit
 
 #: Elements per block: each block's sums are added in the blocks' order.
 BLOCK = 4096
-#: The most lines one loop holds: longer loops ran slower than the NumPy code (a chain of 8
-#: sigmoid layers, 42 lines, 1.3× slower; of 20 layers, 2× slower), so their model is not fused.
+#: The most lines one loop holds: LLVM did not vectorise longer ones, which ran slower than the
+#: NumPy code (a chain of 8 sigmoid layers, 42 lines, 1.3×; of 20 layers, 2×), so their model is
+#: not fused.
 MAX_LOOP_LINES = 30
 
 NUMBER, ELEMENT, SUM = "number", "element", "sum"
