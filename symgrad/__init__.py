@@ -71,7 +71,11 @@ def compile(
     code of the Python array API standard that runs on the inputs' own library (PyTorch, JAX,
     CuPy, Dask, array-api-strict) and returns its arrays; ``"jax"`` (that code jit-compiled),
     ``"torch"``, ``"cupy"`` and ``"dask"`` run it on that library and turn NumPy inputs into
-    its arrays (Dask computes the value and every gradient in one ``dask.compute``).
+    its arrays (Dask computes the value and every gradient in one ``dask.compute``);
+    ``"numba"`` fuses the elementwise work of the value and the gradient into loops compiled by
+    Numba that read each element once (the data, and parameters declared with ``shapes=``, are
+    the arrays the loops run over; a model it cannot fuse runs the NumPy code, and its source's
+    first line says why).
 
     A model compiled before (the same equations, shapes and parameters) is not compiled again:
     its code is loaded from this process's memory or from the on-disk cache, a directory of the
