@@ -114,7 +114,10 @@ def _fused_or_numpy(model, function: str, values: list):
     arrays = module.get("_ARRAYS")
     if arrays is None:
         return None  # (not fused: its module is the NumPy code)
-    names = list(inspect.signature(module[function]).parameters)
+    names = model._modules.get(("parameters", function))
+    if names is None:  # (once per model: inspect takes longer than the rest of the check)
+        names = model._modules[("parameters", function)] = list(
+            inspect.signature(module[function]).parameters)
     shapes = {np.shape(v) for n, v in zip(names, values, strict=True) if n in arrays}
     numbers = all(np.ndim(v) == 0 for n, v in zip(names, values, strict=True) if n not in arrays)
     if not numbers or (arrays and (len(shapes) != 1 or () in shapes
