@@ -1,6 +1,8 @@
 """One model, every array library: the two-layer model compiled once and run on NumPy,
-array-api-strict, JAX, PyTorch, CuPy and Dask arrays side by side (``model.to(backend)``), with
-the agreement of each result with NumPy's and the time of a value-and-gradient call.
+array-api-strict, JAX, PyTorch, CuPy and Dask arrays side by side (``model.to(backend)``), and
+on NumPy's arrays in loops fused by Numba, with the agreement of each result with NumPy's and
+the time of a value-and-gradient call (with ``--quick``, 10⁴ samples are too few for the fused
+loops: that row runs the NumPy code).
 
     python examples/backends.py            # n = 10⁶ samples
     python examples/backends.py --quick    # n = 10⁴, a few calls: seconds
@@ -64,6 +66,8 @@ def libraries(x: np.ndarray, y: np.ndarray) -> dict[str, tuple[str, dict] | None
         found["PyTorch"] = ("torch", {"x": torch.as_tensor(x), "y": torch.as_tensor(y)})
     else:
         found["PyTorch"] = None
+    found["Numba (fused)"] = (("numba", {"x": x, "y": y}) if importlib.util.find_spec("numba")
+                              else None)  # (NumPy arrays, in loops compiled by Numba)
     found["CuPy"] = None
     if importlib.util.find_spec("cupy"):
         import cupy

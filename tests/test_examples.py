@@ -170,11 +170,11 @@ def test_backends_runs_one_model_on_every_installed_library(tmp_path):
     out = run_example("backends", "--output", str(tmp_path)).stdout
     assert (tmp_path / "backends.md").read_text(encoding="utf-8").count("\n") > 5
     rows = re.findall(
-        r"^(.+?)\s+(numpy|array_api|jax|torch|dask)\s+([0-9.]+e[+-]\d+)\s+[0-9.]+ ms$",
+        r"^(.+?)\s+(numpy|array_api|jax|torch|dask|numba)\s+([0-9.]+e[+-]\d+)\s+[0-9.]+ ms$",
         out, re.MULTILINE)
     libraries = {library.strip() for library, _, _ in rows}
-    assert {"NumPy", "array-api-strict", "JAX (jit)", "PyTorch", "Dask (8 chunks)"} <= libraries, (
-        out)
+    assert {"NumPy", "array-api-strict", "JAX (jit)", "PyTorch", "Dask (8 chunks)",
+            "Numba (fused)"} <= libraries, out
     assert all(float(difference) < 1e-12 for _, _, difference in rows), out
 
 
