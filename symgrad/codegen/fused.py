@@ -36,9 +36,9 @@ from .emit import INDENT, _Emitter, _for_value, _header, _wrapped, emit
 
 #: Elements per block: each block's sums are added in the blocks' order.
 BLOCK = 4096
-#: The most lines one loop holds: LLVM did not vectorise longer ones, which ran slower than the
-#: NumPy code (a chain of 8 sigmoid layers, 42 lines, 1.3×; of 20 layers, 2×), so their model is
-#: not fused.
+#: The most lines one loop holds: longer loops compile slowly (a chain of 20 sigmoid layers in
+#: 9 s, of 50 in over a minute) and ran no faster than the NumPy code (at 10⁴ elements, one
+#: thread), so their model is not fused.
 MAX_LOOP_LINES = 30
 
 NUMBER, ELEMENT, SUM = "number", "element", "sum"
@@ -185,13 +185,13 @@ class _Fused:
         longest = max(Counter(found.passes[i] for i in plan.order
                               if kind.get(i) in (ELEMENT, SUM)).values(), default=0)
         if longest > MAX_LOOP_LINES:
-            raise _TooLong(f"a loop of {longest} lines, longer than a fused loop beats the NumPy "
-                           f"code ({MAX_LOOP_LINES})")
+            raise _TooLong(f"a loop of {longest} lines, longer than Numba compiles in good time "
+                           f"({MAX_LOOP_LINES})")
         self.names = dict(plan.names)  # (before the arrays' are made element reads)
         namer = plan.namer
         self.i, self.n, self.lo, self.hi = (namer.fresh(s) for s in ("i", "N", "lo", "hi"))
         self.block, self.m, self.sums = (namer.fresh(s) for s in ("block", "m", "sums"))
-        self.total = namer.fresh("total")
+        self.total, self.parts = namer.fresh("total"), namer.fresh("parts")
         for i in (*found.arrays, *self.stored):
             plan.names[i] = f"{plan.name(i)}[{self.i}]"
         self.emitter = _Emitter(graph, comments, numba_backend, plan=plan,
@@ -367,18 +367,21 @@ class _Fused:
         params = [self.lo, self.hi, self.sums, *(names[s] for s in numbers),
                   *([self.n] if uses_n else []), *(names[s] for s in arrays)]
         name = f"_{function}_pass{p}"
-        parts_of = {i: f"{names[i]}_parts" for i in summed}
+        parts = self.parts
+        parts_of = {i: f"{parts}[{k}, {self.i}]" for k, i in enumerate(summed)}
         body = [f"{self.m} = {self.hi} - {self.lo}",
                 *(f"{names[s]} = {names[s]}[{self.lo}:{self.hi}]" for s in arrays),
-                *(f"{parts_of[i]} = np.empty({self.m})" for i in summed),
+                *([f"{parts} = np.empty(({len(summed)}, _BLOCK))  # each element's part of "
+                   + ", ".join(names[i] for i in summed)] if summed else []),
                 f"for {self.i} in range({self.m}):"]
         for line in lines:
             i = line.node
             text, comment = emitter.texts[i], emitter.comment_of(i)
-            target = f"{parts_of[i]}[{self.i}]" if kind[i] == SUM else emitter.plan.names[i]
+            target = parts_of[i] if kind[i] == SUM else emitter.plan.names[i]
+            comment = comment or (names[i] if kind[i] == SUM else "")
             body.append(INDENT + f"{target} = {text}" + (f"  # {comment}" if comment else ""))
-        for k, i in enumerate(summed):
-            body.append(f"{self.sums}[{k}] = _sum({parts_of[i]})")
+        for k in range(len(summed)):
+            body.append(f"{self.sums}[{k}] = _sum({parts}[{k}, :{self.m}])")
         what = ", ".join(names[i] for i in summed)
         doc = (f'"""Pass {p} over the elements lo to hi'
                + (f": their parts of {what}, in sums." if what else ".") + '"""')
