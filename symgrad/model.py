@@ -116,8 +116,7 @@ class CompiledModel:
         if functions is None:
             # (the array API's code converts the inputs itself: _arguments only checks them)
             source = emit(self._differentiated, comments=False, keyword_only=False,
-                          convert=written == "array_api",
-                          backend=RUNTIMES[self.backend].written,
+                          convert=written == "array_api", backend=written,
                           dtype=None if self.dtype is None or self.backend == "numpy"
                           else self.dtype.name)
             if cache is not None:

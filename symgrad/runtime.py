@@ -109,7 +109,7 @@ FUSED_FROM = 20_000
 
 def _fused_or_numpy(model, function: str, values: list):
     """A fused model's call: the NumPy code's instead where the fused code does not take the
-    inputs (arrays of more than one shape, an array where it takes a number) or they are few."""
+    inputs (its own ``_fused_shape`` refuses them) or they are few."""
     module = model._functions
     arrays = module.get("_ARRAYS")
     if arrays is None:
@@ -118,10 +118,13 @@ def _fused_or_numpy(model, function: str, values: list):
     if names is None:  # (once per model: inspect takes longer than the rest of the check)
         names = model._modules[("parameters", function)] = list(
             inspect.signature(module[function]).parameters)
-    shapes = {np.shape(v) for n, v in zip(names, values, strict=True) if n in arrays}
-    numbers = all(np.ndim(v) == 0 for n, v in zip(names, values, strict=True) if n not in arrays)
-    if not numbers or (arrays and (len(shapes) != 1 or () in shapes
-                                   or int(np.prod(next(iter(shapes)))) < FUSED_FROM)):
+    given = dict(zip(names, values, strict=True))
+    try:
+        shape = module["_fused_shape"]({n: given[n] for n in arrays},
+                                       {n: v for n, v in given.items() if n not in arrays})
+    except ValueError:  # (shapes it does not take)
+        return model.to("numpy")._functions[function](*values)
+    if arrays and int(np.prod(shape)) < FUSED_FROM:
         return model.to("numpy")._functions[function](*values)
     return None
 

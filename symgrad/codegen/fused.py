@@ -11,14 +11,16 @@ Every node is one of three kinds:
 The inputs that are differentiated and whose shapes are not declared are numbers, the others
 arrays of one shape (declared shapes say which is which). A loop is one *pass* over the
 elements; a node that needs a sum finished by a pass is computed in a later pass. The passes
-run in blocks of ``_BLOCK`` elements, in parallel (``numba.prange``), and each block's sums are
-added in the blocks' order, so the results are the same for any number of threads. An element
+run in blocks of ``_BLOCK`` elements shared among Numba's threads (``_in_blocks``), and each
+block's sums are added in the blocks' order, so the results are the same for any number of
+threads. An element
 that a later pass, or the caller, reads is stored in an array (``L1[i] = ...``); the others
 live in registers. A model with an operation that is not elementwise (a matrix product, a
 reduction along an axis) is not fused: its module is the NumPy code (``NOT_FUSED`` says why).
 
 The module's ``forward`` and ``value_and_grad`` convert the inputs and check their shapes, then
-call the compiled functions ``_forward`` and ``_value_and_grad``.
+call ``_forward`` and ``_value_and_grad``: a compiled function for a model of numbers, else a
+Python one that runs each pass's compiled kernel over the blocks.
 '''
 
 from __future__ import annotations
@@ -36,10 +38,13 @@ from .emit import INDENT, _Emitter, _for_value, _header, _wrapped, emit
 
 #: Elements per block: each block's sums are added in the blocks' order.
 BLOCK = 4096
-#: The most lines one loop holds: longer loops compile slowly (a chain of 20 sigmoid layers in
-#: 9 s, of 50 in over a minute) and ran no faster than the NumPy code (at 10⁴ elements, one
-#: thread), so their model is not fused.
+#: The most lines one loop holds: Numba's compile time grows faster than a loop, and longer
+#: loops ran no faster than the NumPy code (docs/benchmarks.md), so their model is not fused.
 MAX_LOOP_LINES = 30
+#: The most lines of numbers one compiled function holds, for the same reason.
+MAX_NUMBER_LINES = 600
+#: The first line of a numba backend's module that is the NumPy code.
+NOT_FUSED = "not fused, so this is the NumPy code"
 
 NUMBER, ELEMENT, SUM = "number", "element", "sum"
 
@@ -126,15 +131,7 @@ def emit_fused(graph: Graph, comments: bool = True, keyword_only: bool = True,
 
 
 class _TooLong(Exception):
-    pass
-
-
-#: The most lines of numbers one compiled function holds: Numba's compile time grows faster than
-#: the function (a Rosenbrock sum over 1,000 separate symbols would take minutes).
-MAX_NUMBER_LINES = 600
-
-#: The first line of a numba backend's module that is the NumPy code.
-NOT_FUSED = "not fused, so this is the NumPy code"
+    """A model too long for Numba to compile in good time."""
 
 
 def _stored(graph: Graph, found: _Kinds, plan, needed: set[int]) -> set[int]:
@@ -190,7 +187,7 @@ class _Fused:
         self.names = dict(plan.names)  # (before the arrays' are made element reads)
         namer = plan.namer
         self.i, self.n, self.lo, self.hi = (namer.fresh(s) for s in ("i", "N", "lo", "hi"))
-        self.block, self.m, self.sums = (namer.fresh(s) for s in ("block", "m", "sums"))
+        self.m, self.sums = namer.fresh("m"), namer.fresh("sums")
         self.total, self.parts = namer.fresh("total"), namer.fresh("parts")
         for i in (*found.arrays, *self.stored):
             plan.names[i] = f"{plan.name(i)}[{self.i}]"
@@ -307,8 +304,9 @@ class _Fused:
         return lines
 
     def _driver(self, function: str, lines, roots: list[int]) -> tuple[str, list[str]]:
-        """The compiled function: the numbers computed once, and a loop over the blocks per
-        pass, each block computed by a kernel; the kernels' sources."""
+        """``_forward`` or ``_value_and_grad``: the numbers computed once and, per pass, its kernel
+        run over the blocks (in Python, which starts the threads; a model of numbers is one
+        compiled function); and the kernels' sources."""
         graph, kind, passes = self.graph, self.found.kind, self.found.passes
         names = self.names
         by_node = {line.node: line for line in lines}
@@ -339,7 +337,7 @@ class _Fused:
                     body.append(f"{names[i]} = {self.total}[{k}]" + (f" / {self.n}" if mean
                                                                      else ""))
         results = [names[r] for r in dict.fromkeys(roots)]
-        if count:  # (Python, which starts the loops' threads; its numbers are few)
+        if count:
             self.emitter.extras.add("threads")
         text = "\n".join([
             *([] if count else [f"@numba.njit({numba_backend.JIT})"]),
@@ -383,7 +381,7 @@ class _Fused:
         for k in range(len(summed)):
             body.append(f"{self.sums}[{k}] = _sum({parts}[{k}, :{self.m}])")
         what = ", ".join(names[i] for i in summed)
-        doc = (f'"""Pass {p} over the elements lo to hi'
+        doc = (f'"""Pass {p} over the elements {self.lo} to {self.hi}'
                + (f": their parts of {what}, in sums." if what else ".") + '"""')
         text = "\n".join([f"@numba.njit({numba_backend.JIT}, nogil=True)",
                           f"def {name}({', '.join(params)}):", INDENT + doc,

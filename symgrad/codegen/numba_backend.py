@@ -74,18 +74,13 @@ OVERRIDES: dict[str, str | Callable] = {
     "relu": "max({0}, 0.0)",
 }
 
-#: The scalar helpers, by the NumPy helper they replace.
-RENAMED_HELPERS = {"_sigmoid": "_sigmoid", "_sigmoid_complement": "_sigmoid_complement"}
-
-
 def shaped(record: Op, args: list, attrs, shapes: list) -> None:
     return None
 
 
 def helper(record: Op) -> str | None:
-    if record.name == "exp":
-        return "_exp"
-    return RENAMED_HELPERS.get(record.helper) if record.helper else None
+    """The helper a record's loop code calls: this module's scalar one of the same name."""
+    return "_exp" if record.name == "exp" else record.helper
 
 
 def template(record: Op) -> str | Callable | None:
@@ -193,14 +188,14 @@ def _in(dtype, values):
     "_fused_shape": '''\
 def _fused_shape(arrays, numbers):
     """The shape of the arrays the fused loops run over (arrays of one shape, and numbers)."""
-    shapes = {np.shape(a) for a in arrays.values()} or {None}
+    shapes = {np.shape(a) for a in arrays.values()}
     wrong = [n for n, v in numbers.items() if np.ndim(v) != 0]
-    if len(shapes) != 1 or () in shapes or wrong:
+    if (arrays and (len(shapes) != 1 or () in shapes)) or wrong:
         given = ", ".join(f"{n} of shape {np.shape(v)}" for n, v in {**arrays, **numbers}.items())
         raise ValueError(
             f"this fused code takes {', '.join(arrays) or 'no input'} as arrays of one shape "
             f"and {', '.join(numbers) or 'no input'} as numbers, not {given}: call the NumPy "
             "code (backend='numpy') for other shapes")
-    return shapes.pop()
+    return shapes.pop() if arrays else ()
 ''',
 }
